@@ -1,0 +1,124 @@
+"""The Rust core of llmprobe (rust/src/lib.rs). Plain Rust does the work; this is its face.
+
+Attribute values are str, bool, int, float, or a homogeneous list/tuple of those.
+Anything else (None, dict, mixed list) is dropped from the span, as the OpenTelemetry SDK does.
+Times are nanoseconds since the Unix epoch. Ids are Python ints (128-bit trace, 64-bit span).
+"""
+
+from typing import Any, Mapping, Optional, Sequence, Union
+
+AttrValue = Union[str, bool, int, float, Sequence[str], Sequence[bool], Sequence[int], Sequence[float]]
+
+# Span kinds, the values of opentelemetry.trace.SpanKind.
+KIND_INTERNAL: int  # 0
+KIND_SERVER: int  # 1
+KIND_CLIENT: int  # 2
+KIND_PRODUCER: int  # 3
+KIND_CONSUMER: int  # 4
+
+# Status codes, the values of opentelemetry.trace.StatusCode.
+STATUS_UNSET: int  # 0
+STATUS_OK: int  # 1
+STATUS_ERROR: int  # 2
+
+def configure(env: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
+    """Read the configuration from `env` (a copy of os.environ) and keep it for the pipeline.
+
+    Returns (settings, warnings). `warnings` holds one line per bad variable, naming the
+    variable, the bad value and what is used instead. `settings` holds what Python needs:
+      sdk_disabled: bool                  OTEL_SDK_DISABLED
+      disabled_instrumentations: list[str] OTEL_PYTHON_DISABLED_INSTRUMENTATIONS + LLMPROBE_DISABLED_INSTRUMENTATIONS
+      app_type: str | None                APSARA_APM_APP_TYPE when valid (app, model, microservice)
+      capture_content: bool               OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT
+      content_max_length: int             OTEL_INSTRUMENTATION_GENAI_MESSAGE_CONTENT_MAX_LENGTH
+      traces_exporter: str                otlp | console | file | none (the effective choice)
+      service_name: str | None            OTEL_SERVICE_NAME
+    Calling it again replaces the configuration (used by tests and by init() after fork).
+    """
+
+def start(resource: Mapping[str, AttrValue]) -> None:
+    """Start the pipeline with the configuration of the last configure().
+
+    `resource` holds the attributes Python knows (service.name default, llmprobe.app.type,
+    telemetry.distro.version, ...). Rust adds process.pid, host.name, service.instance.id and
+    telemetry.sdk.*, then OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME override. The exporter
+    thread starts on the first ended span. Starting twice is harmless (the second call is ignored).
+    """
+
+def force_flush(timeout: float = 2.0) -> bool:
+    """Export every span ended so far; True when all were handed to the exporter in time."""
+
+def shutdown(timeout: Optional[float] = None) -> None:
+    """Flush within `timeout` seconds (default LLMPROBE_SHUTDOWN_TIMEOUT) and stop the exporter.
+    Never blocks longer than the timeout. If spans were dropped, prints one line on stderr
+    saying how many and why. Later spans are dropped (and counted)."""
+
+def after_fork_in_child() -> None:
+    """In a forked child: forget the parent's queue and exporter; a new exporter starts on demand."""
+
+def stats() -> dict[str, int]:
+    """Counters: spans_started, spans_ended, spans_exported, dropped_queue_full,
+    dropped_export_failed, dropped_at_shutdown, dropped_not_started, export_batches."""
+
+def to_json(value: Any, max_length: Optional[int] = None) -> str:
+    """Serialise a Python structure (dict, list, tuple, str, int, float, bool, None, pydantic
+    models, dataclasses, objects with __dict__; anything else as str()) to JSON, cutting every
+    string to `max_length` characters while serialising (never inside a code point), so the
+    result is valid JSON and a huge value costs only its first part. Self-references become
+    "<recursion>". Default max_length: the configured content limit."""
+
+def truncate(value: str, max_length: Optional[int] = None) -> str:
+    """Cut `value` to `max_length` characters (default: the configured content limit)."""
+
+class Span:
+    """A span owned by Rust. Python's bridge class subclasses it (llmprobe._tracer.Span)."""
+
+    def __new__(
+        cls,
+        name: str,
+        kind: int = 0,
+        parent: Union["Span", tuple[int, int, bool, bool], None] = None,
+        attributes: Optional[Mapping[str, AttrValue]] = None,
+        start_time: Optional[int] = None,
+        links: Optional[Sequence[tuple[int, int, Optional[Mapping[str, AttrValue]]]]] = None,
+        scope: Optional[str] = None,
+    ) -> "Span":
+        """Start a span. `parent` is a local Span, or (trace_id, span_id, sampled, is_remote) for a
+        parent from elsewhere (a traceparent header), or None for a new trace. The configured
+        sampler decides `sampled`; an unsampled span records nothing and is never exported, but
+        still has ids for propagation. `scope` is the instrumentation scope name."""
+
+    @property
+    def trace_id(self) -> int: ...
+    @property
+    def span_id(self) -> int: ...
+    @property
+    def parent_span_id(self) -> Optional[int]: ...
+    @property
+    def sampled(self) -> bool: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def ended(self) -> bool: ...
+    def is_recording(self) -> bool:
+        """True while sampled and not ended."""
+
+    def set_attribute(self, key: str, value: AttrValue) -> None: ...
+    def set_attributes(self, attributes: Mapping[str, AttrValue]) -> None:
+        """Many attributes in one crossing."""
+
+    def set_content(self, key: str, value: Any) -> None:
+        """Set a content attribute: a str is cut to the content limit; anything else is
+        serialised with to_json() under the content limit."""
+
+    def add_event(
+        self, name: str, attributes: Optional[Mapping[str, AttrValue]] = None, timestamp: Optional[int] = None
+    ) -> None: ...
+    def add_link(self, trace_id: int, span_id: int, attributes: Optional[Mapping[str, AttrValue]] = None) -> None: ...
+    def set_status(self, code: int, description: Optional[str] = None) -> None:
+        """OK is final; UNSET never overrides; the description is kept only with ERROR."""
+
+    def update_name(self, name: str) -> None: ...
+    def end(self, end_time: Optional[int] = None) -> None:
+        """Hand the span to the exporter queue and return at once. A second end() is ignored.
+        A full queue drops the span and counts it."""

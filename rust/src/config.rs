@@ -1,0 +1,662 @@
+//! Configuration from environment variables, read once at start-up.
+//!
+//! Plain Rust: takes a map of variables, returns the settings and one warning per bad value.
+//! Every warning names the variable, the value it had and what is used instead; nothing here
+//! ever fails.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+/// Where finished spans go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TracesExporter {
+    Otlp,
+    Console,
+    File,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    HttpProtobuf,
+    HttpJson,
+    Grpc,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::HttpProtobuf => "http/protobuf",
+            Protocol::HttpJson => "http/json",
+            Protocol::Grpc => "grpc",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Sampler {
+    AlwaysOn,
+    AlwaysOff,
+    TraceIdRatio(f64),
+    ParentBasedAlwaysOn,
+    ParentBasedAlwaysOff,
+    ParentBasedTraceIdRatio(f64),
+}
+
+#[derive(Debug, Clone)]
+pub struct OtlpSettings {
+    pub protocol: Protocol,
+    /// The full URL spans are sent to (for HTTP, including `/v1/traces`).
+    pub endpoint: String,
+    pub headers: Vec<(String, String)>,
+    pub timeout: Duration,
+    pub gzip: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub sdk_disabled: bool,
+    pub service_name: Option<String>,
+    pub resource_attributes: Vec<(String, String)>,
+    pub exporters: Vec<TracesExporter>,
+    /// True when nothing chose an exporter: traces go to the console with a hint.
+    pub console_by_default: bool,
+    pub otlp: OtlpSettings,
+    pub traces_file: String,
+    pub schedule_delay: Duration,
+    pub max_queue_size: usize,
+    pub max_export_batch_size: usize,
+    pub export_timeout: Duration,
+    pub shutdown_timeout: Duration,
+    pub sampler: Sampler,
+    pub disabled_instrumentations: Vec<String>,
+    pub capture_content: bool,
+    pub content_max_length: usize,
+    pub attribute_value_length_limit: Option<usize>,
+    pub attribute_count_limit: usize,
+    pub event_count_limit: usize,
+    pub link_count_limit: usize,
+    pub app_type: Option<String>,
+}
+
+pub const DEFAULT_CONTENT_MAX_LENGTH: usize = 4096;
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings::from_env(&HashMap::new()).0
+    }
+}
+
+/// Reads variables, skipping empty values (the OpenTelemetry rule: empty means unset),
+/// and collects warnings.
+struct Reader<'a> {
+    env: &'a HashMap<String, String>,
+    warnings: Vec<String>,
+}
+
+impl<'a> Reader<'a> {
+    fn get(&self, name: &str) -> Option<&'a str> {
+        self.env
+            .get(name)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// The first of `names` that is set, with its name.
+    fn first(&self, names: &[&'static str]) -> Option<(&'static str, &'a str)> {
+        names.iter().find_map(|n| self.get(n).map(|v| (*n, v)))
+    }
+
+    fn warn(&mut self, name: &str, value: &str, problem: &str, used: &str) {
+        self.warnings
+            .push(format!("{name}={value:?} {problem}; using {used}"));
+    }
+
+    fn bool(&mut self, name: &str, default: bool) -> bool {
+        match self.get(name) {
+            None => default,
+            Some(v) => match v.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => true,
+                "false" | "0" | "no" | "off" => false,
+                _ => {
+                    self.warn(name, v, "is not true or false", &default.to_string());
+                    default
+                }
+            },
+        }
+    }
+
+    /// A non-negative whole number no smaller than `min`.
+    fn uint(&mut self, names: &[&'static str], default: u64, min: u64) -> u64 {
+        let Some((name, v)) = self.first(names) else {
+            return default;
+        };
+        match v.parse::<u64>() {
+            Ok(n) if n >= min => n,
+            Ok(_) => {
+                self.warn(name, v, &format!("is below {min}"), &default.to_string());
+                default
+            }
+            Err(_) => {
+                self.warn(name, v, "is not a whole number", &default.to_string());
+                default
+            }
+        }
+    }
+
+    fn millis(&mut self, names: &[&'static str], default_ms: u64) -> Duration {
+        Duration::from_millis(self.uint(names, default_ms, 0))
+    }
+
+    fn list(&self, name: &str) -> Vec<String> {
+        self.get(name)
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// `k=v,k2=v2` with percent-decoded values (W3C baggage style, as OTEL_RESOURCE_ATTRIBUTES
+    /// and OTEL_EXPORTER_OTLP_HEADERS are written). Bad entries are skipped with a warning.
+    fn pairs(&mut self, names: &[&'static str]) -> Vec<(String, String)> {
+        let Some((name, v)) = self.first(names) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for entry in v.split(',') {
+            let entry = entry.trim();
+            if entry.is_empty() {
+                continue;
+            }
+            match entry.split_once('=') {
+                Some((k, val)) if !k.trim().is_empty() => {
+                    out.push((percent_decode(k.trim()), percent_decode(val.trim())))
+                }
+                _ => self.warnings.push(format!(
+                    "{name} has an entry {entry:?} that is not key=value; it is left out"
+                )),
+            }
+        }
+        out
+    }
+}
+
+/// Decodes `%XX` escapes; anything malformed is kept as written.
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+            if let Some(b) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap_or_else(|_| s.to_string())
+}
+
+fn valid_url(v: &str) -> bool {
+    (v.starts_with("http://") || v.starts_with("https://")) && v.len() > "https://".len() - 1
+}
+
+impl Settings {
+    /// Reads the settings from `env`; returns them with the warnings for bad values.
+    pub fn from_env(env: &HashMap<String, String>) -> (Settings, Vec<String>) {
+        let mut r = Reader {
+            env,
+            warnings: Vec::new(),
+        };
+
+        let sdk_disabled = r.bool("OTEL_SDK_DISABLED", false);
+        let service_name = r.get("OTEL_SERVICE_NAME").map(str::to_string);
+        let resource_attributes = r.pairs(&["OTEL_RESOURCE_ATTRIBUTES"]);
+
+        // Protocol, endpoint, headers, timeout, compression: the traces-specific variable wins.
+        let protocol = match r.first(&[
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+        ]) {
+            None => Protocol::HttpProtobuf,
+            Some((name, v)) => match v {
+                "http/protobuf" => Protocol::HttpProtobuf,
+                "http/json" => Protocol::HttpJson,
+                "grpc" => Protocol::Grpc,
+                _ => {
+                    r.warn(
+                        name,
+                        v,
+                        "is not one of http/protobuf, http/json, grpc",
+                        "http/protobuf",
+                    );
+                    Protocol::HttpProtobuf
+                }
+            },
+        };
+        let default_base = if protocol == Protocol::Grpc {
+            "http://localhost:4317"
+        } else {
+            "http://localhost:4318"
+        };
+        let join = |base: &str| {
+            if protocol == Protocol::Grpc {
+                base.to_string()
+            } else {
+                format!("{}/v1/traces", base.trim_end_matches('/'))
+            }
+        };
+        let mut endpoint_set = false;
+        let mut endpoint = join(default_base);
+        if let Some(v) = r.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+            if valid_url(v) {
+                endpoint = v.to_string();
+                endpoint_set = true;
+            } else {
+                let used = r
+                    .get("OTEL_EXPORTER_OTLP_ENDPOINT")
+                    .filter(|b| valid_url(b))
+                    .map(join)
+                    .unwrap_or_else(|| endpoint.clone());
+                r.warn(
+                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                    v,
+                    "is not an http:// or https:// URL",
+                    &used,
+                );
+            }
+        }
+        if !endpoint_set {
+            if let Some(v) = r.get("OTEL_EXPORTER_OTLP_ENDPOINT") {
+                if valid_url(v) {
+                    endpoint = join(v);
+                    endpoint_set = true;
+                } else if r.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_none() {
+                    r.warn(
+                        "OTEL_EXPORTER_OTLP_ENDPOINT",
+                        v,
+                        "is not an http:// or https:// URL",
+                        default_base,
+                    );
+                }
+            }
+        }
+        let headers = {
+            let mut h = r.pairs(&["OTEL_EXPORTER_OTLP_HEADERS"]);
+            for (k, v) in r.pairs(&["OTEL_EXPORTER_OTLP_TRACES_HEADERS"]) {
+                h.retain(|(hk, _)| !hk.eq_ignore_ascii_case(&k));
+                h.push((k, v));
+            }
+            h
+        };
+        let timeout = r.millis(
+            &[
+                "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+                "OTEL_EXPORTER_OTLP_TIMEOUT",
+            ],
+            10_000,
+        );
+        let gzip = match r.first(&[
+            "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+            "OTEL_EXPORTER_OTLP_COMPRESSION",
+        ]) {
+            None => false,
+            Some((_, "gzip")) => true,
+            Some((_, "none")) => false,
+            Some((name, v)) => {
+                r.warn(name, v, "is not gzip or none", "none");
+                false
+            }
+        };
+
+        // Exporter choice. Nothing chosen and no endpoint: console, with a hint.
+        let mut exporters = Vec::new();
+        let mut console_by_default = false;
+        match r.get("OTEL_TRACES_EXPORTER") {
+            Some(v) => {
+                for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    let e = match item {
+                        "otlp" => TracesExporter::Otlp,
+                        "console" => TracesExporter::Console,
+                        "file" => TracesExporter::File,
+                        "none" => TracesExporter::None,
+                        _ => {
+                            r.warnings.push(format!(
+                                "OTEL_TRACES_EXPORTER={v:?} names {item:?}, which is not one of otlp, console, file, none; it is left out"
+                            ));
+                            continue;
+                        }
+                    };
+                    if !exporters.contains(&e) {
+                        exporters.push(e);
+                    }
+                }
+                if exporters.is_empty() {
+                    r.warnings.push(format!(
+                        "OTEL_TRACES_EXPORTER={v:?} names no known exporter; using otlp"
+                    ));
+                    exporters.push(TracesExporter::Otlp);
+                }
+                if exporters.len() > 1 {
+                    exporters.retain(|e| *e != TracesExporter::None);
+                }
+            }
+            None if endpoint_set => exporters.push(TracesExporter::Otlp),
+            None => {
+                exporters.push(TracesExporter::Console);
+                console_by_default = true;
+            }
+        }
+        let traces_file = r
+            .get("LLMPROBE_TRACES_FILE")
+            .unwrap_or("llmprobe-traces.jsonl")
+            .to_string();
+
+        let schedule_delay = r.millis(&["OTEL_BSP_SCHEDULE_DELAY"], 5000);
+        let max_queue_size = r.uint(&["OTEL_BSP_MAX_QUEUE_SIZE"], 2048, 1) as usize;
+        let mut max_export_batch_size =
+            r.uint(&["OTEL_BSP_MAX_EXPORT_BATCH_SIZE"], 512, 1) as usize;
+        if max_export_batch_size > max_queue_size {
+            let v = max_export_batch_size.to_string();
+            r.warn(
+                "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+                &v,
+                "is larger than OTEL_BSP_MAX_QUEUE_SIZE",
+                &max_queue_size.to_string(),
+            );
+            max_export_batch_size = max_queue_size;
+        }
+        let export_timeout = r.millis(&["OTEL_BSP_EXPORT_TIMEOUT"], 30_000);
+        let shutdown_timeout = match r.get("LLMPROBE_SHUTDOWN_TIMEOUT") {
+            None => Duration::from_secs(2),
+            Some(v) => match v.parse::<f64>() {
+                Ok(s) if s.is_finite() && s >= 0.0 => Duration::from_secs_f64(s),
+                _ => {
+                    r.warn(
+                        "LLMPROBE_SHUTDOWN_TIMEOUT",
+                        v,
+                        "is not a number of seconds",
+                        "2",
+                    );
+                    Duration::from_secs(2)
+                }
+            },
+        };
+
+        let sampler = parse_sampler(&mut r);
+
+        let mut disabled_instrumentations = r.list("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS");
+        disabled_instrumentations.extend(r.list("LLMPROBE_DISABLED_INSTRUMENTATIONS"));
+
+        let capture_content = match r.get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT") {
+            None => true,
+            Some(v) => match v.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" | "span_only" | "event_only" | "span_and_event" => true,
+                "false" | "0" | "no" | "off" | "no_content" => false,
+                _ => {
+                    r.warn(
+                        "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
+                        v,
+                        "is not true, false or one of NO_CONTENT, SPAN_ONLY, EVENT_ONLY, SPAN_AND_EVENT",
+                        "true",
+                    );
+                    true
+                }
+            },
+        };
+        let content_max_length = r.uint(
+            &["OTEL_INSTRUMENTATION_GENAI_MESSAGE_CONTENT_MAX_LENGTH"],
+            DEFAULT_CONTENT_MAX_LENGTH as u64,
+            1,
+        ) as usize;
+        let attribute_value_length_limit = r
+            .first(&[
+                "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+                "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+            ])
+            .map(|(n, _)| r.uint(&[n], u64::MAX, 1))
+            .filter(|n| *n != u64::MAX)
+            .map(|n| n as usize);
+        let attribute_count_limit = r.uint(
+            &[
+                "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT",
+                "OTEL_ATTRIBUTE_COUNT_LIMIT",
+            ],
+            128,
+            0,
+        ) as usize;
+        let event_count_limit = r.uint(&["OTEL_SPAN_EVENT_COUNT_LIMIT"], 128, 0) as usize;
+        let link_count_limit = r.uint(&["OTEL_SPAN_LINK_COUNT_LIMIT"], 128, 0) as usize;
+
+        let app_type = match r.get("APSARA_APM_APP_TYPE") {
+            None => None,
+            Some(v @ ("app" | "model" | "microservice")) => Some(v.to_string()),
+            Some(v) => {
+                r.warn(
+                    "APSARA_APM_APP_TYPE",
+                    v,
+                    "is not one of app, model, microservice",
+                    "the type detected from the installed packages",
+                );
+                None
+            }
+        };
+
+        let settings = Settings {
+            sdk_disabled,
+            service_name,
+            resource_attributes,
+            exporters,
+            console_by_default,
+            otlp: OtlpSettings {
+                protocol,
+                endpoint,
+                headers,
+                timeout,
+                gzip,
+            },
+            traces_file,
+            schedule_delay,
+            max_queue_size,
+            max_export_batch_size,
+            export_timeout,
+            shutdown_timeout,
+            sampler,
+            disabled_instrumentations,
+            capture_content,
+            content_max_length,
+            attribute_value_length_limit,
+            attribute_count_limit,
+            event_count_limit,
+            link_count_limit,
+            app_type,
+        };
+        (settings, r.warnings)
+    }
+
+    /// The values Python needs, by name (see `_core.pyi`).
+    pub fn summary(&self) -> BTreeMap<&'static str, String> {
+        let mut m = BTreeMap::new();
+        m.insert(
+            "traces_exporter",
+            self.exporters
+                .iter()
+                .map(|e| match e {
+                    TracesExporter::Otlp => "otlp",
+                    TracesExporter::Console => "console",
+                    TracesExporter::File => "file",
+                    TracesExporter::None => "none",
+                })
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        m.insert("otlp_endpoint", self.otlp.endpoint.clone());
+        m.insert("otlp_protocol", self.otlp.protocol.as_str().to_string());
+        m
+    }
+}
+
+fn parse_sampler(r: &mut Reader) -> Sampler {
+    let default = Sampler::ParentBasedAlwaysOn;
+    let Some(name) = r.get("OTEL_TRACES_SAMPLER") else {
+        return default;
+    };
+    let mut ratio = || match r.get("OTEL_TRACES_SAMPLER_ARG") {
+        None => 1.0,
+        Some(v) => match v.parse::<f64>() {
+            Ok(x) if (0.0..=1.0).contains(&x) => x,
+            _ => {
+                r.warn(
+                    "OTEL_TRACES_SAMPLER_ARG",
+                    v,
+                    "is not a ratio between 0 and 1",
+                    "1.0",
+                );
+                1.0
+            }
+        },
+    };
+    match name {
+        "always_on" => Sampler::AlwaysOn,
+        "always_off" => Sampler::AlwaysOff,
+        "traceidratio" => Sampler::TraceIdRatio(ratio()),
+        "parentbased_always_on" => Sampler::ParentBasedAlwaysOn,
+        "parentbased_always_off" => Sampler::ParentBasedAlwaysOff,
+        "parentbased_traceidratio" => Sampler::ParentBasedTraceIdRatio(ratio()),
+        _ => {
+            r.warn(
+                "OTEL_TRACES_SAMPLER",
+                name,
+                "is not one of always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio",
+                "parentbased_always_on",
+            );
+            default
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_print_to_console() {
+        let (s, w) = Settings::from_env(&env(&[]));
+        assert!(w.is_empty());
+        assert_eq!(s.exporters, vec![TracesExporter::Console]);
+        assert!(s.console_by_default);
+        assert_eq!(s.max_queue_size, 2048);
+        assert_eq!(s.max_export_batch_size, 512);
+        assert_eq!(s.content_max_length, 4096);
+        assert_eq!(s.shutdown_timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn endpoint_chooses_otlp_and_appends_path() {
+        let (s, _) = Settings::from_env(&env(&[(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "http://c:4318/",
+        )]));
+        assert_eq!(s.exporters, vec![TracesExporter::Otlp]);
+        assert_eq!(s.otlp.endpoint, "http://c:4318/v1/traces");
+        let (s, _) = Settings::from_env(&env(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://d:9/x"),
+        ]));
+        assert_eq!(s.otlp.endpoint, "http://d:9/x");
+        let (s, _) = Settings::from_env(&env(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ]));
+        assert_eq!(s.otlp.endpoint, "http://c:4317");
+    }
+
+    #[test]
+    fn bad_values_warn_once_each_and_fall_back() {
+        let (s, w) = Settings::from_env(&env(&[
+            ("OTEL_BSP_SCHEDULE_DELAY", "soon"),
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "-3"),
+            ("OTEL_TRACES_SAMPLER", "sometimes"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "carrier-pigeon"),
+            ("APSARA_APM_APP_TYPE", "robot"),
+            ("LLMPROBE_SHUTDOWN_TIMEOUT", "x"),
+        ]));
+        assert_eq!(w.len(), 6, "{w:?}");
+        assert!(w.iter().any(|l| l.starts_with("OTEL_BSP_SCHEDULE_DELAY=\"soon\"")));
+        assert!(w.iter().any(|l| l.contains("APSARA_APM_APP_TYPE=\"robot\"")));
+        assert_eq!(s.schedule_delay, Duration::from_millis(5000));
+        assert_eq!(s.max_queue_size, 2048);
+        assert_eq!(s.sampler, Sampler::ParentBasedAlwaysOn);
+        assert_eq!(s.otlp.protocol, Protocol::HttpProtobuf);
+        assert_eq!(s.app_type, None);
+    }
+
+    #[test]
+    fn headers_and_resource_are_percent_decoded() {
+        let (s, w) = Settings::from_env(&env(&[
+            ("OTEL_EXPORTER_OTLP_HEADERS", "Authorization=Bearer%20abc,x-k=1"),
+            ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-k=2"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=prod,broken"),
+        ]));
+        assert_eq!(
+            s.otlp.headers,
+            vec![
+                ("Authorization".to_string(), "Bearer abc".to_string()),
+                ("x-k".to_string(), "2".to_string())
+            ]
+        );
+        assert_eq!(
+            s.resource_attributes,
+            vec![("deployment.environment".to_string(), "prod".to_string())]
+        );
+        assert_eq!(w.len(), 1);
+    }
+
+    #[test]
+    fn sampler_ratio() {
+        let (s, w) = Settings::from_env(&env(&[
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+        ]));
+        assert!(w.is_empty());
+        assert_eq!(s.sampler, Sampler::ParentBasedTraceIdRatio(0.25));
+        let (s, w) = Settings::from_env(&env(&[
+            ("OTEL_TRACES_SAMPLER", "traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "2"),
+        ]));
+        assert_eq!(w.len(), 1);
+        assert_eq!(s.sampler, Sampler::TraceIdRatio(1.0));
+    }
+
+    #[test]
+    fn batch_larger_than_queue_is_capped() {
+        let (s, w) = Settings::from_env(&env(&[
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "100"),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "200"),
+        ]));
+        assert_eq!(s.max_export_batch_size, 100);
+        assert_eq!(w.len(), 1);
+    }
+
+    #[test]
+    fn exporter_list() {
+        let (s, w) = Settings::from_env(&env(&[("OTEL_TRACES_EXPORTER", "console,bogus,file")]));
+        assert_eq!(s.exporters, vec![TracesExporter::Console, TracesExporter::File]);
+        assert_eq!(w.len(), 1);
+        assert!(!s.console_by_default);
+    }
+}

@@ -1,0 +1,263 @@
+//! The exporter thread: batches spans by size and delay and hands each batch to the sinks the
+//! configuration chose (OTLP, console, file). OTLP exports run on a small tokio runtime, a few at
+//! a time, so that one slow request does not stop the thread from draining the queue.
+
+mod console;
+mod file;
+mod otlp;
+mod resource;
+
+pub use resource::ResourceInfo;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+
+use crate::config::{Settings, TracesExporter};
+use crate::pipeline::{ExportStatus, Msg, STATS};
+use crate::span::SpanRecord;
+
+/// OTLP requests in flight at once.
+const MAX_IN_FLIGHT: usize = 4;
+
+enum Sink {
+    Otlp(otlp::OtlpSink),
+    Console(console::ConsoleSink),
+    File(file::FileSink),
+}
+
+struct Worker {
+    sinks: Vec<Sink>,
+    runtime: tokio::runtime::Runtime,
+    permits: Arc<tokio::sync::Semaphore>,
+    status: Arc<ExportStatus>,
+    export_timeout: Duration,
+}
+
+impl Worker {
+    /// Hands one batch to every sink.
+    fn export(&mut self, batch: Vec<SpanRecord>) {
+        if batch.is_empty() {
+            return;
+        }
+        STATS.export_batches.fetch_add(1, Ordering::Relaxed);
+        let n = batch.len() as u64;
+        let mut otlp_sink = None;
+        let mut local_ok = true;
+        for sink in &mut self.sinks {
+            match sink {
+                Sink::Console(c) => c.write(&batch),
+                Sink::File(f) => {
+                    if let Err(e) = f.write(&batch) {
+                        local_ok = false;
+                        record_error(&self.status, e);
+                    }
+                }
+                Sink::Otlp(o) => otlp_sink = Some(o.clone()),
+            }
+        }
+        let Some(o) = otlp_sink else {
+            let counter = if local_ok {
+                &STATS.spans_exported
+            } else {
+                &STATS.dropped_export_failed
+            };
+            counter.fetch_add(n, Ordering::Relaxed);
+            return;
+        };
+        // Wait for a free slot: while all are busy, the queue fills and new spans are dropped.
+        let permit = self
+            .runtime
+            .block_on(self.permits.clone().acquire_owned())
+            .expect("the semaphore is never closed");
+        let status = self.status.clone();
+        let timeout = self.export_timeout;
+        self.runtime.spawn(async move {
+            let result = tokio::time::timeout(timeout, o.export(batch)).await;
+            match result {
+                Ok(Ok(())) => {
+                    STATS.spans_exported.fetch_add(n, Ordering::Relaxed);
+                }
+                Ok(Err(e)) => {
+                    STATS.dropped_export_failed.fetch_add(n, Ordering::Relaxed);
+                    record_error(&status, e);
+                }
+                Err(_) => {
+                    STATS.dropped_export_failed.fetch_add(n, Ordering::Relaxed);
+                    record_error(
+                        &status,
+                        format!(
+                            "no answer within OTEL_BSP_EXPORT_TIMEOUT={}ms",
+                            timeout.as_millis()
+                        ),
+                    );
+                }
+            }
+            drop(permit);
+        });
+    }
+
+    /// Waits until every export started so far has finished.
+    fn wait_idle(&self) {
+        let all = MAX_IN_FLIGHT as u32;
+        let permits = self.permits.clone();
+        let _ = self
+            .runtime
+            .block_on(async move { permits.acquire_many(all).await.map(drop) });
+    }
+
+    fn finish_local(&mut self) {
+        for sink in &mut self.sinks {
+            match sink {
+                Sink::Console(c) => c.flush_all(),
+                Sink::File(f) => {
+                    let _ = f.flush();
+                }
+                Sink::Otlp(_) => {}
+            }
+        }
+    }
+}
+
+fn record_error(status: &ExportStatus, e: String) {
+    if let Ok(mut g) = status.last_error.lock() {
+        *g = Some(e);
+    }
+}
+
+fn build_worker(
+    settings: &Settings,
+    resource: &ResourceInfo,
+    status: Arc<ExportStatus>,
+) -> Option<Worker> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("llmprobe-export-io")
+        .enable_all()
+        .build()
+        .map_err(|e| eprintln!("llmprobe: error: could not start the exporter runtime: {e}"))
+        .ok()?;
+    let mut sinks = Vec::new();
+    for e in &settings.exporters {
+        match e {
+            TracesExporter::Otlp => {
+                // tonic wants to be built inside a runtime.
+                let _enter = runtime.enter();
+                match otlp::OtlpSink::new(&settings.otlp, resource) {
+                    Ok(s) => sinks.push(Sink::Otlp(s)),
+                    Err(err) => eprintln!(
+                        "llmprobe: error: cannot export to {}: {err}; spans will not be sent there",
+                        settings.otlp.endpoint
+                    ),
+                }
+            }
+            TracesExporter::Console => sinks.push(Sink::Console(console::ConsoleSink::new(
+                resource,
+                settings.console_by_default,
+            ))),
+            TracesExporter::File => match file::FileSink::new(&settings.traces_file, resource) {
+                Ok(f) => sinks.push(Sink::File(f)),
+                Err(err) => eprintln!(
+                    "llmprobe: error: cannot write traces to LLMPROBE_TRACES_FILE={:?}: {err}",
+                    settings.traces_file
+                ),
+            },
+            TracesExporter::None => {}
+        }
+    }
+    Some(Worker {
+        sinks,
+        runtime,
+        permits: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
+        status,
+        export_timeout: settings.export_timeout,
+    })
+}
+
+/// The exporter thread's body. A panic inside is caught and logged; the thread then goes on
+/// draining the queue (counting what it cannot export) so the application never notices.
+pub fn run_worker(
+    rx: Receiver<Msg>,
+    settings: Arc<Settings>,
+    resource: Arc<ResourceInfo>,
+    status: Arc<ExportStatus>,
+) {
+    let mut worker = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        build_worker(&settings, &resource, status.clone())
+    })) {
+        Ok(Some(w)) => Some(w),
+        _ => None,
+    };
+    let batch_size = settings.max_export_batch_size;
+    let delay = settings.schedule_delay;
+    let mut batch: Vec<SpanRecord> = Vec::with_capacity(batch_size);
+    let mut deadline = Instant::now() + delay;
+    loop {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        let msg = rx.recv_timeout(wait);
+        let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let Some(w) = worker.as_mut() else {
+                // No exporter could be built: count what arrives as failed and answer flushes.
+                match &msg {
+                    Ok(Msg::Span(_)) => {
+                        STATS.dropped_export_failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(Msg::Flush(reply)) => {
+                        let _ = reply.send(());
+                    }
+                    Err(_) => {}
+                }
+                return matches!(msg, Err(RecvTimeoutError::Disconnected));
+            };
+            match msg {
+                Ok(Msg::Span(s)) => {
+                    batch.push(*s);
+                    if batch.len() >= batch_size {
+                        w.export(std::mem::replace(&mut batch, Vec::with_capacity(batch_size)));
+                        deadline = Instant::now() + delay;
+                    }
+                    false
+                }
+                Ok(Msg::Flush(reply)) => {
+                    // Everything queued before the marker is already in `batch` or exported.
+                    while !batch.is_empty() {
+                        let take = batch.len().min(batch_size);
+                        let rest = batch.split_off(take);
+                        w.export(std::mem::replace(&mut batch, rest));
+                    }
+                    w.wait_idle();
+                    w.finish_local();
+                    let _ = reply.send(());
+                    deadline = Instant::now() + delay;
+                    false
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    w.export(std::mem::replace(&mut batch, Vec::with_capacity(batch_size)));
+                    w.finish_local();
+                    deadline = Instant::now() + delay;
+                    false
+                }
+                Err(RecvTimeoutError::Disconnected) => true,
+            }
+        }));
+        match step {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "unknown panic".into());
+                eprintln!("llmprobe: error: the exporter hit an internal error and goes on: {what}");
+                STATS
+                    .dropped_export_failed
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                batch.clear();
+                deadline = Instant::now() + delay;
+            }
+        }
+    }
+}

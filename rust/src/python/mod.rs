@@ -1,0 +1,151 @@
+//! The binding layer: `llmprobe._core`. Thin by design; the work is in the plain Rust modules.
+
+mod convert;
+mod json;
+mod span;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString};
+
+use crate::config::Settings;
+use crate::export::ResourceInfo;
+use crate::pipeline;
+use crate::span::LIMITS;
+
+static SETTINGS: RwLock<Option<Arc<Settings>>> = RwLock::new(None);
+
+fn settings() -> Arc<Settings> {
+    if let Some(s) = SETTINGS.read().ok().and_then(|g| g.clone()) {
+        return s;
+    }
+    Arc::new(Settings::default())
+}
+
+/// Runs `f`; a Python error or a Rust panic inside is logged once per place and replaced by
+/// `default`, so that nothing llmprobe does can raise into the application.
+pub(crate) fn guard<T>(what: &'static str, default: T, f: impl FnOnce() -> PyResult<T>) -> T {
+    static LOGGED: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
+    let problem = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => return v,
+        Ok(Err(e)) => e.to_string(),
+        Err(p) => p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "panic".into()),
+    };
+    if let Ok(mut g) = LOGGED.lock() {
+        if g.get_or_insert_with(HashSet::new).insert(what) {
+            eprintln!("llmprobe: error: internal error in {what} (ignored, reported once): {problem}");
+        }
+    }
+    default
+}
+
+#[pyfunction]
+fn configure(py: Python<'_>, env: &Bound<'_, PyAny>) -> PyResult<(Py<PyDict>, Vec<String>)> {
+    let mut map = HashMap::new();
+    let items = match env.cast::<PyDict>() {
+        Ok(d) => d.items().into_any(),
+        Err(_) => env.call_method0("items")?,
+    };
+    for item in items.try_iter()? {
+        let (k, v): (String, String) = item?.extract()?;
+        map.insert(k, v);
+    }
+    let (s, warnings) = Settings::from_env(&map);
+    LIMITS.apply(&s);
+    let d = PyDict::new(py);
+    d.set_item("sdk_disabled", s.sdk_disabled)?;
+    d.set_item(
+        "disabled_instrumentations",
+        PyList::new(py, &s.disabled_instrumentations)?,
+    )?;
+    d.set_item("app_type", s.app_type.clone())?;
+    d.set_item("capture_content", s.capture_content)?;
+    d.set_item("content_max_length", s.content_max_length)?;
+    d.set_item("service_name", s.service_name.clone())?;
+    for (k, v) in s.summary() {
+        d.set_item(k, v)?;
+    }
+    *SETTINGS.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(s));
+    Ok((d.unbind(), warnings))
+}
+
+#[pyfunction]
+fn start(resource: &Bound<'_, PyAny>) -> PyResult<()> {
+    let given = convert::attrs_of(Some(resource))?;
+    let s = settings();
+    let r = ResourceInfo::build(given, &s);
+    pipeline::start(s, Arc::new(r));
+    Ok(())
+}
+
+#[pyfunction]
+#[pyo3(signature = (timeout=2.0))]
+fn force_flush(py: Python<'_>, timeout: f64) -> bool {
+    let t = Duration::from_secs_f64(timeout.max(0.0));
+    py.detach(|| pipeline::force_flush(t))
+}
+
+#[pyfunction]
+#[pyo3(signature = (timeout=None))]
+fn shutdown(py: Python<'_>, timeout: Option<f64>) {
+    let t = timeout.map(|t| Duration::from_secs_f64(t.max(0.0)));
+    py.detach(|| pipeline::shutdown(t));
+}
+
+#[pyfunction]
+fn after_fork_in_child() {
+    pipeline::after_fork_in_child();
+}
+
+#[pyfunction]
+fn stats(py: Python<'_>) -> PyResult<Py<PyDict>> {
+    let d = PyDict::new(py);
+    for (k, v) in pipeline::STATS.snapshot() {
+        d.set_item(k, v)?;
+    }
+    Ok(d.unbind())
+}
+
+#[pyfunction]
+#[pyo3(signature = (value, max_length=None))]
+fn to_json(value: &Bound<'_, PyAny>, max_length: Option<usize>) -> String {
+    let mut w = json::JsonWriter::new(max_length.unwrap_or_else(|| LIMITS.content_length()));
+    w.value(value);
+    w.out
+}
+
+#[pyfunction]
+#[pyo3(signature = (value, max_length=None))]
+fn truncate(value: &Bound<'_, PyString>, max_length: Option<usize>) -> String {
+    convert::str_prefix(value, Some(max_length.unwrap_or_else(|| LIMITS.content_length())))
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<span::PySpan>()?;
+    m.add_function(wrap_pyfunction!(configure, m)?)?;
+    m.add_function(wrap_pyfunction!(start, m)?)?;
+    m.add_function(wrap_pyfunction!(force_flush, m)?)?;
+    m.add_function(wrap_pyfunction!(shutdown, m)?)?;
+    m.add_function(wrap_pyfunction!(after_fork_in_child, m)?)?;
+    m.add_function(wrap_pyfunction!(stats, m)?)?;
+    m.add_function(wrap_pyfunction!(to_json, m)?)?;
+    m.add_function(wrap_pyfunction!(truncate, m)?)?;
+    use crate::span::*;
+    m.add("KIND_INTERNAL", KIND_INTERNAL)?;
+    m.add("KIND_SERVER", KIND_SERVER)?;
+    m.add("KIND_CLIENT", KIND_CLIENT)?;
+    m.add("KIND_PRODUCER", KIND_PRODUCER)?;
+    m.add("KIND_CONSUMER", KIND_CONSUMER)?;
+    m.add("STATUS_UNSET", STATUS_UNSET)?;
+    m.add("STATUS_OK", STATUS_OK)?;
+    m.add("STATUS_ERROR", STATUS_ERROR)?;
+    Ok(())
+}

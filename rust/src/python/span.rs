@@ -1,0 +1,235 @@
+//! `llmprobe._core.Span`: a span owned by Rust, subclassed in Python by the OpenTelemetry
+//! bridge. Every method is guarded: a failure inside llmprobe is logged and swallowed, never
+//! raised into the application.
+
+use pyo3::prelude::*;
+use pyo3::types::{PyString, PyTuple};
+
+use super::convert::{attrs_of, for_each_attr, str_of, str_prefix, to_attr};
+use super::guard;
+use super::json::JsonWriter;
+use crate::span::{Link, SpanRecord, LIMITS};
+use crate::{ids, pipeline, span};
+
+#[pyclass(subclass, module = "llmprobe._core", name = "Span")]
+pub struct PySpan {
+    /// None once ended, and for spans the sampler dropped.
+    record: Option<Box<SpanRecord>>,
+    trace_id: u128,
+    span_id: u64,
+    parent_span_id: u64,
+    sampled: bool,
+    name: String,
+}
+
+/// The parent's (trace id, span id, sampled, remote), from a local span or a tuple.
+fn parent_of(parent: &Bound<'_, PyAny>) -> Option<(u128, u64, bool, bool)> {
+    if parent.is_none() {
+        return None;
+    }
+    if let Ok(p) = parent.cast::<PySpan>() {
+        let p = p.borrow();
+        return Some((p.trace_id, p.span_id, p.sampled, false));
+    }
+    if let Ok(t) = parent.cast::<PyTuple>() {
+        if let Ok((trace_id, span_id, sampled, remote)) = t.extract::<(u128, u64, bool, bool)>() {
+            if trace_id != 0 && span_id != 0 {
+                return Some((trace_id, span_id, sampled, remote));
+            }
+        }
+    }
+    None
+}
+
+#[pymethods]
+impl PySpan {
+    #[new]
+    #[pyo3(signature = (name, kind=0, parent=None, attributes=None, start_time=None, links=None, scope=None))]
+    fn new(
+        name: &Bound<'_, PyAny>,
+        kind: u8,
+        parent: Option<&Bound<'_, PyAny>>,
+        attributes: Option<&Bound<'_, PyAny>>,
+        start_time: Option<u64>,
+        links: Option<&Bound<'_, PyAny>>,
+        scope: Option<&Bound<'_, PyString>>,
+    ) -> PySpan {
+        let name = match name.cast::<PyString>() {
+            Ok(s) => str_of(s).into_owned(),
+            Err(_) => name.str().map(|s| s.to_string()).unwrap_or_default(),
+        };
+        let parent = parent.and_then(|p| guard("Span()", None, || Ok(parent_of(p))));
+        let trace_id = parent.map(|p| p.0).unwrap_or_else(ids::trace_id);
+        let span_id = ids::span_id();
+        let sampled = LIMITS.sample(trace_id, parent.map(|p| p.2));
+        let parent_span_id = parent.map(|p| p.1).unwrap_or(0);
+        pipeline::STATS
+            .spans_started
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let record = if sampled {
+            guard("Span()", None, || {
+                let mut r = SpanRecord::new(
+                    trace_id,
+                    span_id,
+                    parent_span_id,
+                    parent.map(|p| p.3).unwrap_or(false),
+                    name.clone(),
+                    kind.min(span::KIND_CONSUMER),
+                    start_time.unwrap_or_else(span::now_ns),
+                );
+                if let Some(a) = attributes {
+                    for_each_attr(a, |k, v| r.set_attribute(k, v))?;
+                }
+                if let Some(links) = links {
+                    if !links.is_none() {
+                        for item in links.try_iter()? {
+                            let item = item?;
+                            let (t, s, a): (u128, u64, Option<Bound<'_, PyAny>>) = item.extract()?;
+                            r.add_link(Link {
+                                trace_id: t,
+                                span_id: s,
+                                attributes: attrs_of(a.as_ref())?,
+                            });
+                        }
+                    }
+                }
+                if let Some(scope) = scope {
+                    r.scope = str_of(scope).into_owned();
+                }
+                Ok(Some(Box::new(r)))
+            })
+        } else {
+            None
+        };
+        PySpan {
+            record,
+            trace_id,
+            span_id,
+            parent_span_id,
+            sampled,
+            name,
+        }
+    }
+
+    #[getter]
+    fn trace_id(&self) -> u128 {
+        self.trace_id
+    }
+
+    #[getter]
+    fn span_id(&self) -> u64 {
+        self.span_id
+    }
+
+    #[getter]
+    fn parent_span_id(&self) -> Option<u64> {
+        (self.parent_span_id != 0).then_some(self.parent_span_id)
+    }
+
+    #[getter]
+    fn sampled(&self) -> bool {
+        self.sampled
+    }
+
+    #[getter]
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    #[getter]
+    fn ended(&self) -> bool {
+        self.sampled && self.record.is_none()
+    }
+
+    fn is_recording(&self) -> bool {
+        self.record.is_some()
+    }
+
+    fn set_attribute(&mut self, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) {
+        let Some(r) = self.record.as_mut() else { return };
+        if let (Ok(k), Some(v)) = (key.cast::<PyString>(), to_attr(value)) {
+            r.set_attribute(str_of(k).into_owned(), v);
+        }
+    }
+
+    fn set_attributes(&mut self, attributes: &Bound<'_, PyAny>) {
+        let Some(r) = self.record.as_mut() else { return };
+        guard("Span.set_attributes", (), || {
+            for_each_attr(attributes, |k, v| r.set_attribute(k, v))
+        });
+    }
+
+    /// A content attribute: text cut to the content limit; a structure written as JSON with
+    /// each string cut.
+    fn set_content(&mut self, key: &Bound<'_, PyString>, value: &Bound<'_, PyAny>) {
+        let Some(r) = self.record.as_mut() else { return };
+        let max = LIMITS.content_length();
+        let text = match value.cast::<PyString>() {
+            Ok(s) => str_prefix(s, Some(max)),
+            Err(_) => {
+                let mut w = JsonWriter::new(max);
+                w.value(value);
+                w.out
+            }
+        };
+        r.set_attribute(str_of(key).into_owned(), span::AttrValue::Str(text));
+    }
+
+    #[pyo3(signature = (name, attributes=None, timestamp=None))]
+    fn add_event(
+        &mut self,
+        name: &Bound<'_, PyString>,
+        attributes: Option<&Bound<'_, PyAny>>,
+        timestamp: Option<u64>,
+    ) {
+        let Some(r) = self.record.as_mut() else { return };
+        guard("Span.add_event", (), || {
+            let attrs = attrs_of(attributes)?;
+            r.add_event(
+                str_of(name).into_owned(),
+                timestamp.unwrap_or_else(span::now_ns),
+                attrs,
+            );
+            Ok(())
+        });
+    }
+
+    #[pyo3(signature = (trace_id, span_id, attributes=None))]
+    fn add_link(&mut self, trace_id: u128, span_id: u64, attributes: Option<&Bound<'_, PyAny>>) {
+        let Some(r) = self.record.as_mut() else { return };
+        guard("Span.add_link", (), || {
+            r.add_link(Link {
+                trace_id,
+                span_id,
+                attributes: attrs_of(attributes)?,
+            });
+            Ok(())
+        });
+    }
+
+    #[pyo3(signature = (code, description=None))]
+    fn set_status(&mut self, code: u8, description: Option<&Bound<'_, PyAny>>) {
+        let Some(r) = self.record.as_mut() else { return };
+        let description = description
+            .filter(|d| !d.is_none())
+            .map(|d| match d.cast::<PyString>() {
+                Ok(s) => str_of(s).into_owned(),
+                Err(_) => d.str().map(|s| s.to_string()).unwrap_or_default(),
+            });
+        r.set_status(code, description);
+    }
+
+    fn update_name(&mut self, name: &Bound<'_, PyString>) {
+        let Some(r) = self.record.as_mut() else { return };
+        let name = str_of(name).into_owned();
+        r.name = name.clone();
+        self.name = name;
+    }
+
+    #[pyo3(signature = (end_time=None))]
+    fn end(&mut self, end_time: Option<u64>) {
+        let Some(mut r) = self.record.take() else { return };
+        r.end_ns = end_time.unwrap_or_else(span::now_ns).max(r.start_ns);
+        pipeline::submit(r);
+    }
+}
