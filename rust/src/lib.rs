@@ -9,3 +9,8 @@ pub mod pipeline;
 pub mod span;
 
 mod python;
+
+// Spans are allocated on the application's threads and freed on the exporter thread; glibc's
+// allocator serialises such cross-thread frees on its arena locks, mimalloc does not.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
