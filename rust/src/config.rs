@@ -567,10 +567,7 @@ mod tests {
 
     #[test]
     fn endpoint_chooses_otlp_and_appends_path() {
-        let (s, _) = Settings::from_env(&env(&[(
-            "OTEL_EXPORTER_OTLP_ENDPOINT",
-            "http://c:4318/",
-        )]));
+        let (s, _) = Settings::from_env(&env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318/")]));
         assert_eq!(s.exporters, vec![TracesExporter::Otlp]);
         assert_eq!(s.otlp.endpoint, "http://c:4318/v1/traces");
         let (s, _) = Settings::from_env(&env(&[
@@ -596,8 +593,12 @@ mod tests {
             ("LLMPROBE_SHUTDOWN_TIMEOUT", "x"),
         ]));
         assert_eq!(w.len(), 6, "{w:?}");
-        assert!(w.iter().any(|l| l.starts_with("OTEL_BSP_SCHEDULE_DELAY=\"soon\"")));
-        assert!(w.iter().any(|l| l.contains("APSARA_APM_APP_TYPE=\"robot\"")));
+        assert!(w
+            .iter()
+            .any(|l| l.starts_with("OTEL_BSP_SCHEDULE_DELAY=\"soon\"")));
+        assert!(w
+            .iter()
+            .any(|l| l.contains("APSARA_APM_APP_TYPE=\"robot\"")));
         assert_eq!(s.schedule_delay, Duration::from_millis(5000));
         assert_eq!(s.max_queue_size, 2048);
         assert_eq!(s.sampler, Sampler::ParentBasedAlwaysOn);
@@ -608,9 +609,15 @@ mod tests {
     #[test]
     fn headers_and_resource_are_percent_decoded() {
         let (s, w) = Settings::from_env(&env(&[
-            ("OTEL_EXPORTER_OTLP_HEADERS", "Authorization=Bearer%20abc,x-k=1"),
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "Authorization=Bearer%20abc,x-k=1",
+            ),
             ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-k=2"),
-            ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=prod,broken"),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "deployment.environment=prod,broken",
+            ),
         ]));
         assert_eq!(
             s.otlp.headers,
@@ -655,7 +662,10 @@ mod tests {
     #[test]
     fn exporter_list() {
         let (s, w) = Settings::from_env(&env(&[("OTEL_TRACES_EXPORTER", "console,bogus,file")]));
-        assert_eq!(s.exporters, vec![TracesExporter::Console, TracesExporter::File]);
+        assert_eq!(
+            s.exporters,
+            vec![TracesExporter::Console, TracesExporter::File]
+        );
         assert_eq!(w.len(), 1);
         assert!(!s.console_by_default);
     }

@@ -44,9 +44,7 @@ pub fn truncate_json_value(v: &mut Value, max: usize) {
             }
         }
         Value::Array(items) => items.iter_mut().for_each(|x| truncate_json_value(x, max)),
-        Value::Object(map) => map
-            .values_mut()
-            .for_each(|x| truncate_json_value(x, max)),
+        Value::Object(map) => map.values_mut().for_each(|x| truncate_json_value(x, max)),
         _ => {}
     }
 }
@@ -81,7 +79,8 @@ mod tests {
 
     #[test]
     fn json_stays_valid_when_cut() {
-        let text = r#"[{"role":"user","content":"ñññññññññññ"},{"role":"assistant","content":"short"}]"#;
+        let text =
+            r#"[{"role":"user","content":"ñññññññññññ"},{"role":"assistant","content":"short"}]"#;
         let cut = truncate_json_text(text, 5);
         let v: Value = serde_json::from_str(&cut).unwrap();
         assert_eq!(v[0]["content"], "ñññññ");

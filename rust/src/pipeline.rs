@@ -181,7 +181,9 @@ impl Pipeline {
 /// Starts the pipeline; a second start while one runs is ignored.
 pub fn start(settings: Arc<Settings>, resource: Arc<ResourceInfo>) {
     let mut g = PIPELINE.write().unwrap_or_else(|e| e.into_inner());
-    if g.as_ref().is_some_and(|p| !p.shut_down.load(Ordering::Relaxed)) {
+    if g.as_ref()
+        .is_some_and(|p| !p.shut_down.load(Ordering::Relaxed))
+    {
         return;
     }
     *g = Some(Arc::new(Pipeline::new(settings, resource)));

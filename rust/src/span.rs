@@ -112,7 +112,8 @@ impl Limits {
         );
         self.attribute_count
             .store(s.attribute_count_limit, Ordering::Relaxed);
-        self.event_count.store(s.event_count_limit, Ordering::Relaxed);
+        self.event_count
+            .store(s.event_count_limit, Ordering::Relaxed);
         self.link_count.store(s.link_count_limit, Ordering::Relaxed);
         self.content_length
             .store(s.content_max_length, Ordering::Relaxed);

@@ -129,7 +129,11 @@ fn render_span(
     if s.status_code == STATUS_ERROR {
         let _ = write!(out, "  ERROR");
         if !s.status_description.is_empty() {
-            let _ = write!(out, ": {}", truncate_str(&s.status_description, MAX_VALUE_CHARS));
+            let _ = write!(
+                out,
+                ": {}",
+                truncate_str(&s.status_description, MAX_VALUE_CHARS)
+            );
         }
     }
     for (k, v) in s.attributes.iter().take(MAX_ATTRS_SHOWN) {
@@ -184,7 +188,10 @@ mod tests {
         root.end_ns = 5_000_000;
         let mut child = SpanRecord::new(7, 2, 1, false, "chat gpt-4o".into(), 2, 1_000_000);
         child.end_ns = 3_000_000;
-        child.set_attribute("gen_ai.request.model".into(), AttrValue::Str("gpt-4o".into()));
+        child.set_attribute(
+            "gen_ai.request.model".into(),
+            AttrValue::Str("gpt-4o".into()),
+        );
         child.set_status(STATUS_ERROR, Some("boom".into()));
         let mut out = String::new();
         render_trace(&mut out, 7, "svc", vec![child, root]);

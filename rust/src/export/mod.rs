@@ -215,7 +215,10 @@ pub fn run_worker(
                 Ok(Msg::Span(s)) => {
                     batch.push(*s);
                     if batch.len() >= batch_size {
-                        w.export(std::mem::replace(&mut batch, Vec::with_capacity(batch_size)));
+                        w.export(std::mem::replace(
+                            &mut batch,
+                            Vec::with_capacity(batch_size),
+                        ));
                         deadline = Instant::now() + delay;
                     }
                     false
@@ -234,7 +237,10 @@ pub fn run_worker(
                     false
                 }
                 Err(RecvTimeoutError::Timeout) => {
-                    w.export(std::mem::replace(&mut batch, Vec::with_capacity(batch_size)));
+                    w.export(std::mem::replace(
+                        &mut batch,
+                        Vec::with_capacity(batch_size),
+                    ));
                     w.finish_local();
                     deadline = Instant::now() + delay;
                     false
@@ -251,7 +257,9 @@ pub fn run_worker(
                     .cloned()
                     .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                     .unwrap_or_else(|| "unknown panic".into());
-                eprintln!("llmprobe: error: the exporter hit an internal error and goes on: {what}");
+                eprintln!(
+                    "llmprobe: error: the exporter hit an internal error and goes on: {what}"
+                );
                 STATS
                     .dropped_export_failed
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);

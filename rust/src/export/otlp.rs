@@ -16,7 +16,9 @@ use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter as _, SpanLink
 
 use super::ResourceInfo;
 use crate::config::{OtlpSettings, Protocol};
-use crate::span::{AttrValue, Attributes, SpanRecord, KIND_CLIENT, KIND_CONSUMER, KIND_PRODUCER, KIND_SERVER};
+use crate::span::{
+    AttrValue, Attributes, SpanRecord, KIND_CLIENT, KIND_CONSUMER, KIND_PRODUCER, KIND_SERVER,
+};
 
 #[derive(Clone)]
 pub struct OtlpSink {
@@ -95,9 +97,9 @@ pub fn to_otel_value(v: AttrValue) -> Value {
         AttrValue::Bool(b) => Value::Bool(b),
         AttrValue::Int(i) => Value::I64(i),
         AttrValue::Float(f) => Value::F64(f),
-        AttrValue::StrArray(v) => {
-            Value::Array(Array::String(v.into_iter().map(StringValue::from).collect()))
-        }
+        AttrValue::StrArray(v) => Value::Array(Array::String(
+            v.into_iter().map(StringValue::from).collect(),
+        )),
         AttrValue::BoolArray(v) => Value::Array(Array::Bool(v)),
         AttrValue::IntArray(v) => Value::Array(Array::I64(v)),
         AttrValue::FloatArray(v) => Value::Array(Array::F64(v)),
@@ -126,7 +128,12 @@ pub fn to_span_data(s: SpanRecord) -> SpanData {
         .events
         .into_iter()
         .map(|e| {
-            opentelemetry::trace::Event::new(e.name, time(e.time_ns), to_key_values(e.attributes), 0)
+            opentelemetry::trace::Event::new(
+                e.name,
+                time(e.time_ns),
+                to_key_values(e.attributes),
+                0,
+            )
         })
         .collect();
     let mut links = SpanLinks::default();

@@ -29,10 +29,22 @@ impl ResourceInfo {
     pub fn build(given: Attributes, settings: &Settings) -> Self {
         let mut r = ResourceInfo {
             attributes: vec![
-                ("service.name".into(), AttrValue::Str("unknown_service".into())),
-                ("telemetry.sdk.language".into(), AttrValue::Str("python".into())),
-                ("telemetry.sdk.name".into(), AttrValue::Str("opentelemetry".into())),
-                ("telemetry.distro.name".into(), AttrValue::Str("llmprobe".into())),
+                (
+                    "service.name".into(),
+                    AttrValue::Str("unknown_service".into()),
+                ),
+                (
+                    "telemetry.sdk.language".into(),
+                    AttrValue::Str("python".into()),
+                ),
+                (
+                    "telemetry.sdk.name".into(),
+                    AttrValue::Str("opentelemetry".into()),
+                ),
+                (
+                    "telemetry.distro.name".into(),
+                    AttrValue::Str("llmprobe".into()),
+                ),
                 ("host.name".into(), AttrValue::Str(hostname())),
             ],
         };
@@ -61,10 +73,7 @@ impl ResourceInfo {
             "process.pid".into(),
             AttrValue::Int(std::process::id() as i64),
         );
-        self.set(
-            "service.instance.id".into(),
-            AttrValue::Str(instance_id()),
-        );
+        self.set("service.instance.id".into(), AttrValue::Str(instance_id()));
     }
 
     /// The same resource for a forked child: its own pid and instance id.

@@ -52,8 +52,11 @@ impl JsonWriter {
         } else if let Ok(s) = v.cast_exact::<PyString>() {
             self.string(s);
         } else if v.is_exact_instance_of::<PyBool>() {
-            self.out
-                .push_str(if v.is_truthy().unwrap_or(false) { "true" } else { "false" });
+            self.out.push_str(if v.is_truthy().unwrap_or(false) {
+                "true"
+            } else {
+                "false"
+            });
         } else if v.is_exact_instance_of::<PyInt>() {
             self.int(v);
         } else if v.is_exact_instance_of::<PyFloat>() {
@@ -72,8 +75,11 @@ impl JsonWriter {
         if let Ok(s) = v.cast::<PyString>() {
             self.string(s);
         } else if v.is_instance_of::<PyBool>() {
-            self.out
-                .push_str(if v.is_truthy().unwrap_or(false) { "true" } else { "false" });
+            self.out.push_str(if v.is_truthy().unwrap_or(false) {
+                "true"
+            } else {
+                "false"
+            });
         } else if is_enum(v) {
             match v.getattr("value") {
                 Ok(inner) => self.nested(v, |w| w.value(&inner)),
@@ -134,7 +140,11 @@ impl JsonWriter {
     }
 
     fn float(&mut self, v: &Bound<'_, PyAny>) {
-        match v.extract::<f64>().ok().and_then(serde_json::Number::from_f64) {
+        match v
+            .extract::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+        {
             Some(n) => {
                 let _ = write!(self.out, "{n}");
             }
@@ -234,7 +244,11 @@ impl JsonWriter {
 fn is_enum(v: &Bound<'_, PyAny>) -> bool {
     let py = v.py();
     let t = ENUM_TYPE.get_or_try_init(py, || -> PyResult<Py<PyType>> {
-        Ok(py.import("enum")?.getattr("Enum")?.cast_into::<PyType>()?.unbind())
+        Ok(py
+            .import("enum")?
+            .getattr("Enum")?
+            .cast_into::<PyType>()?
+            .unbind())
     });
     match t {
         Ok(t) => v.is_instance(t.bind(py)).unwrap_or(false),
@@ -247,7 +261,8 @@ fn pydantic_dump<'py>(v: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
     let py = v.py();
     let t = v.get_type();
     if t.hasattr(pyo3::intern!(py, "model_dump")).unwrap_or(false)
-        && t.hasattr(pyo3::intern!(py, "model_fields")).unwrap_or(false)
+        && t.hasattr(pyo3::intern!(py, "model_fields"))
+            .unwrap_or(false)
     {
         let kwargs = PyDict::new(py);
         kwargs.set_item("exclude_none", true).ok()?;

@@ -40,7 +40,9 @@ pub(crate) fn guard<T>(what: &'static str, default: T, f: impl FnOnce() -> PyRes
     };
     if let Ok(mut g) = LOGGED.lock() {
         if g.get_or_insert_with(HashSet::new).insert(what) {
-            eprintln!("llmprobe: error: internal error in {what} (ignored, reported once): {problem}");
+            eprintln!(
+                "llmprobe: error: internal error in {what} (ignored, reported once): {problem}"
+            );
         }
     }
     default
@@ -124,7 +126,10 @@ fn to_json(value: &Bound<'_, PyAny>, max_length: Option<usize>) -> String {
 #[pyfunction]
 #[pyo3(signature = (value, max_length=None))]
 fn truncate(value: &Bound<'_, PyString>, max_length: Option<usize>) -> String {
-    convert::str_prefix(value, Some(max_length.unwrap_or_else(|| LIMITS.content_length())))
+    convert::str_prefix(
+        value,
+        Some(max_length.unwrap_or_else(|| LIMITS.content_length())),
+    )
 }
 
 #[pymodule]

@@ -84,7 +84,8 @@ impl PySpan {
                     if !links.is_none() {
                         for item in links.try_iter()? {
                             let item = item?;
-                            let (t, s, a): (u128, u64, Option<Bound<'_, PyAny>>) = item.extract()?;
+                            let (t, s, a): (u128, u64, Option<Bound<'_, PyAny>>) =
+                                item.extract()?;
                             r.add_link(Link {
                                 trace_id: t,
                                 span_id: s,
@@ -146,14 +147,18 @@ impl PySpan {
     }
 
     fn set_attribute(&mut self, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) {
-        let Some(r) = self.record.as_mut() else { return };
+        let Some(r) = self.record.as_mut() else {
+            return;
+        };
         if let (Ok(k), Some(v)) = (key.cast::<PyString>(), to_attr(value)) {
             r.set_attribute(str_of(k).into_owned(), v);
         }
     }
 
     fn set_attributes(&mut self, attributes: &Bound<'_, PyAny>) {
-        let Some(r) = self.record.as_mut() else { return };
+        let Some(r) = self.record.as_mut() else {
+            return;
+        };
         guard("Span.set_attributes", (), || {
             for_each_attr(attributes, |k, v| r.set_attribute(k, v))
         });
@@ -162,7 +167,9 @@ impl PySpan {
     /// A content attribute: text cut to the content limit; a structure written as JSON with
     /// each string cut.
     fn set_content(&mut self, key: &Bound<'_, PyString>, value: &Bound<'_, PyAny>) {
-        let Some(r) = self.record.as_mut() else { return };
+        let Some(r) = self.record.as_mut() else {
+            return;
+        };
         let max = LIMITS.content_length();
         let text = match value.cast::<PyString>() {
             Ok(s) => str_prefix(s, Some(max)),
@@ -182,7 +189,9 @@ impl PySpan {
         attributes: Option<&Bound<'_, PyAny>>,
         timestamp: Option<u64>,
     ) {
-        let Some(r) = self.record.as_mut() else { return };
+        let Some(r) = self.record.as_mut() else {
+            return;
+        };
         guard("Span.add_event", (), || {
             let attrs = attrs_of(attributes)?;
             r.add_event(
@@ -196,7 +205,9 @@ impl PySpan {
 
     #[pyo3(signature = (trace_id, span_id, attributes=None))]
     fn add_link(&mut self, trace_id: u128, span_id: u64, attributes: Option<&Bound<'_, PyAny>>) {
-        let Some(r) = self.record.as_mut() else { return };
+        let Some(r) = self.record.as_mut() else {
+            return;
+        };
         guard("Span.add_link", (), || {
             r.add_link(Link {
                 trace_id,
@@ -209,18 +220,23 @@ impl PySpan {
 
     #[pyo3(signature = (code, description=None))]
     fn set_status(&mut self, code: u8, description: Option<&Bound<'_, PyAny>>) {
-        let Some(r) = self.record.as_mut() else { return };
-        let description = description
-            .filter(|d| !d.is_none())
-            .map(|d| match d.cast::<PyString>() {
-                Ok(s) => str_of(s).into_owned(),
-                Err(_) => d.str().map(|s| s.to_string()).unwrap_or_default(),
-            });
+        let Some(r) = self.record.as_mut() else {
+            return;
+        };
+        let description =
+            description
+                .filter(|d| !d.is_none())
+                .map(|d| match d.cast::<PyString>() {
+                    Ok(s) => str_of(s).into_owned(),
+                    Err(_) => d.str().map(|s| s.to_string()).unwrap_or_default(),
+                });
         r.set_status(code, description);
     }
 
     fn update_name(&mut self, name: &Bound<'_, PyString>) {
-        let Some(r) = self.record.as_mut() else { return };
+        let Some(r) = self.record.as_mut() else {
+            return;
+        };
         let name = str_of(name).into_owned();
         r.name = name.clone();
         self.name = name;
@@ -228,7 +244,9 @@ impl PySpan {
 
     #[pyo3(signature = (end_time=None))]
     fn end(&mut self, end_time: Option<u64>) {
-        let Some(mut r) = self.record.take() else { return };
+        let Some(mut r) = self.record.take() else {
+            return;
+        };
         r.end_ns = end_time.unwrap_or_else(span::now_ns).max(r.start_ns);
         pipeline::submit(r);
     }
