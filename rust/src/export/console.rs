@@ -12,8 +12,32 @@ use crate::span::{AttrValue, SpanRecord, STATUS_ERROR};
 
 /// A trace whose root never arrives (it lives in another process) is printed after this long.
 const ORPHAN_AFTER: Duration = Duration::from_secs(10);
-const MAX_ATTRS_SHOWN: usize = 8;
-const MAX_VALUE_CHARS: usize = 60;
+const MAX_ATTRS_SHOWN: usize = 5;
+const MAX_VALUE_CHARS: usize = 48;
+/// Shown first, when present.
+const PRIORITY: &[&str] = &[
+    "gen_ai.request.model",
+    "gen_ai.usage.input_tokens",
+    "gen_ai.usage.output_tokens",
+    "error.type",
+    "http.request.method",
+    "http.route",
+    "http.response.status_code",
+];
+/// Long content, or already shown another way.
+const HIDDEN: &[&str] = &[
+    "gen_ai.span.kind",
+    "gen_ai.operation.name",
+    "input.value",
+    "input.mime_type",
+    "output.value",
+    "output.mime_type",
+    "gen_ai.input.messages",
+    "gen_ai.output.messages",
+    "gen_ai.system_instructions",
+    "gen_ai.tool.definitions",
+    "retrieval.documents",
+];
 
 pub struct ConsoleSink {
     service: String,
@@ -70,10 +94,13 @@ impl ConsoleSink {
                  OTEL_EXPORTER_OTLP_ENDPOINT (e.g. http://localhost:4318); to silence this, OTEL_TRACES_EXPORTER=none.\n",
             );
         }
-        for id in ids {
-            if let Some((_, spans)) = self.traces.remove(&id) {
-                render_trace(&mut out, id, &self.service, spans);
-            }
+        let mut traces: Vec<(u128, Vec<SpanRecord>)> = ids
+            .into_iter()
+            .filter_map(|id| self.traces.remove(&id).map(|(_, spans)| (id, spans)))
+            .collect();
+        traces.sort_by_key(|(_, spans)| spans.iter().map(|s| s.start_ns).min());
+        for (id, spans) in traces {
+            render_trace(&mut out, id, &self.service, spans);
         }
         let mut err = std::io::stderr().lock();
         let _ = err.write_all(out.as_bytes());
@@ -125,7 +152,11 @@ fn render_span(
     let kind = ["INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER"]
         .get(s.kind as usize)
         .unwrap_or(&"INTERNAL");
-    let _ = write!(out, "{prefix}{branch}{}  {kind}  {ms:.1} ms", s.name);
+    let _ = write!(out, "{prefix}{branch}{}  {kind}", s.name);
+    if let Some(AttrValue::Str(genai)) = attr(s, "gen_ai.span.kind") {
+        let _ = write!(out, " {genai}");
+    }
+    let _ = write!(out, "  {ms:.1} ms");
     if s.status_code == STATUS_ERROR {
         let _ = write!(out, "  ERROR");
         if !s.status_description.is_empty() {
@@ -136,11 +167,35 @@ fn render_span(
             );
         }
     }
-    for (k, v) in s.attributes.iter().take(MAX_ATTRS_SHOWN) {
-        let _ = write!(out, "  {k}={}", show_value(v));
+    // The attributes that say most about a span first; long content last, and only the output.
+    let mut shown = 0;
+    for key in PRIORITY {
+        if let Some(v) = attr(s, key) {
+            let _ = write!(out, "  {key}={}", show_value(v));
+            shown += 1;
+        }
     }
-    if s.attributes.len() > MAX_ATTRS_SHOWN {
-        let _ = write!(out, "  (+{} more)", s.attributes.len() - MAX_ATTRS_SHOWN);
+    for (k, v) in &s.attributes {
+        if shown >= MAX_ATTRS_SHOWN {
+            break;
+        }
+        if PRIORITY.contains(&k.as_str()) || HIDDEN.contains(&k.as_str()) {
+            continue;
+        }
+        let _ = write!(out, "  {k}={}", show_value(v));
+        shown += 1;
+    }
+    let rest = s
+        .attributes
+        .iter()
+        .filter(|(k, _)| !HIDDEN.contains(&k.as_str()))
+        .count()
+        .saturating_sub(shown);
+    if rest > 0 {
+        let _ = write!(out, "  (+{rest} more)");
+    }
+    if let Some(v) = attr(s, "output.value") {
+        let _ = write!(out, "  → {}", show_value(v));
     }
     out.push('\n');
     let child_prefix = if top {
@@ -154,6 +209,10 @@ fn render_span(
             render_span(out, spans, children, c, &child_prefix, k + 1 == n, false);
         }
     }
+}
+
+fn attr<'a>(s: &'a SpanRecord, key: &str) -> Option<&'a AttrValue> {
+    s.attributes.iter().find(|(k, _)| k == key).map(|(_, v)| v)
 }
 
 fn show_value(v: &AttrValue) -> String {
@@ -192,6 +251,8 @@ mod tests {
             "gen_ai.request.model".into(),
             AttrValue::Str("gpt-4o".into()),
         );
+        child.set_attribute("output.value".into(), AttrValue::Str("hi".into()));
+        child.set_attribute("gen_ai.span.kind".into(), AttrValue::Str("LLM".into()));
         child.set_status(STATUS_ERROR, Some("boom".into()));
         let mut out = String::new();
         render_trace(&mut out, 7, "svc", vec![child, root]);
@@ -200,7 +261,7 @@ mod tests {
         assert_eq!(lines[1], "  handle  SERVER  5.0 ms");
         assert_eq!(
             lines[2],
-            "  └─ chat gpt-4o  CLIENT  2.0 ms  ERROR: boom  gen_ai.request.model=\"gpt-4o\""
+            "  └─ chat gpt-4o  CLIENT LLM  2.0 ms  ERROR: boom  gen_ai.request.model=\"gpt-4o\"  → \"hi\""
         );
     }
 }
