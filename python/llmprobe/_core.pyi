@@ -82,11 +82,15 @@ class Span:
         start_time: Optional[int] = None,
         links: Optional[Sequence[tuple[int, int, Optional[Mapping[str, AttrValue]]]]] = None,
         scope: Optional[str] = None,
+        scope_version: Optional[str] = None,
+        trace_state: Optional[str] = None,
     ) -> "Span":
         """Start a span. `parent` is a local Span, or (trace_id, span_id, sampled, is_remote) for a
         parent from elsewhere (a traceparent header), or None for a new trace. The configured
         sampler decides `sampled`; an unsampled span records nothing and is never exported, but
-        still has ids for propagation. `scope` is the instrumentation scope name."""
+        still has ids for propagation. `scope` and `scope_version` name the instrumentation scope.
+        `trace_state` is the W3C tracestate header value of a remote parent; a local parent's is
+        inherited."""
 
     @property
     def trace_id(self) -> int: ...

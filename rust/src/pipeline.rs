@@ -103,6 +103,8 @@ pub struct Pipeline {
     start_lock: Mutex<()>,
     shut_down: AtomicBool,
     status: Arc<ExportStatus>,
+    /// `OTEL_TRACES_EXPORTER=none`: finished spans go nowhere, so skip the queue and thread.
+    discard: bool,
 }
 
 static PIPELINE: RwLock<Option<Arc<Pipeline>>> = RwLock::new(None);
@@ -114,7 +116,12 @@ fn current() -> Option<Arc<Pipeline>> {
 impl Pipeline {
     fn new(settings: Arc<Settings>, resource: Arc<ResourceInfo>) -> Self {
         let (tx, rx) = bounded(settings.max_queue_size);
+        let discard = settings
+            .exporters
+            .iter()
+            .all(|e| *e == crate::config::TracesExporter::None);
         Pipeline {
+            discard,
             tx,
             rx,
             settings,
@@ -148,6 +155,9 @@ impl Pipeline {
     }
 
     fn push(&self, span: Box<SpanRecord>) {
+        if self.discard {
+            return;
+        }
         if self.shut_down.load(Ordering::Relaxed) {
             STATS.dropped_at_shutdown.fetch_add(1, Ordering::Relaxed);
             return;

@@ -67,6 +67,9 @@ pub struct SpanRecord {
     pub status_code: u8,
     pub status_description: String,
     pub scope: String,
+    pub scope_version: String,
+    /// The W3C `tracestate` header value, from the parent.
+    pub trace_state: String,
 }
 
 pub fn now_ns() -> u64 {
@@ -199,6 +202,8 @@ impl SpanRecord {
             status_code: STATUS_UNSET,
             status_description: String::new(),
             scope: String::new(),
+            scope_version: String::new(),
+            trace_state: String::new(),
         }
     }
 

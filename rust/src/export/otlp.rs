@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -115,12 +116,17 @@ fn to_key_values(attrs: Attributes) -> Vec<KeyValue> {
 
 /// Our record as the OpenTelemetry SDK's span data, which opentelemetry-otlp encodes.
 pub fn to_span_data(s: SpanRecord) -> SpanData {
+    let trace_state = if s.trace_state.is_empty() {
+        TraceState::default()
+    } else {
+        TraceState::from_str(&s.trace_state).unwrap_or_default()
+    };
     let span_context = SpanContext::new(
         TraceId::from(s.trace_id),
         SpanId::from(s.span_id),
         TraceFlags::SAMPLED,
         false,
-        TraceState::default(),
+        trace_state,
     );
     let mut events = SpanEvents::default();
     events.dropped_count = s.dropped_events;
@@ -181,6 +187,12 @@ pub fn to_span_data(s: SpanRecord) -> SpanData {
         events,
         links,
         status,
-        instrumentation_scope: InstrumentationScope::builder(scope_name).build(),
+        instrumentation_scope: if s.scope_version.is_empty() {
+            InstrumentationScope::builder(scope_name).build()
+        } else {
+            InstrumentationScope::builder(scope_name)
+                .with_version(s.scope_version)
+                .build()
+        },
     }
 }

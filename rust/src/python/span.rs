@@ -20,31 +20,38 @@ pub struct PySpan {
     parent_span_id: u64,
     sampled: bool,
     name: String,
+    /// Kept here as well as in the record: children inherit it after this span ended.
+    trace_state: Option<String>,
 }
 
-/// The parent's (trace id, span id, sampled, remote), from a local span or a tuple.
-fn parent_of(parent: &Bound<'_, PyAny>) -> Option<(u128, u64, bool, bool)> {
+/// The parent's (trace id, span id, sampled, remote), from a local span or a tuple, and a
+/// local parent's trace state.
+fn parent_of(parent: &Bound<'_, PyAny>) -> (Option<(u128, u64, bool, bool)>, Option<String>) {
     if parent.is_none() {
-        return None;
+        return (None, None);
     }
     if let Ok(p) = parent.cast::<PySpan>() {
         let p = p.borrow();
-        return Some((p.trace_id, p.span_id, p.sampled, false));
+        return (
+            Some((p.trace_id, p.span_id, p.sampled, false)),
+            p.trace_state.clone(),
+        );
     }
     if let Ok(t) = parent.cast::<PyTuple>() {
         if let Ok((trace_id, span_id, sampled, remote)) = t.extract::<(u128, u64, bool, bool)>() {
             if trace_id != 0 && span_id != 0 {
-                return Some((trace_id, span_id, sampled, remote));
+                return (Some((trace_id, span_id, sampled, remote)), None);
             }
         }
     }
-    None
+    (None, None)
 }
 
 #[pymethods]
 impl PySpan {
     #[new]
-    #[pyo3(signature = (name, kind=0, parent=None, attributes=None, start_time=None, links=None, scope=None))]
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (name, kind=0, parent=None, attributes=None, start_time=None, links=None, scope=None, scope_version=None, trace_state=None))]
     fn new(
         name: &Bound<'_, PyAny>,
         kind: u8,
@@ -53,12 +60,20 @@ impl PySpan {
         start_time: Option<u64>,
         links: Option<&Bound<'_, PyAny>>,
         scope: Option<&Bound<'_, PyString>>,
+        scope_version: Option<&Bound<'_, PyString>>,
+        trace_state: Option<&Bound<'_, PyString>>,
     ) -> PySpan {
         let name = match name.cast::<PyString>() {
             Ok(s) => str_of(s).into_owned(),
             Err(_) => name.str().map(|s| s.to_string()).unwrap_or_default(),
         };
-        let parent = parent.and_then(|p| guard("Span()", None, || Ok(parent_of(p))));
+        let (parent, inherited_state) = parent
+            .map(|p| guard("Span()", (None, None), || Ok(parent_of(p))))
+            .unwrap_or((None, None));
+        let trace_state = trace_state
+            .map(|t| str_of(t).into_owned())
+            .filter(|t| !t.is_empty())
+            .or(inherited_state);
         let trace_id = parent.map(|p| p.0).unwrap_or_else(ids::trace_id);
         let span_id = ids::span_id();
         let sampled = LIMITS.sample(trace_id, parent.map(|p| p.2));
@@ -97,6 +112,12 @@ impl PySpan {
                 if let Some(scope) = scope {
                     r.scope = str_of(scope).into_owned();
                 }
+                if let Some(v) = scope_version {
+                    r.scope_version = str_of(v).into_owned();
+                }
+                if let Some(t) = &trace_state {
+                    r.trace_state = t.clone();
+                }
                 Ok(Some(Box::new(r)))
             })
         } else {
@@ -109,6 +130,7 @@ impl PySpan {
             parent_span_id,
             sampled,
             name,
+            trace_state,
         }
     }
 
