@@ -5,9 +5,14 @@ Anything else (None, dict, mixed list) is dropped from the span, as the OpenTele
 Times are nanoseconds since the Unix epoch. Ids are Python ints (128-bit trace, 64-bit span).
 """
 
-from typing import Any, Mapping, Optional, Sequence, Union
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-AttrValue = Union[str, bool, int, float, Sequence[str], Sequence[bool], Sequence[int], Sequence[float]]
+from typing_extensions import Self, TypeAlias
+
+AttrValue: TypeAlias = (
+    str | bool | int | float | Sequence[str] | Sequence[bool] | Sequence[int] | Sequence[float]
+)
 
 # Span kinds, the values of opentelemetry.trace.SpanKind.
 KIND_INTERNAL: int  # 0
@@ -48,7 +53,7 @@ def start(resource: Mapping[str, AttrValue]) -> None:
 def force_flush(timeout: float = 2.0) -> bool:
     """Export every span ended so far; True when all were handed to the exporter in time."""
 
-def shutdown(timeout: Optional[float] = None) -> None:
+def shutdown(timeout: float | None = None) -> None:
     """Flush within `timeout` seconds (default LLMPROBE_SHUTDOWN_TIMEOUT) and stop the exporter.
     Never blocks longer than the timeout. If spans were dropped, prints one line on stderr
     saying how many and why. Later spans are dropped (and counted)."""
@@ -60,14 +65,14 @@ def stats() -> dict[str, int]:
     """Counters: spans_started, spans_ended, spans_exported, dropped_queue_full,
     dropped_export_failed, dropped_at_shutdown, dropped_not_started, export_batches."""
 
-def to_json(value: Any, max_length: Optional[int] = None) -> str:
+def to_json(value: Any, max_length: int | None = None) -> str:
     """Serialise a Python structure (dict, list, tuple, str, int, float, bool, None, pydantic
     models, dataclasses, objects with __dict__; anything else as str()) to JSON, cutting every
     string to `max_length` characters while serialising (never inside a code point), so the
     result is valid JSON and a huge value costs only its first part. Self-references become
     "<recursion>". Default max_length: the configured content limit."""
 
-def truncate(value: str, max_length: Optional[int] = None) -> str:
+def truncate(value: str, max_length: int | None = None) -> str:
     """Cut `value` to `max_length` characters (default: the configured content limit)."""
 
 class Span:
@@ -77,14 +82,14 @@ class Span:
         cls,
         name: str,
         kind: int = 0,
-        parent: Union["Span", tuple[int, int, bool, bool], None] = None,
-        attributes: Optional[Mapping[str, AttrValue]] = None,
-        start_time: Optional[int] = None,
-        links: Optional[Sequence[tuple[int, int, Optional[Mapping[str, AttrValue]]]]] = None,
-        scope: Optional[str] = None,
-        scope_version: Optional[str] = None,
-        trace_state: Optional[str] = None,
-    ) -> "Span":
+        parent: Span | tuple[int, int, bool, bool] | None = None,
+        attributes: Mapping[str, AttrValue] | None = None,
+        start_time: int | None = None,
+        links: Sequence[tuple[int, int, Mapping[str, AttrValue] | None]] | None = None,
+        scope: str | None = None,
+        scope_version: str | None = None,
+        trace_state: str | None = None,
+    ) -> Self:
         """Start a span. `parent` is a local Span, or (trace_id, span_id, sampled, is_remote) for a
         parent from elsewhere (a traceparent header), or None for a new trace. The configured
         sampler decides `sampled`; an unsampled span records nothing and is never exported, but
@@ -97,7 +102,7 @@ class Span:
     @property
     def span_id(self) -> int: ...
     @property
-    def parent_span_id(self) -> Optional[int]: ...
+    def parent_span_id(self) -> int | None: ...
     @property
     def sampled(self) -> bool: ...
     @property
@@ -116,13 +121,15 @@ class Span:
         serialised with to_json() under the content limit."""
 
     def add_event(
-        self, name: str, attributes: Optional[Mapping[str, AttrValue]] = None, timestamp: Optional[int] = None
+        self, name: str, attributes: Mapping[str, AttrValue] | None = None, timestamp: int | None = None
     ) -> None: ...
-    def add_link(self, trace_id: int, span_id: int, attributes: Optional[Mapping[str, AttrValue]] = None) -> None: ...
-    def set_status(self, code: int, description: Optional[str] = None) -> None:
+    def add_link(
+        self, trace_id: int, span_id: int, attributes: Mapping[str, AttrValue] | None = None
+    ) -> None: ...
+    def set_status(self, code: int, description: str | None = None) -> None:
         """OK is final; UNSET never overrides; the description is kept only with ERROR."""
 
     def update_name(self, name: str) -> None: ...
-    def end(self, end_time: Optional[int] = None) -> None:
+    def end(self, end_time: int | None = None) -> None:
         """Hand the span to the exporter queue and return at once. A second end() is ignored.
         A full queue drops the span and counts it."""

@@ -24,9 +24,12 @@ pub struct PySpan {
     trace_state: Option<String>,
 }
 
+/// A parent's trace id, span id, sampled flag and whether it is remote.
+type ParentIds = (u128, u64, bool, bool);
+
 /// The parent's (trace id, span id, sampled, remote), from a local span or a tuple, and a
 /// local parent's trace state.
-fn parent_of(parent: &Bound<'_, PyAny>) -> (Option<(u128, u64, bool, bool)>, Option<String>) {
+fn parent_of(parent: &Bound<'_, PyAny>) -> (Option<ParentIds>, Option<String>) {
     if parent.is_none() {
         return (None, None);
     }
