@@ -218,6 +218,16 @@ impl SpanRecord {
         );
     }
 
+    /// Adds an attribute whose key is known not to be set yet (the keys of the mapping a span
+    /// starts with): no search for an earlier value.
+    pub fn push_new_attribute(&mut self, key: String, value: AttrValue) {
+        if self.attributes.len() < LIMITS.attribute_count.load(Ordering::Relaxed) {
+            self.attributes.push((key, limit_value(value)));
+        } else {
+            self.dropped_attributes += 1;
+        }
+    }
+
     pub fn add_event(&mut self, name: String, time_ns: u64, attributes: Attributes) {
         if self.events.len() >= LIMITS.event_count.load(Ordering::Relaxed) {
             self.dropped_events += 1;

@@ -96,7 +96,8 @@ impl PySpan {
                     start_time.unwrap_or_else(span::now_ns),
                 );
                 if let Some(a) = attributes {
-                    for_each_attr(a, |k, v| r.set_attribute(k, v))?;
+                    // A mapping's keys are distinct and the span has none yet.
+                    for_each_attr(a, |k, v| r.push_new_attribute(k, v))?;
                 }
                 if let Some(links) = links {
                     if !links.is_none() {
