@@ -154,3 +154,24 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("STATUS_ERROR", STATUS_ERROR)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::guard;
+
+    #[test]
+    fn guard_turns_a_panic_into_the_default() {
+        let got = guard("test.panic", 7, || -> pyo3::PyResult<i32> {
+            panic!("injected")
+        });
+        assert_eq!(got, 7);
+        // The same place panicking again is still contained (and not logged twice).
+        assert_eq!(
+            guard("test.panic", 8, || -> pyo3::PyResult<i32> {
+                panic!("again")
+            }),
+            8
+        );
+        assert_eq!(guard("test.ok", 0, || Ok(3)), 3);
+    }
+}
