@@ -133,3 +133,20 @@ class Span:
     def end(self, end_time: int | None = None) -> None:
         """Hand the span to the exporter queue and return at once. A second end() is ignored.
         A full queue drops the span and counts it."""
+
+def record_genai_metrics(
+    attributes: Mapping[str, str],
+    duration: float,
+    input_tokens: int | None = None,
+    output_tokens: int | None = None,
+    time_to_first_chunk: float | None = None,
+    time_per_output_chunk: Sequence[float] | None = None,
+) -> None:
+    """The GenAI client metrics of one operation, in one crossing: `duration` (s) into
+    gen_ai.client.operation.duration; the token counts into gen_ai.client.token.usage with
+    gen_ai.token.type=input/output; for streams, time_to_first_chunk (s) and each
+    time_per_output_chunk value (s). `attributes` are the metric attributes (plain strings:
+    gen_ai.operation.name, gen_ai.provider.name, gen_ai.request.model, gen_ai.response.model,
+    error.type on failures, server.address, server.port). Returns at once: the values travel to
+    the exporter thread, which aggregates them into histograms and exports them over OTLP
+    (OTEL_METRICS_EXPORTER; default otlp when an endpoint is set)."""
