@@ -62,6 +62,10 @@ pub struct Settings {
     /// True when nothing chose an exporter: traces go to the console with a hint.
     pub console_by_default: bool,
     pub otlp: OtlpSettings,
+    /// `OTEL_METRICS_EXPORTER`: OTLP when true (the default when an endpoint is set).
+    pub metrics_exporter: bool,
+    pub metrics_otlp: OtlpSettings,
+    pub metric_export_interval: Duration,
     pub traces_file: String,
     pub schedule_delay: Duration,
     pub max_queue_size: usize,
@@ -103,13 +107,19 @@ impl<'a> Reader<'a> {
     }
 
     /// The first of `names` that is set, with its name.
-    fn first(&self, names: &[&'static str]) -> Option<(&'static str, &'a str)> {
+    fn first<'n>(&self, names: &[&'n str]) -> Option<(&'n str, &'a str)> {
         names.iter().find_map(|n| self.get(n).map(|v| (*n, v)))
     }
 
     fn warn(&mut self, name: &str, value: &str, problem: &str, used: &str) {
-        self.warnings
-            .push(format!("{name}={value:?} {problem}; using {used}"));
+        self.note(format!("{name}={value:?} {problem}; using {used}"));
+    }
+
+    /// Records a warning once: a variable read for two signals is still reported once.
+    fn note(&mut self, line: String) {
+        if !self.warnings.contains(&line) {
+            self.warnings.push(line);
+        }
     }
 
     fn bool(&mut self, name: &str, default: bool) -> bool {
@@ -127,7 +137,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A non-negative whole number no smaller than `min`.
-    fn uint(&mut self, names: &[&'static str], default: u64, min: u64) -> u64 {
+    fn uint(&mut self, names: &[&str], default: u64, min: u64) -> u64 {
         let Some((name, v)) = self.first(names) else {
             return default;
         };
@@ -144,7 +154,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn millis(&mut self, names: &[&'static str], default_ms: u64) -> Duration {
+    fn millis(&mut self, names: &[&str], default_ms: u64) -> Duration {
         Duration::from_millis(self.uint(names, default_ms, 0))
     }
 
@@ -161,7 +171,7 @@ impl<'a> Reader<'a> {
 
     /// `k=v,k2=v2` with percent-decoded values (W3C baggage style, as OTEL_RESOURCE_ATTRIBUTES
     /// and OTEL_EXPORTER_OTLP_HEADERS are written). Bad entries are skipped with a warning.
-    fn pairs(&mut self, names: &[&'static str]) -> Vec<(String, String)> {
+    fn pairs(&mut self, names: &[&str]) -> Vec<(String, String)> {
         let Some((name, v)) = self.first(names) else {
             return Vec::new();
         };
@@ -175,7 +185,7 @@ impl<'a> Reader<'a> {
                 Some((k, val)) if !k.trim().is_empty() => {
                     out.push((percent_decode(k.trim()), percent_decode(val.trim())))
                 }
-                _ => self.warnings.push(format!(
+                _ => self.note(format!(
                     "{name} has an entry {entry:?} that is not key=value; it is left out"
                 )),
             }
@@ -220,101 +230,8 @@ impl Settings {
         let service_name = r.get("OTEL_SERVICE_NAME").map(str::to_string);
         let resource_attributes = r.pairs(&["OTEL_RESOURCE_ATTRIBUTES"]);
 
-        // Protocol, endpoint, headers, timeout, compression: the traces-specific variable wins.
-        let protocol = match r.first(&[
-            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-            "OTEL_EXPORTER_OTLP_PROTOCOL",
-        ]) {
-            None => Protocol::HttpProtobuf,
-            Some((name, v)) => match v {
-                "http/protobuf" => Protocol::HttpProtobuf,
-                "http/json" => Protocol::HttpJson,
-                "grpc" => Protocol::Grpc,
-                _ => {
-                    r.warn(
-                        name,
-                        v,
-                        "is not one of http/protobuf, http/json, grpc",
-                        "http/protobuf",
-                    );
-                    Protocol::HttpProtobuf
-                }
-            },
-        };
-        let default_base = if protocol == Protocol::Grpc {
-            "http://localhost:4317"
-        } else {
-            "http://localhost:4318"
-        };
-        let join = |base: &str| {
-            if protocol == Protocol::Grpc {
-                base.to_string()
-            } else {
-                format!("{}/v1/traces", base.trim_end_matches('/'))
-            }
-        };
-        let mut endpoint_set = false;
-        let mut endpoint = join(default_base);
-        if let Some(v) = r.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
-            if valid_url(v) {
-                endpoint = v.to_string();
-                endpoint_set = true;
-            } else {
-                let used = r
-                    .get("OTEL_EXPORTER_OTLP_ENDPOINT")
-                    .filter(|b| valid_url(b))
-                    .map(join)
-                    .unwrap_or_else(|| endpoint.clone());
-                r.warn(
-                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-                    v,
-                    "is not an http:// or https:// URL",
-                    &used,
-                );
-            }
-        }
-        if !endpoint_set {
-            if let Some(v) = r.get("OTEL_EXPORTER_OTLP_ENDPOINT") {
-                if valid_url(v) {
-                    endpoint = join(v);
-                    endpoint_set = true;
-                } else if r.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_none() {
-                    r.warn(
-                        "OTEL_EXPORTER_OTLP_ENDPOINT",
-                        v,
-                        "is not an http:// or https:// URL",
-                        default_base,
-                    );
-                }
-            }
-        }
-        let headers = {
-            let mut h = r.pairs(&["OTEL_EXPORTER_OTLP_HEADERS"]);
-            for (k, v) in r.pairs(&["OTEL_EXPORTER_OTLP_TRACES_HEADERS"]) {
-                h.retain(|(hk, _)| !hk.eq_ignore_ascii_case(&k));
-                h.push((k, v));
-            }
-            h
-        };
-        let timeout = r.millis(
-            &[
-                "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
-                "OTEL_EXPORTER_OTLP_TIMEOUT",
-            ],
-            10_000,
-        );
-        let gzip = match r.first(&[
-            "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
-            "OTEL_EXPORTER_OTLP_COMPRESSION",
-        ]) {
-            None => false,
-            Some((_, "gzip")) => true,
-            Some((_, "none")) => false,
-            Some((name, v)) => {
-                r.warn(name, v, "is not gzip or none", "none");
-                false
-            }
-        };
+        let (otlp, endpoint_set) = otlp_settings(&mut r, Signal::Traces);
+        let (metrics_otlp, metrics_endpoint_set) = otlp_settings(&mut r, Signal::Metrics);
 
         // Exporter choice. Nothing chosen and no endpoint: console, with a hint.
         let mut exporters = Vec::new();
@@ -328,7 +245,7 @@ impl Settings {
                         "file" => TracesExporter::File,
                         "none" => TracesExporter::None,
                         _ => {
-                            r.warnings.push(format!(
+                            r.note(format!(
                                 "OTEL_TRACES_EXPORTER={v:?} names {item:?}, which is not one of otlp, console, file, none; it is left out"
                             ));
                             continue;
@@ -339,7 +256,7 @@ impl Settings {
                     }
                 }
                 if exporters.is_empty() {
-                    r.warnings.push(format!(
+                    r.note(format!(
                         "OTEL_TRACES_EXPORTER={v:?} names no known exporter; using otlp"
                     ));
                     exporters.push(TracesExporter::Otlp);
@@ -354,6 +271,21 @@ impl Settings {
                 console_by_default = true;
             }
         }
+        let metrics_exporter = match r.get("OTEL_METRICS_EXPORTER") {
+            None => endpoint_set || metrics_endpoint_set,
+            Some("otlp") => true,
+            Some("none") => false,
+            Some(v) => {
+                let used = if endpoint_set || metrics_endpoint_set {
+                    "otlp"
+                } else {
+                    "none"
+                };
+                r.warn("OTEL_METRICS_EXPORTER", v, "is not otlp or none", used);
+                used == "otlp"
+            }
+        };
+        let metric_export_interval = r.millis(&["OTEL_METRIC_EXPORT_INTERVAL"], 60_000);
         let traces_file = r
             .get("LLMPROBE_TRACES_FILE")
             .unwrap_or("llmprobe-traces.jsonl")
@@ -455,13 +387,10 @@ impl Settings {
             resource_attributes,
             exporters,
             console_by_default,
-            otlp: OtlpSettings {
-                protocol,
-                endpoint,
-                headers,
-                timeout,
-                gzip,
-            },
+            otlp,
+            metrics_exporter,
+            metrics_otlp,
+            metric_export_interval,
             traces_file,
             schedule_delay,
             max_queue_size,
@@ -501,6 +430,141 @@ impl Settings {
         m.insert("otlp_protocol", self.otlp.protocol.as_str().to_string());
         m
     }
+}
+
+/// The signal an OTLP setting is for: its own variables win over the general ones.
+#[derive(Clone, Copy)]
+enum Signal {
+    Traces,
+    Metrics,
+}
+
+impl Signal {
+    /// `OTEL_EXPORTER_OTLP_{TRACES_}NAME` for this signal, then the general one.
+    fn vars(self, name: &str) -> [String; 2] {
+        let signal = match self {
+            Signal::Traces => "TRACES",
+            Signal::Metrics => "METRICS",
+        };
+        [
+            format!("OTEL_EXPORTER_OTLP_{signal}_{name}"),
+            format!("OTEL_EXPORTER_OTLP_{name}"),
+        ]
+    }
+
+    fn var_refs(vars: &[String; 2]) -> [&str; 2] {
+        [vars[0].as_str(), vars[1].as_str()]
+    }
+
+    fn path(self) -> &'static str {
+        match self {
+            Signal::Traces => "/v1/traces",
+            Signal::Metrics => "/v1/metrics",
+        }
+    }
+}
+
+/// Protocol, endpoint, headers, timeout and compression for one signal, and whether an
+/// endpoint was set at all.
+fn otlp_settings(r: &mut Reader, signal: Signal) -> (OtlpSettings, bool) {
+    let protocol_vars = signal.vars("PROTOCOL");
+    let protocol = match r.first(&Signal::var_refs(&protocol_vars)) {
+        None => Protocol::HttpProtobuf,
+        Some((name, v)) => match v {
+            "http/protobuf" => Protocol::HttpProtobuf,
+            "http/json" => Protocol::HttpJson,
+            "grpc" => Protocol::Grpc,
+            _ => {
+                r.warn(
+                    name,
+                    v,
+                    "is not one of http/protobuf, http/json, grpc",
+                    "http/protobuf",
+                );
+                Protocol::HttpProtobuf
+            }
+        },
+    };
+    let default_base = if protocol == Protocol::Grpc {
+        "http://localhost:4317"
+    } else {
+        "http://localhost:4318"
+    };
+    let join = |base: &str| {
+        if protocol == Protocol::Grpc {
+            base.to_string()
+        } else {
+            format!("{}{}", base.trim_end_matches('/'), signal.path())
+        }
+    };
+    let mut endpoint_set = false;
+    let mut endpoint = join(default_base);
+    let [specific_endpoint, _] = signal.vars("ENDPOINT");
+    let specific_endpoint = specific_endpoint.as_str();
+    if let Some(v) = r.get(specific_endpoint) {
+        if valid_url(v) {
+            endpoint = v.to_string();
+            endpoint_set = true;
+        } else {
+            let used = r
+                .get("OTEL_EXPORTER_OTLP_ENDPOINT")
+                .filter(|b| valid_url(b))
+                .map(join)
+                .unwrap_or_else(|| endpoint.clone());
+            r.warn(
+                specific_endpoint,
+                v,
+                "is not an http:// or https:// URL",
+                &used,
+            );
+        }
+    }
+    if !endpoint_set {
+        if let Some(v) = r.get("OTEL_EXPORTER_OTLP_ENDPOINT") {
+            if valid_url(v) {
+                endpoint = join(v);
+                endpoint_set = true;
+            } else if r.get(specific_endpoint).is_none() {
+                r.warn(
+                    "OTEL_EXPORTER_OTLP_ENDPOINT",
+                    v,
+                    "is not an http:// or https:// URL",
+                    default_base,
+                );
+            }
+        }
+    }
+    let headers = {
+        let [specific, general] = signal.vars("HEADERS");
+        let mut h = r.pairs(&[general.as_str()]);
+        for (k, v) in r.pairs(&[specific.as_str()]) {
+            h.retain(|(hk, _)| !hk.eq_ignore_ascii_case(&k));
+            h.push((k, v));
+        }
+        h
+    };
+    let timeout = r.millis(&Signal::var_refs(&signal.vars("TIMEOUT")), 10_000);
+    let compression_vars = signal.vars("COMPRESSION");
+    let gzip = match r.first(&Signal::var_refs(&compression_vars)) {
+        None => false,
+        Some((_, "gzip")) => true,
+        Some((_, "none")) => false,
+        Some((name, v)) => {
+            r.warn(name, v, "is not gzip or none", "none");
+            false
+        }
+    };
+
+    (
+        OtlpSettings {
+            protocol,
+            endpoint,
+            headers,
+            timeout,
+            gzip,
+        },
+        endpoint_set,
+    )
 }
 
 fn parse_sampler(r: &mut Reader) -> Sampler {

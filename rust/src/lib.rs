@@ -1,10 +1,11 @@
-//! llmprobe's Rust core. Plain Rust modules do the work (config, span, content, pipeline,
-//! export); `python` is the thin PyO3 layer that exposes them as `llmprobe._core`.
+//! llmprobe's Rust core. Plain Rust modules do the work (config, span, content, metrics,
+//! pipeline, export); `python` is the thin PyO3 layer that exposes them as `llmprobe._core`.
 
 pub mod config;
 pub mod content;
 pub mod export;
 pub mod ids;
+pub mod metrics;
 pub mod pipeline;
 pub mod span;
 

@@ -14,10 +14,12 @@ use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 
 use crate::config::Settings;
 use crate::export::{self, ResourceInfo};
+use crate::metrics::GenAiPoint;
 use crate::span::SpanRecord;
 
 pub enum Msg {
     Span(Box<SpanRecord>),
+    Metrics(Box<GenAiPoint>),
     /// Export everything queued before this message, wait for the exports, then answer.
     Flush(Sender<()>),
 }
@@ -34,6 +36,7 @@ pub struct Stats {
     pub dropped_at_shutdown: AtomicU64,
     pub dropped_not_started: AtomicU64,
     pub export_batches: AtomicU64,
+    pub metric_points_dropped: AtomicU64,
 }
 
 pub static STATS: Stats = Stats {
@@ -46,6 +49,7 @@ pub static STATS: Stats = Stats {
     dropped_at_shutdown: AtomicU64::new(0),
     dropped_not_started: AtomicU64::new(0),
     export_batches: AtomicU64::new(0),
+    metric_points_dropped: AtomicU64::new(0),
 };
 
 impl Stats {
@@ -61,6 +65,7 @@ impl Stats {
             ("dropped_at_shutdown", g(&self.dropped_at_shutdown)),
             ("dropped_not_started", g(&self.dropped_not_started)),
             ("export_batches", g(&self.export_batches)),
+            ("metric_points_dropped", g(&self.metric_points_dropped)),
         ]
     }
 
@@ -75,6 +80,7 @@ impl Stats {
             &self.dropped_at_shutdown,
             &self.dropped_not_started,
             &self.export_batches,
+            &self.metric_points_dropped,
         ] {
             a.store(0, Ordering::Relaxed);
         }
@@ -173,6 +179,16 @@ impl Pipeline {
         }
     }
 
+    fn push_metrics(&self, point: Box<GenAiPoint>) {
+        if !self.settings.metrics_exporter || self.shut_down.load(Ordering::Relaxed) {
+            return;
+        }
+        self.ensure_worker();
+        if self.tx.try_send(Msg::Metrics(point)).is_err() {
+            STATS.metric_points_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// Sends a flush marker and waits for its answer, both within `deadline`.
     fn flush_until(&self, deadline: Instant) -> bool {
         if !self.worker_started.load(Ordering::Acquire) {
@@ -207,6 +223,13 @@ pub fn submit(span: Box<SpanRecord>) {
         None => {
             STATS.dropped_not_started.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+/// Hands one operation's metric measurements to the exporter thread.
+pub fn submit_metrics(point: Box<GenAiPoint>) {
+    if let Some(p) = current() {
+        p.push_metrics(point);
     }
 }
 

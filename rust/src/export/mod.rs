@@ -4,6 +4,7 @@
 
 mod console;
 mod file;
+mod metrics;
 mod otlp;
 mod resource;
 
@@ -30,6 +31,8 @@ enum Sink {
 
 struct Worker {
     sinks: Vec<Sink>,
+    metrics: Option<metrics::MetricsSink>,
+    aggregator: crate::metrics::Aggregator,
     runtime: tokio::runtime::Runtime,
     permits: Arc<tokio::sync::Semaphore>,
     status: Arc<ExportStatus>,
@@ -94,6 +97,32 @@ impl Worker {
                         ),
                     );
                 }
+            }
+            drop(permit);
+        });
+    }
+
+    /// Sends the metrics' current state, if anything was recorded since the last time.
+    fn export_metrics(&mut self) {
+        let Some(sink) = self.metrics.clone() else {
+            return;
+        };
+        if !self.aggregator.dirty {
+            return;
+        }
+        self.aggregator.dirty = false;
+        let request = sink.request(&self.aggregator);
+        let permit = self
+            .runtime
+            .block_on(self.permits.clone().acquire_owned())
+            .expect("the semaphore is never closed");
+        let status = self.status.clone();
+        let timeout = self.export_timeout;
+        self.runtime.spawn(async move {
+            match tokio::time::timeout(timeout, sink.export(request)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => record_error(&status, format!("metrics: {e}")),
+                Err(_) => record_error(&status, "metrics: no answer in time".into()),
             }
             drop(permit);
         });
@@ -167,8 +196,25 @@ fn build_worker(
             TracesExporter::None => {}
         }
     }
+    let metrics = if settings.metrics_exporter {
+        let _enter = runtime.enter();
+        match metrics::MetricsSink::new(&settings.metrics_otlp, resource) {
+            Ok(m) => Some(m),
+            Err(err) => {
+                eprintln!(
+                    "llmprobe: error: cannot export metrics to {}: {err}",
+                    settings.metrics_otlp.endpoint
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
     Some(Worker {
         sinks,
+        metrics,
+        aggregator: Default::default(),
         runtime,
         permits: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
         status,
@@ -194,8 +240,12 @@ pub fn run_worker(
     let delay = settings.schedule_delay;
     let mut batch: Vec<SpanRecord> = Vec::with_capacity(batch_size);
     let mut deadline = Instant::now() + delay;
+    let metric_interval = settings.metric_export_interval;
+    let mut metrics_deadline = Instant::now() + metric_interval;
     loop {
-        let wait = deadline.saturating_duration_since(Instant::now());
+        let wait = deadline
+            .min(metrics_deadline)
+            .saturating_duration_since(Instant::now());
         let msg = rx.recv_timeout(wait);
         let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let Some(w) = worker.as_mut() else {
@@ -207,7 +257,7 @@ pub fn run_worker(
                     Ok(Msg::Flush(reply)) => {
                         let _ = reply.send(());
                     }
-                    Err(_) => {}
+                    Ok(Msg::Metrics(_)) | Err(_) => {}
                 }
                 return matches!(msg, Err(RecvTimeoutError::Disconnected));
             };
@@ -221,8 +271,8 @@ pub fn run_worker(
                         ));
                         deadline = Instant::now() + delay;
                     }
-                    false
                 }
+                Ok(Msg::Metrics(point)) => w.aggregator.add(*point),
                 Ok(Msg::Flush(reply)) => {
                     // Everything queued before the marker is already in `batch` or exported.
                     while !batch.is_empty() {
@@ -230,23 +280,30 @@ pub fn run_worker(
                         let rest = batch.split_off(take);
                         w.export(std::mem::replace(&mut batch, rest));
                     }
+                    w.export_metrics();
                     w.wait_idle();
                     w.finish_local();
                     let _ = reply.send(());
                     deadline = Instant::now() + delay;
-                    false
                 }
-                Err(RecvTimeoutError::Timeout) => {
-                    w.export(std::mem::replace(
-                        &mut batch,
-                        Vec::with_capacity(batch_size),
-                    ));
-                    w.finish_local();
-                    deadline = Instant::now() + delay;
-                    false
-                }
-                Err(RecvTimeoutError::Disconnected) => true,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return true,
             }
+            // Due work, whether the wait timed out or spans kept arriving in a trickle.
+            let now = Instant::now();
+            if now >= deadline {
+                w.export(std::mem::replace(
+                    &mut batch,
+                    Vec::with_capacity(batch_size),
+                ));
+                w.finish_local();
+                deadline = now + delay;
+            }
+            if now >= metrics_deadline {
+                w.export_metrics();
+                metrics_deadline = now + metric_interval;
+            }
+            false
         }));
         match step {
             Ok(true) => return,

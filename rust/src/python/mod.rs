@@ -132,6 +132,41 @@ fn truncate(value: &Bound<'_, PyString>, max_length: Option<usize>) -> String {
     )
 }
 
+#[pyfunction]
+#[pyo3(signature = (attributes, duration, input_tokens=None, output_tokens=None, time_to_first_chunk=None, time_per_output_chunk=None))]
+fn record_genai_metrics(
+    attributes: &Bound<'_, PyAny>,
+    duration: f64,
+    input_tokens: Option<i64>,
+    output_tokens: Option<i64>,
+    time_to_first_chunk: Option<f64>,
+    time_per_output_chunk: Option<Vec<f64>>,
+) {
+    guard("record_genai_metrics", (), || {
+        let mut attrs = Vec::new();
+        convert::for_each_attr(attributes, |k, v| {
+            // Metric attributes are always plain strings, whatever the caller passed.
+            let text = match v {
+                crate::span::AttrValue::Str(s) => s,
+                crate::span::AttrValue::Int(i) => i.to_string(),
+                crate::span::AttrValue::Bool(b) => b.to_string(),
+                crate::span::AttrValue::Float(f) => f.to_string(),
+                _ => return,
+            };
+            attrs.push((k, text));
+        })?;
+        pipeline::submit_metrics(Box::new(crate::metrics::GenAiPoint {
+            attributes: attrs,
+            duration,
+            input_tokens,
+            output_tokens,
+            time_to_first_chunk,
+            time_per_output_chunk: time_per_output_chunk.unwrap_or_default(),
+        }));
+        Ok(())
+    });
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<span::PySpan>()?;
@@ -143,6 +178,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(stats, m)?)?;
     m.add_function(wrap_pyfunction!(to_json, m)?)?;
     m.add_function(wrap_pyfunction!(truncate, m)?)?;
+    m.add_function(wrap_pyfunction!(record_genai_metrics, m)?)?;
     use crate::span::*;
     m.add("KIND_INTERNAL", KIND_INTERNAL)?;
     m.add("KIND_SERVER", KIND_SERVER)?;

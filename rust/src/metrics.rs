@@ -1,0 +1,209 @@
+//! GenAI client metrics, aggregated on the exporter thread into explicit-bucket histograms
+//! (cumulative, as the OpenTelemetry SDKs export by default). Plain Rust: points in, histogram
+//! state out.
+
+use std::collections::HashMap;
+
+/// One operation's measurements, sent from the calling thread in one message.
+#[derive(Debug, Clone, Default)]
+pub struct GenAiPoint {
+    pub attributes: Vec<(String, String)>,
+    pub duration: f64,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+    pub time_to_first_chunk: Option<f64>,
+    pub time_per_output_chunk: Vec<f64>,
+}
+
+/// The instruments of the span contract, with the bucket boundaries the GenAI semantic
+/// conventions advise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Instrument {
+    Duration,
+    TokenUsage,
+    TimeToFirstChunk,
+    TimePerOutputChunk,
+}
+
+const SECONDS: &[f64] = &[
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+];
+const TOKENS: &[f64] = &[
+    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0,
+    16777216.0, 67108864.0,
+];
+const PER_CHUNK: &[f64] = &[
+    0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5,
+];
+
+impl Instrument {
+    pub const ALL: [Instrument; 4] = [
+        Instrument::Duration,
+        Instrument::TokenUsage,
+        Instrument::TimeToFirstChunk,
+        Instrument::TimePerOutputChunk,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Instrument::Duration => "gen_ai.client.operation.duration",
+            Instrument::TokenUsage => "gen_ai.client.token.usage",
+            Instrument::TimeToFirstChunk => "gen_ai.client.operation.time_to_first_chunk",
+            Instrument::TimePerOutputChunk => "gen_ai.client.operation.time_per_output_chunk",
+        }
+    }
+
+    pub fn unit(self) -> &'static str {
+        match self {
+            Instrument::TokenUsage => "{token}",
+            _ => "s",
+        }
+    }
+
+    pub fn description(self) -> &'static str {
+        match self {
+            Instrument::Duration => "GenAI operation duration",
+            Instrument::TokenUsage => "Number of input and output tokens used",
+            Instrument::TimeToFirstChunk => "Time to receive the first chunk of a streamed answer",
+            Instrument::TimePerOutputChunk => "Time between chunks of a streamed answer",
+        }
+    }
+
+    pub fn bounds(self) -> &'static [f64] {
+        match self {
+            Instrument::TokenUsage => TOKENS,
+            Instrument::TimePerOutputChunk => PER_CHUNK,
+            _ => SECONDS,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Histogram {
+    pub count: u64,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+    /// One more than the bounds: the last counts values above the last bound.
+    pub bucket_counts: Vec<u64>,
+}
+
+impl Histogram {
+    fn new(bounds: &[f64]) -> Self {
+        Histogram {
+            count: 0,
+            sum: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            bucket_counts: vec![0; bounds.len() + 1],
+        }
+    }
+
+    fn record(&mut self, bounds: &[f64], v: f64) {
+        if !v.is_finite() {
+            return;
+        }
+        self.count += 1;
+        self.sum += v;
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+        // Buckets are (previous bound, bound]: the first bound not below v.
+        let i = bounds.partition_point(|b| *b < v);
+        self.bucket_counts[i] += 1;
+    }
+}
+
+pub type SeriesKey = (Instrument, Vec<(String, String)>);
+
+/// All series seen since start-up.
+#[derive(Default)]
+pub struct Aggregator {
+    pub series: HashMap<SeriesKey, Histogram>,
+    /// Points recorded since the last export.
+    pub dirty: bool,
+}
+
+impl Aggregator {
+    fn record(&mut self, instrument: Instrument, attributes: Vec<(String, String)>, v: f64) {
+        let bounds = instrument.bounds();
+        self.series
+            .entry((instrument, attributes))
+            .or_insert_with(|| Histogram::new(bounds))
+            .record(bounds, v);
+        self.dirty = true;
+    }
+
+    pub fn add(&mut self, mut p: GenAiPoint) {
+        p.attributes.sort();
+        let attrs = p.attributes;
+        let with_type = |t: &str| {
+            let mut a = attrs.clone();
+            a.push(("gen_ai.token.type".into(), t.into()));
+            a.sort();
+            a
+        };
+        if let Some(n) = p.input_tokens {
+            self.record(Instrument::TokenUsage, with_type("input"), n as f64);
+        }
+        if let Some(n) = p.output_tokens {
+            self.record(Instrument::TokenUsage, with_type("output"), n as f64);
+        }
+        if let Some(t) = p.time_to_first_chunk {
+            self.record(Instrument::TimeToFirstChunk, attrs.clone(), t);
+        }
+        for t in p.time_per_output_chunk {
+            self.record(Instrument::TimePerOutputChunk, attrs.clone(), t);
+        }
+        self.record(Instrument::Duration, attrs, p.duration);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_upper_inclusive() {
+        let mut h = Histogram::new(&[1.0, 2.0]);
+        for v in [0.5, 1.0, 1.5, 2.0, 3.0] {
+            h.record(&[1.0, 2.0], v);
+        }
+        assert_eq!(h.bucket_counts, vec![2, 2, 1]);
+        assert_eq!((h.count, h.sum, h.min, h.max), (5, 8.0, 0.5, 3.0));
+    }
+
+    #[test]
+    fn one_point_fills_each_instrument() {
+        let mut a = Aggregator::default();
+        a.add(GenAiPoint {
+            attributes: vec![("gen_ai.request.model".into(), "m".into())],
+            duration: 0.5,
+            input_tokens: Some(10),
+            output_tokens: Some(3),
+            time_to_first_chunk: Some(0.1),
+            time_per_output_chunk: vec![0.01, 0.02],
+        });
+        let count = |i: Instrument| {
+            a.series
+                .iter()
+                .filter(|((k, _), _)| *k == i)
+                .map(|(_, h)| h.count)
+                .sum::<u64>()
+        };
+        assert_eq!(count(Instrument::Duration), 1);
+        assert_eq!(count(Instrument::TokenUsage), 2);
+        assert_eq!(count(Instrument::TimeToFirstChunk), 1);
+        assert_eq!(count(Instrument::TimePerOutputChunk), 2);
+        let input = a
+            .series
+            .keys()
+            .find(|(i, attrs)| {
+                *i == Instrument::TokenUsage
+                    && attrs.contains(&("gen_ai.token.type".into(), "input".into()))
+            })
+            .unwrap();
+        assert!(input
+            .1
+            .contains(&("gen_ai.request.model".into(), "m".into())));
+    }
+}
