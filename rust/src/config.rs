@@ -51,6 +51,8 @@ pub struct OtlpSettings {
     pub headers: Vec<(String, String)>,
     pub timeout: Duration,
     pub gzip: bool,
+    /// `OTEL_EXPORTER_OTLP_CERTIFICATE`: a PEM bundle of CAs trusted besides the system's.
+    pub certificate: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -136,22 +138,52 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A non-negative whole number no smaller than `min`.
-    fn uint(&mut self, names: &[&str], default: u64, min: u64) -> u64 {
-        let Some((name, v)) = self.first(names) else {
-            return default;
-        };
-        match v.parse::<u64>() {
-            Ok(n) if n >= min => n,
-            Ok(_) => {
-                self.warn(name, v, &format!("is below {min}"), &default.to_string());
-                default
-            }
-            Err(_) => {
-                self.warn(name, v, "is not a whole number", &default.to_string());
-                default
+    /// The value of the first of `names` (most specific first) that is set and valid. A set
+    /// but invalid one gets a warning naming what is used instead: the next valid one, or
+    /// `default`.
+    fn chain<T>(
+        &mut self,
+        names: &[&str],
+        problem: &str,
+        parse: impl Fn(&str) -> Option<T>,
+        default: T,
+        show: impl Fn(&T) -> String,
+    ) -> T {
+        let mut bad = Vec::new();
+        let mut chosen = None;
+        for name in names {
+            if let Some(v) = self.get(name) {
+                match parse(v) {
+                    Some(x) => {
+                        chosen = Some(x);
+                        break;
+                    }
+                    None => bad.push((*name, v)),
+                }
             }
         }
+        let value = chosen.unwrap_or(default);
+        let used = show(&value);
+        for (name, v) in bad {
+            self.warn(name, v, problem, &used);
+        }
+        value
+    }
+
+    /// A non-negative whole number no smaller than `min`.
+    fn uint(&mut self, names: &[&str], default: u64, min: u64) -> u64 {
+        let problem = if min == 0 {
+            "is not a whole number".to_string()
+        } else {
+            format!("is not a whole number of at least {min}")
+        };
+        self.chain(
+            names,
+            &problem,
+            |v| v.parse::<u64>().ok().filter(|n| *n >= min),
+            default,
+            |n| n.to_string(),
+        )
     }
 
     fn millis(&mut self, names: &[&str], default_ms: u64) -> Duration {
@@ -170,7 +202,8 @@ impl<'a> Reader<'a> {
     }
 
     /// `k=v,k2=v2` with percent-decoded values (W3C baggage style, as OTEL_RESOURCE_ATTRIBUTES
-    /// and OTEL_EXPORTER_OTLP_HEADERS are written). Bad entries are skipped with a warning.
+    /// and OTEL_EXPORTER_OTLP_HEADERS are written). An entry without `=` is left out; a value
+    /// that cannot be decoded discards the whole variable, as the specification asks.
     fn pairs(&mut self, names: &[&str]) -> Vec<(String, String)> {
         let Some((name, v)) = self.first(names) else {
             return Vec::new();
@@ -183,7 +216,15 @@ impl<'a> Reader<'a> {
             }
             match entry.split_once('=') {
                 Some((k, val)) if !k.trim().is_empty() => {
-                    out.push((percent_decode(k.trim()), percent_decode(val.trim())))
+                    match (percent_decode(k.trim()), percent_decode(val.trim())) {
+                        (Some(k), Some(val)) => out.push((k, val)),
+                        _ => {
+                            self.note(format!(
+                                "{name}={v:?} has a malformed percent-encoding in {entry:?}; the whole value is left out"
+                            ));
+                            return Vec::new();
+                        }
+                    }
                 }
                 _ => self.note(format!(
                     "{name} has an entry {entry:?} that is not key=value; it is left out"
@@ -194,24 +235,23 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Decodes `%XX` escapes; anything malformed is kept as written.
-pub fn percent_decode(s: &str) -> String {
+/// Decodes `%XX` escapes; None when an escape is malformed or the result is not UTF-8.
+pub fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-            if let Some(b) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;
     }
-    String::from_utf8(out).unwrap_or_else(|_| s.to_string())
+    String::from_utf8(out).ok()
 }
 
 fn valid_url(v: &str) -> bool {
@@ -238,6 +278,7 @@ impl Settings {
         let mut console_by_default = false;
         match r.get("OTEL_TRACES_EXPORTER") {
             Some(v) => {
+                let mut unknown = Vec::new();
                 for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                     let e = match item {
                         "otlp" => TracesExporter::Otlp,
@@ -245,9 +286,7 @@ impl Settings {
                         "file" => TracesExporter::File,
                         "none" => TracesExporter::None,
                         _ => {
-                            r.note(format!(
-                                "OTEL_TRACES_EXPORTER={v:?} names {item:?}, which is not one of otlp, console, file, none; it is left out"
-                            ));
+                            unknown.push(item);
                             continue;
                         }
                     };
@@ -256,10 +295,19 @@ impl Settings {
                     }
                 }
                 if exporters.is_empty() {
-                    r.note(format!(
-                        "OTEL_TRACES_EXPORTER={v:?} names no known exporter; using otlp"
-                    ));
+                    r.warn(
+                        "OTEL_TRACES_EXPORTER",
+                        v,
+                        "names no known exporter (otlp, console, file, none)",
+                        "otlp",
+                    );
                     exporters.push(TracesExporter::Otlp);
+                } else {
+                    for item in unknown {
+                        r.note(format!(
+                            "OTEL_TRACES_EXPORTER={v:?} names {item:?}, which is not one of otlp, console, file, none; it is left out"
+                        ));
+                    }
                 }
                 if exporters.len() > 1 {
                     exporters.retain(|e| *e != TracesExporter::None);
@@ -348,14 +396,16 @@ impl Settings {
             DEFAULT_CONTENT_MAX_LENGTH as u64,
             1,
         ) as usize;
-        let attribute_value_length_limit = r
-            .first(&[
+        let attribute_value_length_limit = r.chain(
+            &[
                 "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
                 "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
-            ])
-            .map(|(n, _)| r.uint(&[n], u64::MAX, 1))
-            .filter(|n| *n != u64::MAX)
-            .map(|n| n as usize);
+            ],
+            "is not a whole number of at least 1",
+            |v| v.parse::<usize>().ok().filter(|n| *n >= 1).map(Some),
+            None,
+            |n| n.map_or("no limit".into(), |n| n.to_string()),
+        );
         let attribute_count_limit = r.uint(
             &[
                 "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT",
@@ -468,23 +518,18 @@ impl Signal {
 /// endpoint was set at all.
 fn otlp_settings(r: &mut Reader, signal: Signal) -> (OtlpSettings, bool) {
     let protocol_vars = signal.vars("PROTOCOL");
-    let protocol = match r.first(&Signal::var_refs(&protocol_vars)) {
-        None => Protocol::HttpProtobuf,
-        Some((name, v)) => match v {
-            "http/protobuf" => Protocol::HttpProtobuf,
-            "http/json" => Protocol::HttpJson,
-            "grpc" => Protocol::Grpc,
-            _ => {
-                r.warn(
-                    name,
-                    v,
-                    "is not one of http/protobuf, http/json, grpc",
-                    "http/protobuf",
-                );
-                Protocol::HttpProtobuf
-            }
+    let protocol = r.chain(
+        &Signal::var_refs(&protocol_vars),
+        "is not one of http/protobuf, http/json, grpc",
+        |v| match v {
+            "http/protobuf" => Some(Protocol::HttpProtobuf),
+            "http/json" => Some(Protocol::HttpJson),
+            "grpc" => Some(Protocol::Grpc),
+            _ => None,
         },
-    };
+        Protocol::HttpProtobuf,
+        |p| p.as_str().to_string(),
+    );
     let default_base = if protocol == Protocol::Grpc {
         "http://localhost:4317"
     } else {
@@ -517,6 +562,9 @@ fn otlp_settings(r: &mut Reader, signal: Signal) -> (OtlpSettings, bool) {
                 "is not an http:// or https:// URL",
                 &used,
             );
+            // The user asked for a collector: export to the fallback, not to the console.
+            endpoint = used;
+            endpoint_set = true;
         }
     }
     if !endpoint_set {
@@ -524,13 +572,14 @@ fn otlp_settings(r: &mut Reader, signal: Signal) -> (OtlpSettings, bool) {
             if valid_url(v) {
                 endpoint = join(v);
                 endpoint_set = true;
-            } else if r.get(specific_endpoint).is_none() {
+            } else {
                 r.warn(
                     "OTEL_EXPORTER_OTLP_ENDPOINT",
                     v,
                     "is not an http:// or https:// URL",
                     default_base,
                 );
+                endpoint_set = true;
             }
         }
     }
@@ -545,15 +594,21 @@ fn otlp_settings(r: &mut Reader, signal: Signal) -> (OtlpSettings, bool) {
     };
     let timeout = r.millis(&Signal::var_refs(&signal.vars("TIMEOUT")), 10_000);
     let compression_vars = signal.vars("COMPRESSION");
-    let gzip = match r.first(&Signal::var_refs(&compression_vars)) {
-        None => false,
-        Some((_, "gzip")) => true,
-        Some((_, "none")) => false,
-        Some((name, v)) => {
-            r.warn(name, v, "is not gzip or none", "none");
-            false
-        }
-    };
+    let gzip = r.chain(
+        &Signal::var_refs(&compression_vars),
+        "is not gzip or none",
+        |v| match v {
+            "gzip" => Some(true),
+            "none" => Some(false),
+            _ => None,
+        },
+        false,
+        |g| if *g { "gzip" } else { "none" }.to_string(),
+    );
+
+    let certificate = r
+        .first(&Signal::var_refs(&signal.vars("CERTIFICATE")))
+        .map(|(_, path)| path.to_string());
 
     (
         OtlpSettings {
@@ -562,6 +617,7 @@ fn otlp_settings(r: &mut Reader, signal: Signal) -> (OtlpSettings, bool) {
             headers,
             timeout,
             gzip,
+            certificate,
         },
         endpoint_set,
     )

@@ -69,10 +69,12 @@ impl MetricsSink {
     pub fn new(cfg: &OtlpSettings, resource: &ResourceInfo) -> Result<Self, String> {
         let transport = match cfg.protocol {
             Protocol::Grpc => {
-                let channel = tonic::transport::Channel::from_shared(cfg.endpoint.clone())
-                    .map_err(|e| e.to_string())?
-                    .timeout(cfg.timeout)
-                    .connect_lazy();
+                let mut endpoint = tonic::transport::Channel::from_shared(cfg.endpoint.clone())
+                    .map_err(|e| e.to_string())?;
+                if let Some(tls) = super::otlp::grpc_tls(cfg)? {
+                    endpoint = endpoint.tls_config(tls).map_err(|e| e.to_string())?;
+                }
+                let channel = endpoint.timeout(cfg.timeout).connect_lazy();
                 let mut client = MetricsServiceClient::new(channel);
                 if cfg.gzip {
                     client = client.send_compressed(tonic::codec::CompressionEncoding::Gzip);
@@ -80,10 +82,7 @@ impl MetricsSink {
                 Transport::Grpc(client)
             }
             Protocol::HttpProtobuf | Protocol::HttpJson => Transport::Http {
-                client: reqwest::Client::builder()
-                    .timeout(cfg.timeout)
-                    .build()
-                    .map_err(|e| e.to_string())?,
+                client: super::otlp::http_client(cfg)?,
                 json: cfg.protocol == Protocol::HttpJson,
             },
         };

@@ -48,6 +48,9 @@ impl OtlpSink {
                     .with_endpoint(cfg.endpoint.clone())
                     .with_timeout(cfg.timeout)
                     .with_metadata(metadata);
+                if let Some(tls) = grpc_tls(cfg)? {
+                    b = b.with_tls_config(tls);
+                }
                 if let Some(c) = compression {
                     b = b.with_compression(c);
                 }
@@ -60,6 +63,7 @@ impl OtlpSink {
                     .with_endpoint(cfg.endpoint.clone())
                     .with_timeout(cfg.timeout)
                     .with_headers(headers)
+                    .with_http_client(http_client(cfg)?)
                     .with_protocol(if cfg.protocol == Protocol::HttpJson {
                         opentelemetry_otlp::Protocol::HttpJson
                     } else {
@@ -86,6 +90,44 @@ impl OtlpSink {
             .await
             .map_err(|e| format!("{}: {e}", self.endpoint))
     }
+}
+
+/// The CA bundle of OTEL_EXPORTER_OTLP_CERTIFICATE, checked to hold a certificate.
+fn ca_bundle(cfg: &OtlpSettings) -> Result<Option<Vec<u8>>, String> {
+    let Some(path) = cfg.certificate.as_deref() else {
+        return Ok(None);
+    };
+    let pem =
+        std::fs::read(path).map_err(|e| format!("OTEL_EXPORTER_OTLP_CERTIFICATE={path:?}: {e}"))?;
+    match reqwest::Certificate::from_pem_bundle(&pem) {
+        Ok(certs) if !certs.is_empty() => Ok(Some(pem)),
+        Ok(_) => Err(format!(
+            "OTEL_EXPORTER_OTLP_CERTIFICATE={path:?} holds no PEM certificate"
+        )),
+        Err(e) => Err(format!("OTEL_EXPORTER_OTLP_CERTIFICATE={path:?}: {e}")),
+    }
+}
+
+/// The HTTP client for OTLP/HTTP: the system's roots, plus the configured CA bundle.
+pub fn http_client(cfg: &OtlpSettings) -> Result<reqwest::Client, String> {
+    let mut b = reqwest::Client::builder().timeout(cfg.timeout);
+    if let Some(pem) = ca_bundle(cfg)? {
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| e.to_string())?;
+        b = b.tls_certs_merge(certs);
+    }
+    b.build().map_err(|e| format!("HTTP client: {e}"))
+}
+
+/// TLS for OTLP/gRPC to an https:// endpoint. Without it opentelemetry-otlp trusts no root.
+pub fn grpc_tls(cfg: &OtlpSettings) -> Result<Option<tonic::transport::ClientTlsConfig>, String> {
+    if !cfg.endpoint.starts_with("https://") {
+        return Ok(None);
+    }
+    let mut tls = tonic::transport::ClientTlsConfig::new().with_native_roots();
+    if let Some(pem) = ca_bundle(cfg)? {
+        tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
+    }
+    Ok(Some(tls))
 }
 
 fn time(ns: u64) -> SystemTime {

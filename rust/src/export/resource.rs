@@ -37,6 +37,11 @@ impl ResourceInfo {
                     "telemetry.sdk.language".into(),
                     AttrValue::Str("python".into()),
                 ),
+                // The SDK here is llmprobe's own core.
+                (
+                    "telemetry.sdk.version".into(),
+                    AttrValue::Str(env!("CARGO_PKG_VERSION").into()),
+                ),
                 (
                     "telemetry.sdk.name".into(),
                     AttrValue::Str("opentelemetry".into()),

@@ -168,11 +168,19 @@ impl JsonWriter {
         self.path.pop();
     }
 
+    /// A key is structure, not content: written whole.
     fn key(&mut self, k: &Bound<'_, PyAny>) {
-        match k.cast::<PyString>() {
-            Ok(s) => self.string(s),
-            Err(_) => self.as_str(k),
-        }
+        let k = match k.cast::<PyString>() {
+            Ok(s) => s.clone(),
+            Err(_) => match k.str() {
+                Ok(s) => s,
+                Err(_) => {
+                    self.out.push_str("\"\"");
+                    return;
+                }
+            },
+        };
+        write_json_str(&mut self.out, &str_of(&k));
     }
 
     fn dict(&mut self, d: &Bound<'_, PyDict>) {
@@ -220,7 +228,7 @@ impl JsonWriter {
                 self.out.push(',');
             }
             first = false;
-            self.string(name);
+            write_json_str(&mut self.out, &str_of(name));
             self.out.push(':');
             self.value(&v);
         }
