@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import gzip
 import socket
+import ssl
 import threading
 import time
 import zlib
 from collections.abc import Callable
 from concurrent import futures
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Union
 
 import grpc
@@ -315,14 +317,18 @@ class _Handler(BaseHTTPRequestHandler):
 class HttpReceiver(Receiver):
     """OTLP/HTTP on 127.0.0.1: POST /v1/traces and /v1/metrics, protobuf or JSON, gzip or not."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: tuple[str, str] | None = None) -> None:
+        """`tls`: (certificate file, key file) to serve https on localhost instead of http."""
         super().__init__()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._tls = tls
 
     @property
     def endpoint(self) -> str:
         """The base URL, as OTEL_EXPORTER_OTLP_ENDPOINT takes it."""
+        if self._tls:
+            return f"https://localhost:{self.port}"
         return f"http://127.0.0.1:{self.port}"
 
     @property
@@ -333,6 +339,10 @@ class HttpReceiver(Receiver):
         """Listen (on the port of a previous start, so a restart brings the same receiver back)."""
         self._server = _Server(("127.0.0.1", self.port), self)
         self.port = self._server.server_address[1]
+        if self._tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self._tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="otlp-http-receiver", daemon=True)
         self._thread.start()
@@ -398,19 +408,28 @@ class _MetricsService(_GrpcService, metrics_service_pb2_grpc.MetricsServiceServi
 class GrpcReceiver(Receiver):
     """OTLP/gRPC on 127.0.0.1: TraceService/Export and MetricsService/Export (gzip accepted)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: tuple[str, str] | None = None) -> None:
+        """`tls`: (certificate file, key file) to serve TLS on localhost."""
         super().__init__()
         self._server: grpc.Server | None = None
+        self._tls = tls
 
     @property
     def endpoint(self) -> str:
+        if self._tls:
+            return f"https://localhost:{self.port}"
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> GrpcReceiver:
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="otlp-grpc-receiver"))
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(self), server)
         metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_MetricsService(self), server)
-        port = server.add_insecure_port(f"127.0.0.1:{self.port}")
+        if self._tls:
+            cert, key = (Path(f).read_bytes() for f in self._tls)
+            credentials = grpc.ssl_server_credentials([(key, cert)])
+            port = server.add_secure_port(f"127.0.0.1:{self.port}", credentials)
+        else:
+            port = server.add_insecure_port(f"127.0.0.1:{self.port}")
         if port == 0:
             raise OSError(f"gRPC receiver could not listen on 127.0.0.1:{self.port}")
         self.port = port

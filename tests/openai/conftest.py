@@ -30,6 +30,23 @@ SECRET = "sk-llmprobe-test-SECRET-7f3a9c0d"
 PRELUDE = f"import sys\nsys.path.insert(0, {str(HERE)!r})\n"
 
 
+def _source_tree_path() -> dict[str, str]:
+    """PYTHONPATH for the apps when this source tree has a built core but the llmprobe installed
+    in this Python is another copy (a `pip install .` made earlier): the tests then exercise the
+    code next to them, not a stale copy. An installed copy built from this tree is used as is."""
+    import importlib.util
+
+    source = HERE.parents[1] / "python"
+    spec = importlib.util.find_spec("llmprobe")
+    installed = Path(spec.origin).resolve().parent.parent if spec and spec.origin else None
+    if installed == source or not list((source / "llmprobe").glob("_core*.so")):
+        return {}
+    return {"PYTHONPATH": str(source)}
+
+
+SOURCE_TREE_ENV = _source_tree_path()
+
+
 class App(NamedTuple):
     result: Any  # app_runner.Result: returncode, stdout, stderr
     spans: list[dict]  # every span the receiver got
@@ -75,7 +92,8 @@ def openai_app(run, write_script, receiver, fake_openai):
     ) -> App:
         fake_openai.clear()
         path = write_script(name, PRELUDE + textwrap.dedent(source))
-        full_env = {"OPENAI_BASE_URL": fake_openai.base_url, "OPENAI_API_KEY": SECRET, **(env or {})}
+        full_env = {"OPENAI_BASE_URL": fake_openai.base_url, "OPENAI_API_KEY": SECRET, **SOURCE_TREE_ENV,
+                    **(env or {})}
         result = run(["python", str(path)], receiver=receiver, env=full_env, instrument=instrument, timeout=timeout)
         if check:
             result.check()

@@ -258,6 +258,10 @@ class _Handler(BaseHTTPRequestHandler):
         last = messages[-1] if messages else {}
         wants_tools = bool(body.get("tools") or body.get("functions")) and last.get("role") not in ("tool", "function")
         answer = "Echo: " + _last_user_text(messages)
+        schema = ((body.get("response_format") or {}).get("json_schema") or {}).get("schema")
+        if schema:  # structured output: an object with every string property set to the echo
+            answer = json.dumps({k: answer for k, v in (schema.get("properties") or {}).items()
+                                 if v.get("type") == "string"})
         if messages and last.get("role") == "tool":
             answer = "The tool said: " + _text_of(last.get("content"))
         n = body.get("n") or 1
