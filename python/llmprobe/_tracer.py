@@ -30,11 +30,41 @@ if TYPE_CHECKING:
 _CoreSpan = _core.Span
 _ApiSpan = _api.Span
 _Context = _context.Context
-_get_current = _context.get_current
 _get_current_span = _api.get_current_span
 _set_span_in_context = _api.set_span_in_context
 _attach = _context.attach
 _detach = _context.detach
+
+
+def _direct_context_var():
+    """The ContextVar behind the API's context, when the runtime context is the standard
+    contextvars one: reading and setting it directly skips two Python frames per call, which is
+    a fifth of start_as_current_span's cost. None (any other runtime context) keeps the API's
+    functions."""
+    try:
+        from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+
+        runtime = _context._RUNTIME_CONTEXT
+        if type(runtime) is ContextVarsRuntimeContext:
+            return runtime._current_context
+    except Exception:  # noqa: BLE001 - any surprise means: use the API's functions
+        return None
+    return None
+
+
+_CONTEXT_VAR = _direct_context_var()
+if _CONTEXT_VAR is not None:
+    _get_current = _CONTEXT_VAR.get
+    _attach = _CONTEXT_VAR.set
+    _reset = _CONTEXT_VAR.reset
+
+    def _detach(token) -> None:
+        try:
+            _reset(token)
+        except Exception:  # noqa: BLE001 - as the API's detach: a foreign token is logged, not raised
+            _context.detach(token)
+else:
+    _get_current = _context.get_current
 
 _INTERNAL = SpanKind.INTERNAL
 # Keyed by identity: Enum members are singletons, and Enum.__hash__ is a Python-level call.
