@@ -1,0 +1,544 @@
+"""Message normalisation: what a provider's API takes and returns, in the span contract's shape.
+
+The contract's shape (the OpenTelemetry GenAI conventions' message JSON)::
+
+    {"role": "user", "parts": [{"type": "text", "content": "..."}]}
+    {"role": "assistant", "parts": [{"type": "tool_call", "id", "name", "arguments"}], "finish_reason": "tool_calls"}
+    {"role": "tool", "parts": [{"type": "tool_call_response", "id", "response"}]}
+
+Images become ``{"type": "image", "url"}`` (a data URL is cut with every other string, in Rust,
+when the structure is serialised). Everything here only reads: a message may be a dict, a
+TypedDict, a pydantic model or any object with the same attribute names (the SDK's own response
+objects are often sent back in the next request). A one-shot iterable (a generator of messages)
+is never iterated: the library still has to send it, so it is left out of the span instead.
+
+Serialising and cutting happen later, in Rust (``_core.to_json``); nothing here builds JSON text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from functools import partial
+from typing import Any
+
+# Containers that can be read without consuming them.
+SEQUENCES = (list, tuple)
+
+
+# type -> whether it is a Mapping other than dict (asked once per type: the ABC check is slow).
+_mapping_types: dict = {}
+
+
+def get(obj: Any, key: str, default: Any = None) -> Any:
+    """obj[key] for a mapping, obj.key for anything else; `default` when absent."""
+    kind = type(obj)
+    if kind is dict:
+        return obj.get(key, default)
+    mapping = _mapping_types.get(kind)
+    if mapping is None:
+        mapping = _mapping_types[kind] = isinstance(obj, Mapping)
+    if mapping:
+        return obj.get(key, default)
+    return getattr(obj, key, default)
+
+
+def text_part(content: Any) -> dict:
+    return {"type": "text", "content": content}
+
+
+def tool_call_part(call_id: Any, name: Any, arguments: Any) -> dict:
+    return {"type": "tool_call", "id": call_id, "name": name, "arguments": parse_arguments(arguments)}
+
+
+def tool_response_part(call_id: Any, response: Any) -> dict:
+    return {"type": "tool_call_response", "id": call_id, "response": response}
+
+
+def parse_arguments(arguments: Any) -> Any:
+    """Tool-call arguments as the structure they encode (the conventions record an object), or
+    as given when they are not JSON (a model may stream invalid JSON)."""
+    if isinstance(arguments, str) and arguments[:1] in ("{", "["):
+        try:
+            return json.loads(arguments)
+        except ValueError:
+            return arguments
+    return arguments
+
+
+def _string(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+# ---- content parts ---------------------------------------------------------------------------
+
+
+def content_parts(content: Any) -> list:
+    """The parts of a message's ``content``: a string, or a list of typed parts (chat
+    completions' text / image_url / input_audio / file, the Responses API's input_text /
+    input_image / output_text / refusal ...)."""
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [text_part(content)]
+    if not isinstance(content, SEQUENCES):
+        return []
+    parts = []
+    for item in content:
+        if isinstance(item, str):
+            parts.append(text_part(item))
+            continue
+        kind = get(item, "type")
+        if kind in ("text", "input_text", "output_text"):
+            parts.append(text_part(get(item, "text")))
+        elif kind == "image_url":
+            image = get(item, "image_url")
+            parts.append({"type": "image", "url": get(image, "url") if image is not None else None})
+        elif kind == "input_image":
+            url = get(item, "image_url")
+            parts.append({"type": "image", "url": url if url is not None else get(item, "file_id")})
+        elif kind == "refusal":
+            parts.append({"type": "refusal", "content": get(item, "refusal")})
+        elif kind == "input_audio":
+            audio = get(item, "input_audio")
+            parts.append({"type": "audio", "format": get(audio, "format") if audio is not None else None})
+        elif kind in ("file", "input_file"):
+            file = get(item, "file") if kind == "file" else item
+            parts.append(
+                {
+                    "type": "file",
+                    "file_id": get(file, "file_id") if file is not None else None,
+                    "filename": get(file, "filename") if file is not None else None,
+                }
+            )
+        elif kind is not None:
+            parts.append({"type": str(kind)})
+    return parts
+
+
+def _tool_calls(tool_calls: Any) -> list:
+    parts = []
+    if not isinstance(tool_calls, SEQUENCES):
+        return parts
+    for call in tool_calls:
+        function = get(call, "function")
+        if function is None:  # a custom tool call: {type: custom, custom: {name, input}}
+            custom = get(call, "custom")
+            parts.append(
+                tool_call_part(
+                    get(call, "id"),
+                    get(custom, "name") if custom is not None else None,
+                    get(custom, "input") if custom is not None else None,
+                )
+            )
+        else:
+            parts.append(tool_call_part(get(call, "id"), get(function, "name"), get(function, "arguments")))
+    return parts
+
+
+# ---- chat completions ------------------------------------------------------------------------
+
+
+def reader(obj: Any) -> Any:
+    """``read(key, default)`` over `obj` without a Python call per read: the mapping's own get,
+    or getattr bound to the object."""
+    kind = type(obj)
+    if kind is dict:
+        return obj.get
+    mapping = _mapping_types.get(kind)
+    if mapping is None:
+        mapping = _mapping_types[kind] = isinstance(obj, Mapping)
+    return obj.get if mapping else partial(getattr, obj)
+
+
+def chat_message(message: Any) -> dict:
+    """One chat-completions message (request or response side) in the contract's shape."""
+    read = reader(message)
+    role = read("role", None)
+    content = read("content", None)
+    if role == "tool":
+        parts = [tool_response_part(read("tool_call_id", None), _response_text(content))]
+    elif role == "function":  # the legacy function-calling answer
+        parts = [tool_response_part(read("name", None), _response_text(content))]
+    else:
+        parts = content_parts(content)
+        refusal = read("refusal", None)
+        if refusal:
+            parts.append({"type": "refusal", "content": refusal})
+        tool_calls = read("tool_calls", None)
+        if tool_calls:
+            parts.extend(_tool_calls(tool_calls))
+        function_call = read("function_call", None)
+        if function_call:
+            parts.append(tool_call_part(None, get(function_call, "name"), get(function_call, "arguments")))
+    return {"role": role if type(role) is str else str(role), "parts": parts}
+
+
+def _response_text(content: Any) -> Any:
+    """A tool result: its text when it is given as text parts, else as given."""
+    if isinstance(content, SEQUENCES):
+        texts = [get(p, "text") for p in content]
+        if all(isinstance(t, str) for t in texts):
+            return "".join(texts)
+    return content
+
+
+def chat_input(messages: Any) -> list | None:
+    """The request's messages; None when they cannot be read without consuming them."""
+    if not isinstance(messages, SEQUENCES):
+        return None
+    out = []
+    append = out.append
+    for message in messages:
+        # The common message, a dict with a text content and nothing else of note, without the
+        # general path's calls (a chat history repeats many of them on every call).
+        if type(message) is dict:
+            content = message.get("content")
+            role = message.get("role")
+            if (
+                type(content) is str
+                and type(role) is str
+                and role not in ("tool", "function")
+                and not message.get("tool_calls")
+                and not message.get("function_call")
+                and not message.get("refusal")
+            ):
+                append({"role": role, "parts": [{"type": "text", "content": content}]})
+                continue
+        append(chat_message(message))
+    return out
+
+
+def chat_output(choices: Any) -> list:
+    """The answer's choices as output messages (one per choice, with its finish_reason)."""
+    out = []
+    if not isinstance(choices, SEQUENCES):
+        return out
+    for choice in choices:
+        message = get(choice, "message")
+        normalised = chat_message(message) if message is not None else {"role": "assistant", "parts": []}
+        if normalised["role"] in (None, "None"):
+            normalised["role"] = "assistant"
+        finish = get(choice, "finish_reason")
+        if finish is not None:
+            normalised["finish_reason"] = finish
+        out.append(normalised)
+    return out
+
+
+def message_text(messages: list) -> str:
+    """The text of output messages: their text parts joined (one line between choices)."""
+    texts = []
+    for message in messages:
+        pieces = [
+            p["content"]
+            for p in message["parts"]
+            if p.get("type") == "text" and isinstance(p.get("content"), str)
+        ]
+        if pieces:
+            texts.append("".join(pieces))
+    return "\n".join(texts)
+
+
+def has_parts(messages: list) -> bool:
+    return any(m["parts"] for m in messages)
+
+
+class AttrView:
+    """Attribute access over a dict (and the dicts and lists in it), so that the stream
+    assemblers read chunks given as JSON like the SDK's objects, with plain getattr (a Python
+    call per field read costs too much when a stream has hundreds of chunks)."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: dict) -> None:
+        self._data = data
+
+    def __getattr__(self, key: str) -> Any:
+        value = self._data.get(key)
+        if type(value) is dict:
+            return AttrView(value)
+        if type(value) is list:
+            return [AttrView(v) if type(v) is dict else v for v in value]
+        return value
+
+
+def attrs(obj: Any) -> Any:
+    """`obj` readable with getattr: a dict through AttrView, anything else as it is."""
+    return AttrView(obj) if type(obj) is dict else obj
+
+
+class ChatAssembler:
+    """Rebuilds the answer of a streamed chat completion from its chunks, once, at the end:
+    per choice the text, refusal and tool calls (whose id and name come in the first delta of a
+    tool call and whose arguments arrive in pieces, keyed by the delta's index)."""
+
+    __slots__ = ("choices",)
+
+    def __init__(self) -> None:
+        # index -> [role, text pieces, refusal pieces, {tool index: [id, name, argument pieces]}, finish_reason]
+        self.choices: dict = {}
+
+    def add_chunks(self, chunks: list) -> tuple:
+        """Add every chunk of a stream, in one loop (a call per chunk costs more than the work);
+        the index of the first chunk with content (text, refusal, a tool call) or None, and the
+        usage of the last chunk that had one."""
+        states = self.choices
+        first = None
+        usage = None
+        for position, chunk in enumerate(chunks):
+            if type(chunk) is dict:
+                chunk = AttrView(chunk)
+            chunk_usage = getattr(chunk, "usage", None)
+            if chunk_usage is not None:
+                usage = chunk_usage
+            choices = getattr(chunk, "choices", None)
+            if not choices:
+                continue
+            for choice in choices:
+                if type(choice) is dict:
+                    choice = AttrView(choice)
+                index = getattr(choice, "index", 0) or 0
+                state = states.get(index)
+                if state is None:
+                    state = states[index] = [None, [], [], {}, None]
+                delta = getattr(choice, "delta", None)
+                if delta is not None:
+                    content = False
+                    text = getattr(delta, "content", None)
+                    if text:
+                        state[1].append(text)
+                        content = True
+                    if state[0] is None:  # the role comes in the first chunk
+                        state[0] = getattr(delta, "role", None)
+                    refusal = getattr(delta, "refusal", None)
+                    if refusal:
+                        state[2].append(refusal)
+                        content = True
+                    calls = getattr(delta, "tool_calls", None)
+                    if calls:
+                        content = True
+                        self._tool_calls(state[3], calls)
+                    function_call = getattr(delta, "function_call", None)
+                    if function_call is not None:
+                        content = True
+                        self._tool_calls(state[3], [function_call], "function_call")
+                    if content and first is None:
+                        first = position
+                finish = getattr(choice, "finish_reason", None)
+                if finish:
+                    state[4] = finish
+        return first, usage
+
+    @staticmethod
+    def _tool_calls(calls_state: dict, calls: Any, key: Any = None) -> None:
+        for call in calls:
+            call = attrs(call)
+            if key is None:  # a tool call delta: {index, id, function: {name, arguments}}
+                index = getattr(call, "index", None)
+                entry_key = index if index is not None else len(calls_state)
+                function = getattr(call, "function", None)
+            else:  # the legacy function_call delta: {name, arguments}
+                entry_key, function = key, call
+            entry = calls_state.get(entry_key)
+            if entry is None:
+                entry = calls_state[entry_key] = [None, None, []]
+            call_id = getattr(call, "id", None) if key is None else None
+            if call_id:
+                entry[0] = call_id
+            if function is not None:
+                name = getattr(function, "name", None)
+                if name:
+                    entry[1] = name
+                arguments = getattr(function, "arguments", None)
+                if arguments:
+                    entry[2].append(arguments)
+
+    def messages(self) -> list:
+        out = []
+        for index in sorted(self.choices):
+            role, texts, refusals, calls, finish = self.choices[index]
+            parts = []
+            if texts:
+                parts.append(text_part("".join(texts)))
+            if refusals:
+                parts.append({"type": "refusal", "content": "".join(refusals)})
+            for key in sorted(calls, key=str):
+                call_id, name, arguments = calls[key]
+                parts.append(tool_call_part(call_id, name, "".join(arguments)))
+            message = {"role": role or "assistant", "parts": parts}
+            if finish is not None:
+                message["finish_reason"] = finish
+            out.append(message)
+        return out
+
+    def finish_reasons(self) -> list:
+        return [state[4] for _, state in sorted(self.choices.items()) if state[4]]
+
+
+# ---- legacy text completions -----------------------------------------------------------------
+
+
+def prompt_input(prompt: Any) -> list | None:
+    """A text completion's prompt (a string or a list of strings) as user messages."""
+    if isinstance(prompt, str):
+        return [{"role": "user", "parts": [text_part(prompt)]}]
+    if isinstance(prompt, SEQUENCES) and all(isinstance(p, str) for p in prompt):
+        return [{"role": "user", "parts": [text_part(p)]} for p in prompt]
+    return None  # token ids, or a one-shot iterable
+
+
+def completion_output(choices: Any) -> list:
+    out = []
+    if not isinstance(choices, SEQUENCES):
+        return out
+    for choice in choices:
+        text = get(choice, "text")
+        message = {"role": "assistant", "parts": [text_part(text)] if text is not None else []}
+        finish = get(choice, "finish_reason")
+        if finish is not None:
+            message["finish_reason"] = finish
+        out.append(message)
+    return out
+
+
+class CompletionAssembler:
+    """Rebuilds a streamed text completion: text pieces per choice index."""
+
+    __slots__ = ("choices",)
+
+    def __init__(self) -> None:
+        self.choices: dict = {}
+
+    def add_chunks(self, chunks: list) -> tuple:
+        """As ChatAssembler.add_chunks: (index of the first chunk with text, last usage)."""
+        states = self.choices
+        first = None
+        usage = None
+        for position, chunk in enumerate(chunks):
+            chunk = attrs(chunk)
+            chunk_usage = getattr(chunk, "usage", None)
+            if chunk_usage is not None:
+                usage = chunk_usage
+            for choice in getattr(chunk, "choices", None) or ():
+                choice = attrs(choice)
+                index = getattr(choice, "index", 0) or 0
+                state = states.get(index)
+                if state is None:
+                    state = states[index] = [[], None]
+                text = getattr(choice, "text", None)
+                if text:
+                    state[0].append(text)
+                    if first is None:
+                        first = position
+                finish = getattr(choice, "finish_reason", None)
+                if finish:
+                    state[1] = finish
+        return first, usage
+
+    def messages(self) -> list:
+        out = []
+        for index in sorted(self.choices):
+            texts, finish = self.choices[index]
+            message = {"role": "assistant", "parts": [text_part("".join(texts))] if texts else []}
+            if finish is not None:
+                message["finish_reason"] = finish
+            out.append(message)
+        return out
+
+    def finish_reasons(self) -> list:
+        return [state[1] for _, state in sorted(self.choices.items()) if state[1]]
+
+
+# ---- the Responses API -----------------------------------------------------------------------
+
+
+def responses_input(value: Any) -> list | None:
+    """The Responses API's ``input``: a string, or a list of items (messages, function calls
+    and their outputs)."""
+    if isinstance(value, str):
+        return [{"role": "user", "parts": [text_part(value)]}]
+    if not isinstance(value, SEQUENCES):
+        return None
+    out = []
+    for item in value:
+        kind = get(item, "type")
+        if kind == "function_call":
+            out.append(
+                {
+                    "role": "assistant",
+                    "parts": [
+                        tool_call_part(get(item, "call_id"), get(item, "name"), get(item, "arguments"))
+                    ],
+                }
+            )
+        elif kind == "function_call_output":
+            out.append(
+                {
+                    "role": "tool",
+                    "parts": [tool_response_part(get(item, "call_id"), _response_text(get(item, "output")))],
+                }
+            )
+        elif kind in (None, "message") or get(item, "role") is not None:
+            role = get(item, "role")
+            out.append(
+                {
+                    "role": str(role) if role is not None else "user",
+                    "parts": content_parts(get(item, "content")),
+                }
+            )
+        else:
+            out.append({"role": "assistant", "parts": [{"type": str(kind)}]})
+    return out
+
+
+def responses_output(output: Any, finish_reason: Any = None) -> list:
+    """A Response's ``output`` items as one assistant message."""
+    parts = []
+    if isinstance(output, SEQUENCES):
+        for item in output:
+            kind = get(item, "type")
+            if kind == "message":
+                parts.extend(content_parts(get(item, "content")))
+            elif kind == "function_call":
+                parts.append(tool_call_part(get(item, "call_id"), get(item, "name"), get(item, "arguments")))
+            elif kind == "custom_tool_call":
+                parts.append(tool_call_part(get(item, "call_id"), get(item, "name"), get(item, "input")))
+            elif kind == "reasoning":
+                summary = get(item, "summary")
+                texts = [get(s, "text") for s in summary] if isinstance(summary, SEQUENCES) else []
+                texts = [t for t in texts if isinstance(t, str)]
+                if texts:
+                    parts.append({"type": "reasoning", "content": "\n".join(texts)})
+            elif kind is not None:
+                parts.append({"type": str(kind)})
+    message = {"role": "assistant", "parts": parts}
+    if finish_reason is not None:
+        message["finish_reason"] = finish_reason
+    return [message]
+
+
+# ---- sizes, when content is not captured -----------------------------------------------------
+
+
+def characters(messages: list | None) -> int:
+    """The characters of the text in normalised messages: what is recorded instead of the
+    content when capture is off."""
+    total = 0
+    for message in messages or ():
+        for part in message["parts"]:
+            for key in ("content", "arguments", "response", "url"):
+                value = part.get(key)
+                if isinstance(value, str):
+                    total += len(value)
+                elif value is not None and key != "url":
+                    total += len(str(value))
+    return total
+
+
+def texts_characters(texts: Any) -> int:
+    if isinstance(texts, str):
+        return len(texts)
+    if isinstance(texts, SEQUENCES):
+        return sum(len(t) for t in texts if isinstance(t, str))
+    return 0

@@ -1,0 +1,259 @@
+"""Transparent proxies over streamed answers, which end the operation's span exactly once.
+
+A library returns a stream object (the openai SDK's ``Stream``, a DashScope generator); the
+instrumentation returns ``SyncStreamProxy(stream, state)`` or ``AsyncStreamProxy(...)`` in its
+place. The proxy is a ``wrapt.ObjectProxy``: ``isinstance``, every attribute read and write,
+``repr`` and equality are the stream's own. What it adds:
+
+- per item it only appends the item and a ``perf_counter_ns`` timestamp to two lists (no JSON,
+  no attribute writes, no call into llmprobe); the answer is assembled once, at the end;
+- the end, exactly once, at the first of: the stream exhausted; an error raised by it;
+  ``close()`` / ``aclose()``; the end of a ``with`` / ``async with`` block; the proxy garbage
+  collected (a stream left by ``break`` and dropped, or abandoned). A stream still alive at
+  interpreter exit is ended then, before llmprobe's exit flush (``weakref.finalize`` runs its
+  callbacks from an atexit hook registered after llmprobe's own, so it runs first).
+
+The end calls ``state.on_end(state, error)`` guarded: a failing ``on_end`` is logged once and
+the user's iteration goes on untouched. ``error`` is the exception the stream raised, or None.
+
+    state = StreamState("openai chat stream", on_end, call)   # call: whatever on_end needs
+    return SyncStreamProxy(stream, state)
+"""
+
+from __future__ import annotations
+
+import weakref
+from time import perf_counter_ns
+from typing import Any, Callable
+
+import wrapt
+
+from llmprobe.instrumentation._wrap import guarded
+
+_ObjectProxy = wrapt.ObjectProxy
+_finalize = weakref.finalize
+
+
+class StreamState:
+    """What a stream proxy records, kept apart from the proxy so that the garbage-collection
+    callback can end the span without keeping the proxy alive."""
+
+    __slots__ = ("_finalizer", "_once", "call", "how", "items", "key", "on_end", "times")
+
+    def __init__(
+        self, key: str, on_end: Callable[[StreamState, BaseException | None], None], call: Any
+    ) -> None:
+        self.items: list = []
+        self.times: list = []  # perf_counter_ns() when each item arrived
+        self.key = key  # names the hook in the once-only warning when on_end fails
+        self.on_end = on_end
+        self.call = call
+        # One token: list.pop() is atomic, so two threads (a close and a garbage collection)
+        # can never both end the stream.
+        self._once = [True]
+        self._finalizer: Any = None
+        self.how = ""  # "exhausted", "error", "closed", "collected": why the stream ended
+
+
+def finish(state: StreamState, error: BaseException | None, how: str) -> None:
+    """End the stream's operation, if it was not ended already."""
+    try:
+        state._once.pop()
+    except IndexError:
+        return
+    finalizer = state._finalizer
+    if finalizer is not None:
+        state._finalizer = None
+        finalizer.detach()
+    state.how = how
+    guarded(state.key, state.on_end, state, error)
+
+
+def _end(state: StreamState, error: BaseException | None, how: str) -> None:
+    # What the proxies call: even a failure of finish() itself never reaches the iteration.
+    guarded(state.key, finish, state, error, how)
+
+
+def _collected(state: StreamState) -> None:
+    # The weakref.finalize callback: the proxy is gone (or the interpreter is exiting).
+    _end(state, None, "collected")
+
+
+def _watch(proxy: Any, state: StreamState) -> None:
+    state._finalizer = _finalize(proxy, _collected, state)
+
+
+def _no_context_manager(wrapped: Any, method: str) -> TypeError:
+    # What Python itself raises for `with` on an object without the protocol (3.11+ wording).
+    kind = "asynchronous context manager" if method.startswith("__a") else "context manager"
+    return TypeError(f"'{type(wrapped).__name__}' object does not support the {kind} protocol")
+
+
+class _Proxy(_ObjectProxy):
+    def __repr__(self) -> str:
+        return repr(self.__wrapped__)  # wrapt's own repr would name the proxy
+
+
+class SyncStreamProxy(_Proxy):
+    """A synchronous stream (an iterator), recorded item by item."""
+
+    def __init__(self, wrapped: Any, state: StreamState) -> None:
+        super().__init__(wrapped)
+        self._self_state = state
+        _watch(self, state)
+
+    def __iter__(self):
+        # A generator: resuming it costs less than a Python __next__ called for every item.
+        state = self._self_state
+        items = state.items.append
+        times = state.times.append
+        try:
+            for item in self.__wrapped__:
+                items(item)
+                times(perf_counter_ns())
+                yield item
+        except GeneratorExit:
+            raise  # the consumer left the loop: the stream itself goes on (it may be resumed)
+        except BaseException as exc:
+            _end(state, exc, "error")
+            raise
+        _end(state, None, "exhausted")
+
+    def __next__(self):
+        state = self._self_state
+        try:
+            item = next(self.__wrapped__)
+        except StopIteration:
+            _end(state, None, "exhausted")
+            raise
+        except BaseException as exc:
+            _end(state, exc, "error")
+            raise
+        state.items.append(item)
+        state.times.append(perf_counter_ns())
+        return item
+
+    def __enter__(self):
+        wrapped = self.__wrapped__
+        enter = getattr(type(wrapped), "__enter__", None)
+        if enter is None:
+            raise _no_context_manager(wrapped, "__enter__")
+        result = enter(wrapped)
+        # `with stream as s` must give the proxy, or the items read through `s` go unrecorded.
+        return self if result is wrapped else result
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            return type(self.__wrapped__).__exit__(self.__wrapped__, exc_type, exc, tb)
+        finally:
+            _end(self._self_state, None, "closed")
+
+    def close(self):
+        try:
+            return self.__wrapped__.close()
+        finally:
+            _end(self._self_state, None, "closed")
+
+
+class AsyncStreamProxy(_Proxy):
+    """An asynchronous stream (an async iterator), recorded item by item."""
+
+    def __init__(self, wrapped: Any, state: StreamState) -> None:
+        super().__init__(wrapped)
+        self._self_state = state
+        _watch(self, state)
+
+    async def __aiter__(self):
+        state = self._self_state
+        items = state.items.append
+        times = state.times.append
+        try:
+            async for item in self.__wrapped__:
+                items(item)
+                times(perf_counter_ns())
+                yield item
+        except GeneratorExit:
+            raise
+        except BaseException as exc:  # includes CancelledError: the span ends, without an error
+            _end(state, exc, "error")
+            raise
+        _end(state, None, "exhausted")
+
+    async def __anext__(self):
+        state = self._self_state
+        try:
+            item = await self.__wrapped__.__anext__()
+        except StopAsyncIteration:
+            _end(state, None, "exhausted")
+            raise
+        except BaseException as exc:
+            _end(state, exc, "error")
+            raise
+        state.items.append(item)
+        state.times.append(perf_counter_ns())
+        return item
+
+    async def __aenter__(self):
+        wrapped = self.__wrapped__
+        enter = getattr(type(wrapped), "__aenter__", None)
+        if enter is None:
+            raise _no_context_manager(wrapped, "__aenter__")
+        result = await enter(wrapped)
+        return self if result is wrapped else result
+
+    async def __aexit__(self, exc_type, exc, tb):
+        try:
+            return await type(self.__wrapped__).__aexit__(self.__wrapped__, exc_type, exc, tb)
+        finally:
+            _end(self._self_state, None, "closed")
+
+    def close(self):
+        # The SDK's AsyncStream.close is a coroutine function, a generator's is not: keep what
+        # the stream's own close returns, and end the span once it has done its work.
+        try:
+            result = self.__wrapped__.close()
+        except BaseException:
+            _end(self._self_state, None, "closed")
+            raise
+        if hasattr(result, "__await__"):
+            return _then_finish(result, self._self_state)
+        _end(self._self_state, None, "closed")
+        return result
+
+    def aclose(self):
+        try:
+            result = self.__wrapped__.aclose()
+        except BaseException:
+            _end(self._self_state, None, "closed")
+            raise
+        return _then_finish(result, self._self_state)
+
+
+async def _then_finish(awaitable: Any, state: StreamState) -> Any:
+    try:
+        return await awaitable
+    finally:
+        _end(state, None, "closed")
+
+
+def stream_of(obj: Any) -> Any:
+    """The stream proxy inside a helper stream (the SDK's ChatCompletionStream and
+    ResponseStream keep the raw stream they read as ``_raw_stream``), or None."""
+    raw = getattr(obj, "_raw_stream", None)
+    if type(raw) in (SyncStreamProxy, AsyncStreamProxy):
+        return raw
+    return None
+
+
+def close_inner(helper: Any) -> None:
+    """End the span of the raw stream a helper stream reads (the helper closed its HTTP response
+    without going through the raw stream's close())."""
+    proxy = stream_of(helper)
+    if proxy is not None:
+        finish(proxy._self_state, None, "closed")
+
+
+def close_stream(proxy: Any) -> None:
+    """End the span of a stream proxy whose HTTP response was closed elsewhere."""
+    if type(proxy) in (SyncStreamProxy, AsyncStreamProxy):
+        finish(proxy._self_state, None, "closed")

@@ -1,0 +1,675 @@
+"""The dashscope SDK: one LLM or embedding span per model call, with its metrics.
+
+Patched (class methods, so every import path of the class sees them):
+
+- ``Generation.call`` and ``AioGeneration.call``: ``prompt=`` (text_completion) and
+  ``messages=`` (chat), ``result_format`` text or message, streamed or not;
+- ``MultiModalConversation.call`` (and its Aio twin): an LLM chat span, images as URL parts;
+- ``TextEmbedding.call``: an EMBEDDING span; ``TextReRank.call``: a RERANKER span;
+- ``Application.call``: an app run on the Bailian platform, a CHAIN span ``chain {app_id}``
+  with the conversation's ``gen_ai.session.id``.
+
+DashScope returns most API errors instead of raising them: a response whose ``status_code`` is
+not 200 carries ``code`` and ``message``. Such a call is an ERROR span with ``error.type`` = the
+code; the response reaches the caller as it came. A stream is handed back inside the shared
+transparent proxy (``_stream``), which ends the span once; nothing is written into the SDK's
+responses or chunks, and nothing is added to the request.
+
+A streamed answer comes either as deltas (``incremental_output=True``) or as the full answer so
+far in every chunk (the server's default, and what the SDK rebuilds when the caller asked for
+``incremental_output=False``); the assembler below tells them apart so that text is never
+counted twice.
+"""
+
+from __future__ import annotations
+
+import inspect
+from time import perf_counter_ns
+from typing import Any
+from urllib.parse import urlsplit
+
+from llmprobe._core import STATUS_ERROR
+from llmprobe.instrumentation import _genai, _messages, _stream, _wrap
+from llmprobe.instrumentation._messages import SEQUENCES, get
+
+OWNER = "dashscope"
+SCOPE = "llmprobe.instrumentation.dashscope"
+PROVIDER = "dashscope"
+
+_tracer: Any = None
+_NUMBERS = (int, float)
+
+# (call argument, span attribute) of the numeric request parameters.
+_PARAMETERS = (
+    ("temperature", "gen_ai.request.temperature"),
+    ("top_p", "gen_ai.request.top_p"),
+    ("top_k", "gen_ai.request.top_k"),
+    ("max_tokens", "gen_ai.request.max_tokens"),
+    ("seed", "gen_ai.request.seed"),
+    ("presence_penalty", "gen_ai.request.presence_penalty"),
+    ("n", "gen_ai.request.choice.count"),
+)
+
+# (module, dotted attribute, kind) of what is patched.
+_TARGETS = (
+    ("dashscope.aigc.generation", "Generation.call", "generation"),
+    ("dashscope.aigc.generation", "AioGeneration.call", "aio_generation"),
+    ("dashscope.embeddings.text_embedding", "TextEmbedding.call", "embedding"),
+    ("dashscope.aigc.multimodal_conversation", "MultiModalConversation.call", "generation"),
+    ("dashscope.aigc.multimodal_conversation", "AioMultiModalConversation.call", "aio_generation"),
+    ("dashscope.rerank.text_rerank", "TextReRank.call", "rerank"),
+    ("dashscope.app.application", "Application.call", "application"),
+)
+
+# base URL -> (span attributes, metric attributes): parsed once per URL.
+_servers: dict = {}
+
+
+class _Request:
+    """What the end of a call needs from its request."""
+
+    __slots__ = ("capture", "documents", "incremental", "kind", "session")
+
+    def __init__(self, kind: str, capture: bool, incremental: Any = None) -> None:
+        self.kind = kind  # "chat", "text_completion", "embeddings", "rerank", "chain"
+        self.capture = capture
+        self.incremental = incremental  # the caller's incremental_output (None: not given)
+        self.documents: Any = None  # a rerank's input documents
+        self.session: Any = None  # an application call's session id
+
+
+def _positional_names(function: Any) -> tuple:
+    """The names of a class method's parameters after ``cls``, in order (so that a model passed
+    by position is read like one passed by keyword)."""
+    try:
+        parameters = list(inspect.signature(function).parameters.values())
+    except (TypeError, ValueError):
+        return ("model",)
+    return tuple(p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+
+
+def _arguments(names: tuple, args: tuple, kwargs: dict) -> dict:
+    if not args:
+        return kwargs
+    bound = dict(zip(names, args))
+    bound.update(kwargs)
+    return bound
+
+
+def _server() -> tuple:
+    import dashscope
+
+    url = getattr(dashscope, "base_http_api_url", None) or ""
+    cached = _servers.get(url)
+    if cached is not None:
+        return cached
+    span_attributes: dict = {"gen_ai.provider.name": PROVIDER}
+    metric_attributes: dict = {"gen_ai.provider.name": PROVIDER}
+    try:
+        parts = urlsplit(url)
+        if parts.hostname:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            span_attributes.update({"server.address": parts.hostname, "server.port": port})
+            metric_attributes.update({"server.address": parts.hostname, "server.port": str(port)})
+    except ValueError:
+        pass
+    if len(_servers) > 64:
+        _servers.clear()
+    _servers[url] = (span_attributes, metric_attributes)
+    return span_attributes, metric_attributes
+
+
+def _begin(model: Any, operation: str, span_kind: str, attributes: dict, request: _Request) -> _genai.Call:
+    """Add the server, provider and model and start the span, last: nothing that can fail may
+    come after the span became current."""
+    server, server_metrics = _server()
+    attributes.update(server)
+    metric_attributes = dict(server_metrics)
+    metric_attributes["gen_ai.operation.name"] = operation
+    if not isinstance(model, str):
+        model = None if model is None else str(model)
+    if model is not None:
+        attributes["gen_ai.request.model"] = model
+        metric_attributes["gen_ai.request.model"] = model
+    return _genai.start(_tracer, operation, model, attributes, span_kind, metric_attributes, request, OWNER)
+
+
+# ---- Generation ------------------------------------------------------------------------------
+
+
+def _parts(content: list) -> list:
+    """DashScope's content parts, which carry no type: ``{"text"}``, ``{"image"}``, ``{"audio"}``,
+    ``{"video"}`` (a URL, a local path or a data URL: cut with every other string in Rust)."""
+    parts = []
+    for item in content:
+        if isinstance(item, str):
+            parts.append(_messages.text_part(item))
+            continue
+        text = get(item, "text")
+        if isinstance(text, str):
+            parts.append(_messages.text_part(text))
+            continue
+        for kind in ("image", "audio", "video"):
+            url = get(item, kind)
+            if url is not None:
+                parts.append({"type": kind, "url": url if isinstance(url, str) else str(url)})
+                break
+        else:
+            typed = _messages.content_parts([item])  # an OpenAI-style typed part
+            parts.extend(typed)
+    return parts
+
+
+def _message(message: Any) -> dict:
+    """One message in the contract's shape: the shared chat normalisation, with DashScope's
+    untyped content parts read here."""
+    normalised = _messages.chat_message(message)
+    content = get(message, "content")
+    if isinstance(content, SEQUENCES) and normalised["role"] != "tool":
+        calls = [p for p in normalised["parts"] if p.get("type") == "tool_call"]
+        normalised["parts"] = _parts(content) + calls
+    elif content == "":
+        # DashScope sends an empty content next to tool calls: not a part of the message.
+        normalised["parts"] = [p for p in normalised["parts"] if p.get("content") != ""]
+    return normalised
+
+
+def _input_messages(messages: Any) -> list | None:
+    if not isinstance(messages, SEQUENCES):
+        return None
+    return [_message(m) for m in messages]
+
+
+def _generation_input(arguments: dict) -> tuple:
+    """(operation, input messages) of a Generation call, as the SDK builds its request: the
+    messages, with the prompt appended as a user message when both are given."""
+    messages = arguments.get("messages")
+    prompt = arguments.get("prompt")
+    if messages is not None:
+        normalised = _input_messages(messages)
+        if normalised is not None and isinstance(prompt, str) and prompt:
+            normalised.append({"role": "user", "parts": [_messages.text_part(prompt)]})
+        return "chat", normalised
+    return "text_completion", _messages.prompt_input(prompt)
+
+
+def _before_generation(names: tuple):
+    def before(instance: Any, args: tuple, kwargs: dict) -> _genai.Call:
+        arguments = _arguments(names, args, kwargs)
+        capture = _genai.capture_content()
+        stream = bool(arguments.get("stream"))
+        attributes: dict = {"gen_ai.request.stream": stream}
+        for name, key in _PARAMETERS:
+            value = arguments.get(name)
+            if value is not None and type(value) in _NUMBERS:
+                attributes[key] = value
+        stop = arguments.get("stop")
+        if isinstance(stop, str):
+            attributes["gen_ai.request.stop_sequences"] = [stop]
+        elif isinstance(stop, SEQUENCES) and stop and all(isinstance(s, str) for s in stop):
+            attributes["gen_ai.request.stop_sequences"] = list(stop)
+        operation, messages = _generation_input(arguments)
+        _genai.put_input(attributes, messages, capture)
+        tools = arguments.get("tools")
+        if capture and isinstance(tools, SEQUENCES) and tools:
+            attributes["gen_ai.tool.definitions"] = _genai.content_json(tools)
+        request = _Request(operation, capture, arguments.get("incremental_output"))
+        return _begin(arguments.get("model"), operation, "LLM", attributes, request)
+
+    return before
+
+
+def _is_error(response: Any) -> bool:
+    status = get(response, "status_code")
+    return status is not None and status != 200
+
+
+def _fail_response(call: _genai.Call, response: Any) -> None:
+    """A response that says the call failed: status ERROR with its message, error.type = its code."""
+    code = get(response, "code")
+    message = get(response, "message")
+    status = get(response, "status_code")
+    error_type = code if isinstance(code, str) and code else str(status)
+    call.metric_attributes["error.type"] = error_type
+    attributes = {"error.type": error_type}
+    if status is not None:
+        attributes["http.response.status_code"] = int(status)
+    call.span.set_attributes(attributes)
+    call.span.set_status(STATUS_ERROR, message if isinstance(message, str) and message else error_type)
+
+
+def _usage(attributes: dict, usage: Any) -> tuple:
+    if usage is None:
+        return None, None
+    models = get(usage, "models")
+    if isinstance(models, SEQUENCES) and models:
+        # An application call: the usage of each model it called, summed.
+        usage = {
+            key: sum(v for v in (get(m, key) for m in models) if type(v) is int)
+            for key in ("input_tokens", "output_tokens")
+        }
+    input_tokens = get(usage, "input_tokens")
+    output_tokens = get(usage, "output_tokens")
+    total = get(usage, "total_tokens")
+    if type(input_tokens) is int:
+        attributes["gen_ai.usage.input_tokens"] = input_tokens
+    else:
+        input_tokens = None
+    if type(output_tokens) is int:
+        attributes["gen_ai.usage.output_tokens"] = output_tokens
+    else:
+        output_tokens = None
+    if type(total) is int:
+        attributes["gen_ai.usage.total_tokens"] = total
+    elif input_tokens is not None and output_tokens is not None:
+        attributes["gen_ai.usage.total_tokens"] = input_tokens + output_tokens
+    details = get(usage, "prompt_tokens_details")
+    if details is not None:
+        cached = get(details, "cached_tokens")
+        if type(cached) is int:
+            attributes["gen_ai.usage.cache_read.input_tokens"] = cached
+    reasoning = get(usage, "reasoning_tokens")
+    if reasoning is None:
+        details = get(usage, "output_tokens_details")
+        reasoning = get(details, "reasoning_tokens") if details is not None else None
+    if type(reasoning) is int:
+        attributes["gen_ai.usage.reasoning.output_tokens"] = reasoning
+    return input_tokens, output_tokens
+
+
+def _response_id(attributes: dict, response: Any) -> None:
+    request_id = get(response, "request_id")
+    if isinstance(request_id, str) and request_id:
+        attributes["gen_ai.response.id"] = request_id
+
+
+def _output_messages(output: Any) -> list:
+    """The answer of a Generation response in the contract's shape: the choices (result_format
+    message), or the text (result_format text)."""
+    if output is None:
+        return []
+    choices = get(output, "choices")
+    if isinstance(choices, SEQUENCES) and choices:
+        out = []
+        for choice in choices:
+            message = get(choice, "message")
+            normalised = _message(message) if message is not None else {"role": "assistant", "parts": []}
+            if normalised["role"] in (None, "None"):
+                normalised["role"] = "assistant"
+            finish = get(choice, "finish_reason")
+            if isinstance(finish, str):
+                normalised["finish_reason"] = finish
+            out.append(normalised)
+        return out
+    text = get(output, "text")
+    if not isinstance(text, str):
+        return []
+    message: dict = {"role": "assistant", "parts": [_messages.text_part(text)]}
+    finish = get(output, "finish_reason")
+    if isinstance(finish, str):
+        message["finish_reason"] = finish
+    return [message]
+
+
+def _put_answer(attributes: dict, messages: list, capture: bool) -> None:
+    reasons = [m["finish_reason"] for m in messages if isinstance(m.get("finish_reason"), str)]
+    reasons = [r for r in reasons if r != "null"]
+    if reasons:
+        attributes["gen_ai.response.finish_reasons"] = reasons
+    _genai.put_output(attributes, messages, capture)
+
+
+def _after_generation(call: _genai.Call, result: Any) -> Any:
+    if inspect.isgenerator(result):
+        return _stream.SyncStreamProxy(result, _stream.StreamState("dashscope stream", _end_stream, call))
+    if inspect.isasyncgen(result):
+        return _stream.AsyncStreamProxy(result, _stream.StreamState("dashscope stream", _end_stream, call))
+    _complete(call, result)
+    return None
+
+
+def _complete(call: _genai.Call, response: Any) -> None:
+    input_tokens = output_tokens = None
+    try:
+        request: _Request = call.extra
+        attributes: dict = {}
+        _response_id(attributes, response)
+        if _is_error(response):
+            _fail_response(call, response)
+        else:
+            input_tokens, output_tokens = _usage(attributes, get(response, "usage"))
+            output = get(response, "output")
+            if request.kind == "embeddings":
+                _embedding_output(attributes, output)
+            elif request.kind == "rerank":
+                _rerank_output(attributes, output, request)
+            else:
+                if request.kind == "chain":
+                    _session(attributes, output, request)
+                _put_answer(attributes, _output_messages(output), request.capture)
+        call.span.set_attributes(attributes)
+    finally:
+        _genai.end(call, input_tokens, output_tokens)
+
+
+def _error(call: _genai.Call, error: BaseException) -> None:
+    try:
+        _genai.fail(call, error)
+    finally:
+        _genai.end(call)
+
+
+# ---- streams ---------------------------------------------------------------------------------
+
+
+class _Assembler:
+    """Rebuilds a streamed answer, per choice: its text and tool calls. A chunk carries either a
+    delta or the full answer so far; `incremental` (the caller's incremental_output) says which
+    when the caller said it, else a text that extends what came before is taken as full-so-far."""
+
+    __slots__ = ("choices", "incremental")
+
+    def __init__(self, incremental: Any) -> None:
+        self.incremental = incremental
+        # index -> [role, text, {tool index: [id, name, arguments]}, finish_reason]
+        self.choices: dict = {}
+
+    def _choice(self, index: Any) -> list:
+        choice = self.choices.get(index)
+        if choice is None:
+            choice = self.choices[index] = ["assistant", "", {}, None]
+        return choice
+
+    def _text(self, choice: list, text: str) -> None:
+        previous = choice[1]
+        if self.incremental is True:
+            choice[1] = previous + text
+        elif self.incremental is False or text.startswith(previous):
+            choice[1] = text
+        else:
+            choice[1] = previous + text
+
+    def add(self, output: Any) -> bool:
+        """Take one chunk's output; True when it carried content."""
+        content = False
+        choices = get(output, "choices")
+        if isinstance(choices, SEQUENCES) and choices:
+            for position, item in enumerate(choices):
+                index = get(item, "index", position)
+                choice = self._choice(index)
+                message = get(item, "message")
+                if message is not None:
+                    role = get(message, "role")
+                    if isinstance(role, str) and role:
+                        choice[0] = role
+                    text = get(message, "content")
+                    if isinstance(text, SEQUENCES):  # multimodal answers: [{"text": ...}]
+                        text = "".join(t for t in (get(p, "text") for p in text) if isinstance(t, str))
+                    if isinstance(text, str) and text:
+                        self._text(choice, text)
+                        content = True
+                    calls = get(message, "tool_calls")
+                    if isinstance(calls, SEQUENCES) and calls:
+                        self._tool_calls(choice[2], calls)
+                        content = True
+                finish = get(item, "finish_reason")
+                if isinstance(finish, str) and finish != "null":
+                    choice[3] = finish
+            return content
+        text = get(output, "text")
+        choice = self._choice(0)
+        if isinstance(text, str) and text:
+            self._text(choice, text)
+            content = True
+        finish = get(output, "finish_reason")
+        if isinstance(finish, str) and finish != "null":
+            choice[3] = finish
+        return content
+
+    def _tool_calls(self, state: dict, calls: Any) -> None:
+        for position, call in enumerate(calls):
+            index = get(call, "index", position)
+            function = get(call, "function") or {}
+            name = get(function, "name")
+            arguments = get(function, "arguments")
+            entry = state.get(index)
+            if entry is None:
+                entry = state[index] = [None, None, ""]
+            call_id = get(call, "id")
+            if isinstance(call_id, str) and call_id:
+                entry[0] = call_id
+            if isinstance(name, str) and name:
+                entry[1] = name if self.incremental is not True else (entry[1] or "") + name
+            if isinstance(arguments, str) and arguments:
+                if self.incremental is True:
+                    entry[2] += arguments
+                elif arguments.startswith(entry[2]) or self.incremental is False:
+                    entry[2] = arguments
+                else:
+                    entry[2] += arguments
+
+    def messages(self) -> list:
+        out = []
+        for index in sorted(self.choices, key=lambda i: i if isinstance(i, int) else 0):
+            role, text, calls, finish = self.choices[index]
+            parts = [_messages.text_part(text)] if text else []
+            for call_index in sorted(calls, key=lambda i: i if isinstance(i, int) else 0):
+                call_id, name, arguments = calls[call_index]
+                parts.append(_messages.tool_call_part(call_id, name, arguments))
+            message: dict = {"role": role, "parts": parts}
+            if finish is not None:
+                message["finish_reason"] = finish
+            out.append(message)
+        return out
+
+
+def _end_stream(state: _stream.StreamState, error: BaseException | None) -> None:
+    """Fill and end the span of a streamed call from the chunks the stream gave."""
+    now = perf_counter_ns()
+    call: _genai.Call = state.call
+    input_tokens = output_tokens = ttfc = None
+    per_chunk = None
+    try:
+        if error is not None:
+            _genai.fail(call, error)
+        request: _Request = call.extra
+        items, times = state.items, state.times
+        attributes: dict = {}
+        assembler = _Assembler(request.incremental)
+        first = None
+        usage = None
+        failed = None
+        for position, item in enumerate(items):
+            if _is_error(item):
+                failed = item
+                continue
+            if assembler.add(get(item, "output")) and first is None:
+                first = position
+            item_usage = get(item, "usage")
+            if item_usage:
+                usage = item_usage  # cumulative: the last one counts
+        if items:
+            _response_id(attributes, items[-1])
+            if request.kind == "chain":
+                _session(attributes, get(items[-1], "output"), request)
+        if failed is not None:
+            _fail_response(call, failed)
+        input_tokens, output_tokens = _usage(attributes, usage)
+        _put_answer(attributes, assembler.messages(), request.capture)
+        if first is not None:
+            attributes["gen_ai.response.time_to_first_token"] = times[first] - call.started
+        if times:
+            ttfc = (times[0] - call.started) / 1e9
+            per_chunk = [(times[i] - times[i - 1]) / 1e9 for i in range(1, len(times))]
+        call.span.set_attributes(attributes)
+    finally:
+        _genai.end(call, input_tokens, output_tokens, ttfc, per_chunk, now)
+
+
+# ---- embeddings ------------------------------------------------------------------------------
+
+
+def _before_embedding(names: tuple):
+    def before(instance: Any, args: tuple, kwargs: dict) -> _genai.Call:
+        arguments = _arguments(names, args, kwargs)
+        capture = _genai.capture_content()
+        attributes: dict = {}
+        dimension = arguments.get("dimension")
+        if type(dimension) is int:
+            attributes["gen_ai.embeddings.dimension.count"] = dimension
+        texts = arguments.get("input")
+        if capture:
+            if isinstance(texts, str):
+                attributes["input.value"] = _genai.content_text(texts)
+                attributes["input.mime_type"] = "text/plain"
+            elif isinstance(texts, SEQUENCES) and texts and all(isinstance(t, str) for t in texts):
+                attributes["input.value"] = _genai.content_json(list(texts))
+                attributes["input.mime_type"] = "application/json"
+        else:
+            attributes["llmprobe.input.size"] = _messages.texts_characters(texts)
+        request = _Request("embeddings", capture)
+        return _begin(arguments.get("model"), "embeddings", "EMBEDDING", attributes, request)
+
+    return before
+
+
+def _embedding_output(attributes: dict, output: Any) -> None:
+    if output is None or "gen_ai.embeddings.dimension.count" in attributes:
+        return
+    embeddings = get(output, "embeddings")
+    if isinstance(embeddings, SEQUENCES) and embeddings:
+        vector = get(embeddings[0], "embedding")
+        if isinstance(vector, SEQUENCES):
+            attributes["gen_ai.embeddings.dimension.count"] = len(vector)
+
+
+# ---- rerank ----------------------------------------------------------------------------------
+
+
+def _before_rerank(names: tuple):
+    def before(instance: Any, args: tuple, kwargs: dict) -> _genai.Call:
+        arguments = _arguments(names, args, kwargs)
+        capture = _genai.capture_content()
+        model = arguments.get("model")
+        attributes: dict = {}
+        if isinstance(model, str):
+            attributes["reranker.model_name"] = model
+        top_n = arguments.get("top_n")
+        if type(top_n) is int:
+            attributes["reranker.top_k"] = top_n
+        query = arguments.get("query")
+        documents = arguments.get("documents")
+        request = _Request("rerank", capture)
+        if isinstance(documents, SEQUENCES):
+            request.documents = documents
+        if capture:
+            if isinstance(query, str):
+                attributes["reranker.query"] = _genai.content_text(query)
+                attributes["input.value"] = attributes["reranker.query"]
+                attributes["input.mime_type"] = "text/plain"
+            if request.documents is not None:
+                attributes["reranker.input_documents"] = _genai.content_json(
+                    [{"document": {"id": str(i), "content": d}} for i, d in enumerate(request.documents)]
+                )
+        return _begin(model, "rerank", "RERANKER", attributes, request)
+
+    return before
+
+
+def _rerank_output(attributes: dict, output: Any, request: _Request) -> None:
+    results = get(output, "results") if output is not None else None
+    if not isinstance(results, SEQUENCES):
+        return
+    documents = request.documents
+    ranked = []
+    for result in results:
+        index = get(result, "index")
+        document: dict = {"id": str(index), "score": get(result, "relevance_score")}
+        if request.capture:
+            returned = get(result, "document")
+            text = get(returned, "text") if returned is not None else None
+            if not isinstance(text, str) and type(index) is int and documents is not None:
+                text = documents[index] if 0 <= index < len(documents) else None
+            if isinstance(text, str):
+                document["content"] = text
+        ranked.append({"document": document})
+    attributes["reranker.output_documents"] = _genai.content_json(ranked)
+    if request.capture:
+        attributes["output.value"] = attributes["reranker.output_documents"]
+        attributes["output.mime_type"] = "application/json"
+
+
+# ---- application (an app on the Bailian platform) ---------------------------------------------
+
+
+def _before_application(names: tuple):
+    def before(instance: Any, args: tuple, kwargs: dict) -> _genai.Call:
+        arguments = _arguments(names, args, kwargs)
+        capture = _genai.capture_content()
+        attributes: dict = {"gen_ai.request.stream": bool(arguments.get("stream"))}
+        app_id = arguments.get("app_id")
+        if isinstance(app_id, str):
+            attributes["gen_ai.agent.id"] = app_id
+        _operation, messages = _generation_input(arguments)
+        _genai.put_input(attributes, messages, capture)
+        request = _Request("chain", capture, arguments.get("incremental_output"))
+        session = arguments.get("session_id")
+        if isinstance(session, str) and session:
+            request.session = session
+            attributes["gen_ai.session.id"] = session
+        # The app id names the span; no model is known before the answer.
+        server, server_metrics = _server()
+        attributes.update(server)
+        metric_attributes = dict(server_metrics)
+        metric_attributes["gen_ai.operation.name"] = "chain"
+        name = app_id if isinstance(app_id, str) else None
+        return _genai.start(_tracer, "chain", name, attributes, "CHAIN", metric_attributes, request, OWNER)
+
+    return before
+
+
+def _session(attributes: dict, output: Any, request: _Request) -> None:
+    session = get(output, "session_id") if output is not None else None
+    if isinstance(session, str) and session and session != request.session:
+        attributes["gen_ai.session.id"] = session
+
+
+# ---- applying --------------------------------------------------------------------------------
+
+
+def instrument() -> None:
+    global _tracer
+    import importlib
+
+    _genai.refresh()
+    try:
+        from importlib.metadata import version
+
+        sdk_version = version("dashscope")
+    except Exception:  # noqa: BLE001 - the version is only a label
+        sdk_version = None
+    _tracer = _genai.tracer(SCOPE, sdk_version)
+    for module_name, path, kind in _TARGETS:
+        try:
+            module = importlib.import_module(module_name)
+            owner_name, _, method = path.partition(".")
+            function = getattr(getattr(module, owner_name), method)
+        except (ImportError, AttributeError):
+            continue  # an SDK without this API
+        names = _positional_names(function)
+        key = f"dashscope {path}"
+        if kind == "generation":
+            wrapper = _genai.hooks(key, _before_generation(names), _after_generation, _error, OWNER)
+        elif kind == "aio_generation":
+            wrapper = _genai.async_hooks(key, _before_generation(names), _after_generation, _error, OWNER)
+        elif kind == "embedding":
+            wrapper = _genai.hooks(key, _before_embedding(names), _after_generation, _error, OWNER)
+        elif kind == "rerank":
+            wrapper = _genai.hooks(key, _before_rerank(names), _after_generation, _error, OWNER)
+        else:
+            wrapper = _genai.hooks(key, _before_application(names), _after_generation, _error, OWNER)
+        _wrap.wrap(module, path, wrapper, owner=OWNER)
+
+
+def uninstrument() -> None:
+    _wrap.unwrap_all(OWNER)

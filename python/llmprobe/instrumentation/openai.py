@@ -1,0 +1,755 @@
+"""The openai SDK (1.x to 3.x): one LLM or embedding span per model call, with its metrics.
+
+Patched (each where the installed SDK has it, sync and async):
+
+- ``chat.completions.create`` (and ``parse``, and the beta ``parse`` of the 1.40-1.9x SDKs),
+  ``completions.create``, ``embeddings.create``, ``responses.create`` / ``parse``;
+- ``chat.completions.stream`` / ``responses.stream``: the helper's manager, so that leaving its
+  ``with`` block ends the span of the stream it read (the request itself goes through create);
+- nothing else: a call through ``with_raw_response`` / ``with_streaming_response`` goes through
+  the same create; when its answer is not read yet, the raw response it returns is handed back
+  in a transparent proxy whose ``parse()`` completes the span.
+
+Nothing is changed in the request (no ``include_usage`` is added: a stream without a usage chunk
+gives a span without token counts) and nothing is written into the SDK's objects. A streamed
+answer is handed back inside a transparent proxy (``_stream``) that ends the span once.
+
+``gen_ai.provider.name`` comes from the base URL's host when it is a known provider's (an
+OpenAI-compatible endpoint reached through this SDK), ``openai`` otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import weakref
+from time import perf_counter_ns
+from typing import Any
+
+from llmprobe.instrumentation import _genai, _messages, _stream, _wrap
+from llmprobe.instrumentation._messages import SEQUENCES, get
+
+OWNER = "openai"
+SCOPE = "llmprobe.instrumentation.openai"
+
+# Set by instrument(): the tracer, and the SDK's stream and raw-response classes.
+_tracer: Any = None
+_SYNC_STREAMS: tuple = ()
+_ASYNC_STREAMS: tuple = ()
+_RAW_RESPONSES: tuple = ()
+
+_NUMBERS = (int, float)
+
+# (keyword argument, span attribute) of the numeric request parameters.
+_CHAT_PARAMETERS = (
+    ("temperature", "gen_ai.request.temperature"),
+    ("top_p", "gen_ai.request.top_p"),
+    ("max_tokens", "gen_ai.request.max_tokens"),
+    ("max_completion_tokens", "gen_ai.request.max_tokens"),
+    ("frequency_penalty", "gen_ai.request.frequency_penalty"),
+    ("presence_penalty", "gen_ai.request.presence_penalty"),
+    ("seed", "gen_ai.request.seed"),
+    ("n", "gen_ai.request.choice.count"),
+)
+_RESPONSES_PARAMETERS = (
+    ("temperature", "gen_ai.request.temperature"),
+    ("top_p", "gen_ai.request.top_p"),
+    ("max_output_tokens", "gen_ai.request.max_tokens"),
+)
+# Parameters an OpenAI-compatible server takes in extra_body (vLLM, DashScope).
+_EXTRA_BODY_PARAMETERS = (("top_k", "gen_ai.request.top_k"),)
+
+# Known OpenAI-compatible providers, by the end of their API host name.
+_PROVIDERS = (
+    ("api.openai.com", "openai"),
+    ("openai.azure.com", "azure.ai.openai"),
+    ("dashscope.aliyuncs.com", "dashscope"),
+    ("dashscope-intl.aliyuncs.com", "dashscope"),
+    ("api.deepseek.com", "deepseek"),
+    ("generativelanguage.googleapis.com", "gcp.gemini"),
+    ("aiplatform.googleapis.com", "gcp.vertex_ai"),
+    ("api.groq.com", "groq"),
+    ("api.x.ai", "x_ai"),
+    ("api.mistral.ai", "mistral_ai"),
+    ("api.perplexity.ai", "perplexity"),
+    ("api.anthropic.com", "anthropic"),
+    ("api.cohere.com", "cohere"),
+    ("api.cohere.ai", "cohere"),
+    ("api.moonshot.cn", "moonshot"),
+    ("open.bigmodel.cn", "zhipu"),
+    ("volces.com", "volcengine"),
+)
+
+# id(base_url) -> (base_url, span attributes, metric attributes): clients keep their URL
+# object, so the host is parsed once per client (the URL is kept so its id is not reused).
+_servers: dict = {}
+
+
+# ---- the operations --------------------------------------------------------------------------
+
+
+class _Request:
+    """What the end of a call needs from its request."""
+
+    __slots__ = ("capture", "dimensions", "kind", "stream")
+
+    def __init__(self, kind: str, capture: bool, stream: bool, dimensions: Any = None) -> None:
+        self.kind = kind  # "chat", "text_completion", "responses", "embeddings"
+        self.capture = capture
+        self.stream = stream
+        self.dimensions = dimensions
+
+
+def _server(instance: Any) -> tuple:
+    client = instance._client
+    # What the base_url property returns, without the property's Python call.
+    url = getattr(client, "_base_url", None) or client.base_url
+    cached = _servers.get(id(url))
+    if cached is not None and cached[0] is url:
+        return cached[1], cached[2]
+    host = url.host or ""
+    port = url.port or (443 if url.scheme == "https" else 80)
+    provider = _provider(host, client)
+    span_attributes = {"gen_ai.provider.name": provider, "server.address": host, "server.port": port}
+    metric_attributes = {"gen_ai.provider.name": provider, "server.address": host, "server.port": str(port)}
+    if len(_servers) > 256:
+        _servers.clear()  # many short-lived clients: start over rather than grow
+    _servers[id(url)] = (url, span_attributes, metric_attributes)
+    return span_attributes, metric_attributes
+
+
+def _provider(host: str, client: Any) -> str:
+    host = host.lower()
+    for suffix, name in _PROVIDERS:
+        if host == suffix or host.endswith("." + suffix):
+            return name
+    if "Azure" in type(client).__name__:
+        return "azure.ai.openai"
+    return "openai"
+
+
+def _model(kwargs: dict) -> str | None:
+    model = kwargs.get("model")
+    if model is None or isinstance(model, str):
+        return model
+    return str(getattr(model, "value", model))  # an enum member, say
+
+
+def _numbers(attributes: dict, kwargs: dict, parameters: tuple) -> None:
+    for name, key in parameters:
+        value = kwargs.get(name)
+        if value is not None and type(value) in _NUMBERS:
+            attributes[key] = value
+    extra = kwargs.get("extra_body")
+    if type(extra) is dict:
+        for name, key in _EXTRA_BODY_PARAMETERS:
+            value = extra.get(name)
+            if value is not None and type(value) in _NUMBERS:
+                attributes[key] = value
+
+
+def _output_type(response_format: Any) -> str | None:
+    if response_format is None:
+        return None
+    if isinstance(response_format, type):
+        return "json"  # a pydantic model given to parse()
+    kind = get(response_format, "type") if not isinstance(response_format, str) else response_format
+    if kind in ("json_object", "json_schema"):
+        return "json"
+    if kind == "text":
+        return "text"
+    return None
+
+
+def _begin(
+    instance: Any,
+    kwargs: dict,
+    request: _Request,
+    operation: str,
+    span_kind: str,
+    attributes: dict,
+) -> _genai.Call:
+    """Add what every call has (model, server, provider) and start the span, last: nothing
+    that can fail may come after the span became current."""
+    server, server_metrics = _server(instance)
+    model = _model(kwargs)
+    attributes.update(server)
+    metric_attributes = dict(server_metrics)
+    metric_attributes["gen_ai.operation.name"] = operation
+    if model is not None:
+        attributes["gen_ai.request.model"] = model
+        metric_attributes["gen_ai.request.model"] = model
+    return _genai.start(_tracer, operation, model, attributes, span_kind, metric_attributes, request, OWNER)
+
+
+def _before_chat(instance: Any, args: tuple, kwargs: dict) -> _genai.Call:
+    capture = _genai.capture_content()
+    stream = bool(kwargs.get("stream"))
+    attributes: dict = {"gen_ai.request.stream": stream}
+    _numbers(attributes, kwargs, _CHAT_PARAMETERS)
+    stop = kwargs.get("stop")
+    if isinstance(stop, str):
+        attributes["gen_ai.request.stop_sequences"] = [stop]
+    elif isinstance(stop, SEQUENCES) and all(isinstance(s, str) for s in stop):
+        attributes["gen_ai.request.stop_sequences"] = list(stop)
+    output_type = _output_type(kwargs.get("response_format"))
+    if output_type is not None:
+        attributes["gen_ai.output.type"] = output_type
+    tier = kwargs.get("service_tier")
+    if isinstance(tier, str):
+        attributes["openai.request.service_tier"] = tier
+    _genai.put_input(attributes, _messages.chat_input(kwargs.get("messages")), capture)
+    if capture:
+        tools = kwargs.get("tools")
+        if not isinstance(tools, SEQUENCES):
+            tools = kwargs.get("functions")
+        if isinstance(tools, SEQUENCES) and tools:
+            attributes["gen_ai.tool.definitions"] = _genai.content_json(tools)
+    return _begin(instance, kwargs, _Request("chat", capture, stream), "chat", "LLM", attributes)
+
+
+def _before_completion(instance: Any, args: tuple, kwargs: dict) -> _genai.Call:
+    capture = _genai.capture_content()
+    stream = bool(kwargs.get("stream"))
+    attributes: dict = {"gen_ai.request.stream": stream}
+    _numbers(attributes, kwargs, _CHAT_PARAMETERS)
+    stop = kwargs.get("stop")
+    if isinstance(stop, str):
+        attributes["gen_ai.request.stop_sequences"] = [stop]
+    elif isinstance(stop, SEQUENCES) and all(isinstance(s, str) for s in stop):
+        attributes["gen_ai.request.stop_sequences"] = list(stop)
+    _genai.put_input(attributes, _messages.prompt_input(kwargs.get("prompt")), capture)
+    request = _Request("text_completion", capture, stream)
+    return _begin(instance, kwargs, request, "text_completion", "LLM", attributes)
+
+
+def _before_responses(instance: Any, args: tuple, kwargs: dict) -> _genai.Call:
+    capture = _genai.capture_content()
+    stream = bool(kwargs.get("stream"))
+    attributes: dict = {"gen_ai.request.stream": stream}
+    _numbers(attributes, kwargs, _RESPONSES_PARAMETERS)
+    text = kwargs.get("text")
+    if text is not None and not isinstance(text, str):
+        output_type = _output_type(get(text, "format"))
+        if output_type is not None:
+            attributes["gen_ai.output.type"] = output_type
+    if kwargs.get("text_format") is not None and isinstance(kwargs.get("text_format"), type):
+        attributes["gen_ai.output.type"] = "json"
+    tier = kwargs.get("service_tier")
+    if isinstance(tier, str):
+        attributes["openai.request.service_tier"] = tier
+    _genai.put_input(attributes, _messages.responses_input(kwargs.get("input")), capture)
+    instructions = kwargs.get("instructions")
+    if isinstance(instructions, str):
+        if capture:
+            attributes["gen_ai.system_instructions"] = _genai.content_json(
+                [_messages.text_part(instructions)]
+            )
+        else:
+            attributes["llmprobe.system_instructions.size"] = len(instructions)
+    if capture:
+        tools = kwargs.get("tools")
+        if isinstance(tools, SEQUENCES) and tools:
+            attributes["gen_ai.tool.definitions"] = _genai.content_json(tools)
+    return _begin(instance, kwargs, _Request("responses", capture, stream), "chat", "LLM", attributes)
+
+
+def _before_embeddings(instance: Any, args: tuple, kwargs: dict) -> _genai.Call:
+    capture = _genai.capture_content()
+    attributes: dict = {}
+    dimensions = kwargs.get("dimensions")
+    if type(dimensions) is int:
+        attributes["gen_ai.embeddings.dimension.count"] = dimensions
+    else:
+        dimensions = None
+    encoding = kwargs.get("encoding_format")
+    if isinstance(encoding, str):
+        attributes["gen_ai.request.encoding_formats"] = [encoding]
+    texts = kwargs.get("input")
+    if capture:
+        if isinstance(texts, str):
+            attributes["input.value"] = _genai.content_text(texts)
+            attributes["input.mime_type"] = "text/plain"
+        elif isinstance(texts, SEQUENCES) and texts and all(isinstance(t, str) for t in texts):
+            attributes["input.value"] = _genai.content_json(texts)
+            attributes["input.mime_type"] = "application/json"
+    else:
+        attributes["llmprobe.input.size"] = _messages.texts_characters(texts)
+    request = _Request("embeddings", capture, False, dimensions)
+    return _begin(instance, kwargs, request, "embeddings", "EMBEDDING", attributes)
+
+
+# ---- the end of a call -----------------------------------------------------------------------
+
+
+def _usage(attributes: dict, usage: Any) -> tuple:
+    """Token counts into `attributes`; (input, output) for the metrics. Chat and text
+    completions say prompt/completion tokens, the Responses API input/output tokens."""
+    if usage is None:
+        return None, None
+    usage = _messages.attrs(usage)
+    input_tokens = getattr(usage, "prompt_tokens", None)
+    if input_tokens is None:
+        input_tokens = getattr(usage, "input_tokens", None)
+    output_tokens = getattr(usage, "completion_tokens", None)
+    if output_tokens is None:
+        output_tokens = getattr(usage, "output_tokens", None)
+    total = getattr(usage, "total_tokens", None)
+    if type(input_tokens) is int:
+        attributes["gen_ai.usage.input_tokens"] = input_tokens
+    else:
+        input_tokens = None
+    if type(output_tokens) is int:
+        attributes["gen_ai.usage.output_tokens"] = output_tokens
+    else:
+        output_tokens = None
+    if type(total) is int:
+        attributes["gen_ai.usage.total_tokens"] = total
+    details = getattr(usage, "prompt_tokens_details", None) or getattr(usage, "input_tokens_details", None)
+    if details is not None:
+        # attrs(): an older SDK keeps a field it does not know as a plain dict.
+        cached = getattr(_messages.attrs(details), "cached_tokens", None)
+        if type(cached) is int:
+            attributes["gen_ai.usage.cache_read.input_tokens"] = cached
+    details = getattr(usage, "completion_tokens_details", None) or getattr(
+        usage, "output_tokens_details", None
+    )
+    if details is not None:
+        reasoning = getattr(_messages.attrs(details), "reasoning_tokens", None)
+        if type(reasoning) is int:
+            attributes["gen_ai.usage.reasoning.output_tokens"] = reasoning
+    return input_tokens, output_tokens
+
+
+def _response_ids(call: _genai.Call, attributes: dict, response: Any) -> None:
+    response_id = get(response, "id")
+    if isinstance(response_id, str):
+        attributes["gen_ai.response.id"] = response_id
+    model = get(response, "model")
+    if isinstance(model, str):
+        attributes["gen_ai.response.model"] = model
+        call.metric_attributes["gen_ai.response.model"] = model
+    tier = get(response, "service_tier")
+    if isinstance(tier, str):
+        attributes["openai.response.service_tier"] = tier
+
+
+def _complete(call: _genai.Call, response: Any) -> None:
+    """Fill and end the span of a call from its (non-streamed) answer: an SDK object, or the
+    answer's JSON (a dict) when it came as a raw response."""
+    input_tokens = output_tokens = None
+    try:
+        request: _Request = call.extra
+        attributes: dict = {}
+        _response_ids(call, attributes, response)
+        input_tokens, output_tokens = _usage(attributes, get(response, "usage"))
+        kind = request.kind
+        if kind == "embeddings":
+            if request.dimensions is None:
+                data = get(response, "data")
+                if isinstance(data, SEQUENCES) and data:
+                    vector = get(data[0], "embedding")
+                    if isinstance(vector, SEQUENCES):
+                        attributes["gen_ai.embeddings.dimension.count"] = len(vector)
+        else:
+            if kind == "chat":
+                messages = _messages.chat_output(get(response, "choices"))
+            elif kind == "text_completion":
+                messages = _messages.completion_output(get(response, "choices"))
+            else:
+                finish = _responses_finish(response)
+                messages = _messages.responses_output(get(response, "output"), finish)
+            reasons = [m["finish_reason"] for m in messages if m.get("finish_reason")]
+            if reasons:
+                attributes["gen_ai.response.finish_reasons"] = reasons
+            _genai.put_output(attributes, messages, request.capture)
+        call.span.set_attributes(attributes)
+    finally:
+        _genai.end(call, input_tokens, output_tokens)
+
+
+def _responses_finish(response: Any) -> str | None:
+    status = get(response, "status")
+    if status == "incomplete":
+        details = get(response, "incomplete_details")
+        reason = get(details, "reason") if details is not None else None
+        return reason if isinstance(reason, str) else status
+    return status if isinstance(status, str) else None
+
+
+def _end_stream(state: _stream.StreamState, error: BaseException | None) -> None:
+    """Fill and end the span of a streamed call from the items the stream gave."""
+    now = perf_counter_ns()
+    call: _genai.Call = state.call
+    input_tokens = output_tokens = ttfc = None
+    per_chunk = None
+    try:
+        if error is not None:
+            _genai.fail(call, error)
+        request: _Request = call.extra
+        items, times = state.items, state.times
+        attributes: dict = {}
+        if request.kind == "responses":
+            first, input_tokens, output_tokens = _responses_stream(call, attributes, items, request.capture)
+        else:
+            first, input_tokens, output_tokens = _chunks_stream(call, attributes, items, request)
+        if first is not None:
+            attributes["gen_ai.response.time_to_first_token"] = times[first] - call.started
+        if times:
+            ttfc = (times[0] - call.started) / 1e9
+            per_chunk = [(times[i] - times[i - 1]) / 1e9 for i in range(1, len(times))]
+        call.span.set_attributes(attributes)
+    finally:
+        _genai.end(call, input_tokens, output_tokens, ttfc, per_chunk, now)
+
+
+def _chunks_stream(call: _genai.Call, attributes: dict, items: list, request: _Request) -> tuple:
+    """Chat or text-completion chunks: the answer, rebuilt; the index of the first chunk with
+    content; the token counts of the usage chunk, when the stream had one."""
+    assembler = _messages.ChatAssembler() if request.kind == "chat" else _messages.CompletionAssembler()
+    first, usage = assembler.add_chunks(items)
+    if items:
+        _response_ids(call, attributes, items[0])
+        last_model = get(items[-1], "model")
+        if isinstance(last_model, str) and last_model != attributes.get("gen_ai.response.model"):
+            _response_ids(call, attributes, items[-1])
+    input_tokens, output_tokens = _usage(attributes, usage)
+    reasons = assembler.finish_reasons()
+    if reasons:
+        attributes["gen_ai.response.finish_reasons"] = reasons
+    _genai.put_output(attributes, assembler.messages(), request.capture)
+    return first, input_tokens, output_tokens
+
+
+_RESPONSES_FINAL = ("response.completed", "response.incomplete", "response.failed")
+_RESPONSES_CONTENT = (
+    "response.output_text.delta",
+    "response.refusal.delta",
+    "response.function_call_arguments.delta",
+)
+
+
+def _responses_stream(call: _genai.Call, attributes: dict, items: list, capture: bool) -> tuple:
+    """Responses API events: the final response (response.completed / incomplete / failed)
+    carries everything; a stream cut short gives what its text deltas said."""
+    first = None
+    final = None
+    started = None
+    texts = []
+    attrs = _messages.attrs
+    for index, event in enumerate(items):
+        event = attrs(event)
+        kind = getattr(event, "type", None)
+        if kind in _RESPONSES_CONTENT:
+            if first is None:
+                first = index
+            if kind == "response.output_text.delta":
+                delta = getattr(event, "delta", None)
+                if isinstance(delta, str):
+                    texts.append(delta)
+        elif kind in _RESPONSES_FINAL:
+            final = getattr(event, "response", None)
+        elif kind == "response.created":
+            started = getattr(event, "response", None)
+    response = final if final is not None else started
+    if response is not None:
+        _response_ids(call, attributes, response)
+    input_tokens = output_tokens = None
+    if final is not None:
+        input_tokens, output_tokens = _usage(attributes, get(final, "usage"))
+        finish = _responses_finish(final)
+        messages = _messages.responses_output(get(final, "output"), finish)
+        if finish is not None:
+            attributes["gen_ai.response.finish_reasons"] = [finish]
+    else:
+        messages = [{"role": "assistant", "parts": [_messages.text_part("".join(texts))] if texts else []}]
+    _genai.put_output(attributes, messages, capture)
+    return first, input_tokens, output_tokens
+
+
+# ---- hooks -----------------------------------------------------------------------------------
+
+
+def _after(call: _genai.Call, result: Any) -> Any:
+    """The call returned: end its span now, or hand back a proxy that ends it later (with the
+    stream, or with the raw response's parse())."""
+    if isinstance(result, _SYNC_STREAMS):
+        return _proxy(call, result, _stream.SyncStreamProxy)
+    if isinstance(result, _ASYNC_STREAMS):
+        return _proxy(call, result, _stream.AsyncStreamProxy)
+    if _RAW_RESPONSES and isinstance(result, _RAW_RESPONSES):
+        return _raw(call, result)
+    _complete(call, result)
+    return None
+
+
+def _proxy(call: _genai.Call, stream: Any, proxy_class: type) -> Any:
+    try:
+        return proxy_class(stream, _stream.StreamState("openai stream", _end_stream, call))
+    except BaseException:
+        _genai.end(call)  # no proxy, no later end: end the span now rather than never
+        raise
+
+
+def _error(call: _genai.Call, error: BaseException) -> None:
+    try:
+        _genai.fail(call, error)
+    finally:
+        _genai.end(call)
+
+
+# ---- raw responses ---------------------------------------------------------------------------
+
+# type of a raw response -> whether its parse() is a coroutine function (AsyncAPIResponse).
+_async_parse: dict = {}
+
+
+def _raw(call: _genai.Call, response: Any) -> Any:
+    """A call made through with_raw_response / with_streaming_response returned the raw HTTP
+    answer. A JSON answer already read is recorded now (and the raw response handed back as it
+    is); otherwise the application gets the raw response in a transparent proxy whose parse()
+    gives the span its answer (or its stream)."""
+    request: _Request = call.extra
+    if not request.stream:
+        body = _read_body(response)
+        if body is not None:
+            _complete(call, body)
+            return None
+    kind = type(response)
+    is_async = _async_parse.get(kind)
+    if is_async is None:
+        import inspect
+
+        is_async = _async_parse[kind] = inspect.iscoroutinefunction(getattr(kind, "parse", None))
+    return (_AsyncRawResponseProxy if is_async else _RawResponseProxy)(response, call)
+
+
+def _read_body(response: Any) -> Any:
+    """The JSON of an answer whose body was already read; None when it was not (reading it
+    would change what the application's own reads do) or is not JSON."""
+    http = getattr(response, "http_response", None)
+    if http is None:
+        return None
+    try:
+        content = http.content  # raises when the body has not been read yet
+    except Exception:  # noqa: BLE001
+        return None
+    try:
+        return json.loads(content)
+    except ValueError:
+        return None
+
+
+def _take(box: list) -> Any:
+    # The call waiting in a raw response proxy, once (list.pop is atomic: parse, close and the
+    # garbage collector may race).
+    try:
+        return box.pop()
+    except IndexError:
+        return None
+
+
+def _raw_abandoned(box: list) -> None:
+    # The raw response was collected (or the interpreter exits) without parse() or close().
+    call = _take(box)
+    if call is not None:
+        _wrap.guarded("openai raw response", _genai.end, call)
+
+
+def _raw_parsed(box: list, result: Any) -> Any:
+    call = _take(box)
+    if call is None:
+        return None
+    return _wrap.guarded("openai raw response", _after, call, result)
+
+
+def _raw_failed(box: list, error: BaseException) -> None:
+    call = _take(box)
+    if call is not None:
+        _wrap.guarded("openai raw response", _error, call, error)
+
+
+def _raw_closed(proxy: Any) -> None:
+    """close() of the raw response: the span ends, and so does that of the stream its parse()
+    gave (the stream can be read no further)."""
+    _raw_abandoned(proxy._self_box)
+    stream = proxy._self_stream
+    if stream is not None:
+        _stream.close_stream(stream)
+
+
+class _RawResponseProxy(_stream._Proxy):
+    """A raw response, unchanged for the application, whose parse() ends the call's span (or
+    hands the stream it gives to a stream proxy) and whose close() or collection ends it with
+    what is known when parse() never came."""
+
+    def __init__(self, response: Any, call: _genai.Call) -> None:
+        super().__init__(response)
+        self._self_box = [call]
+        self._self_stream = None
+        weakref.finalize(self, _raw_abandoned, self._self_box)
+
+    def parse(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            result = self.__wrapped__.parse(*args, **kwargs)
+        except BaseException as exc:
+            _raw_failed(self._self_box, exc)
+            raise
+        replacement = _raw_parsed(self._self_box, result)
+        if replacement is None:
+            return result
+        self._self_stream = replacement
+        return replacement
+
+    def close(self) -> Any:
+        try:
+            return self.__wrapped__.close()
+        finally:
+            _wrap.guarded("openai raw response", _raw_closed, self)
+
+
+class _AsyncRawResponseProxy(_RawResponseProxy):
+    """The same for AsyncAPIResponse, whose parse() and close() are coroutine functions."""
+
+    async def parse(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            result = await self.__wrapped__.parse(*args, **kwargs)
+        except BaseException as exc:
+            _raw_failed(self._self_box, exc)
+            raise
+        replacement = _raw_parsed(self._self_box, result)
+        if replacement is None:
+            return result
+        self._self_stream = replacement
+        return replacement
+
+    async def close(self) -> Any:
+        try:
+            return await self.__wrapped__.close()
+        finally:
+            _wrap.guarded("openai raw response", _raw_closed, self)
+
+
+# ---- stream helpers' managers ----------------------------------------------------------------
+
+
+def _wrap_manager(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    manager = wrapped(*args, **kwargs)
+    proxy = _wrap.guarded("openai stream helper", _ManagerProxy, manager)
+    return manager if proxy is None else proxy
+
+
+class _ManagerProxy(_stream._Proxy):
+    """The SDK's stream manager, unchanged, except that leaving its ``with`` block also ends the
+    span of the raw stream its helper stream read (the helper closes the HTTP response itself)."""
+
+    def __init__(self, manager: Any) -> None:
+        super().__init__(manager)
+        self._self_helper = None
+
+    def __enter__(self):
+        helper = self.__wrapped__.__enter__()
+        self._self_helper = helper
+        return helper
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            return self.__wrapped__.__exit__(exc_type, exc, tb)
+        finally:
+            _wrap.guarded("openai stream helper", _stream.close_inner, self._self_helper)
+
+    async def __aenter__(self):
+        helper = await self.__wrapped__.__aenter__()
+        self._self_helper = helper
+        return helper
+
+    async def __aexit__(self, exc_type, exc, tb):
+        try:
+            return await self.__wrapped__.__aexit__(exc_type, exc, tb)
+        finally:
+            _wrap.guarded("openai stream helper", _stream.close_inner, self._self_helper)
+
+
+# ---- patching --------------------------------------------------------------------------------
+
+# (module, attribute path, hook key, name of the before hook, sync/async). A module or attribute
+# the installed SDK does not have is skipped. Hooks are named, and looked up when instrument()
+# runs, so that the hooks in effect are this module's at that time.
+_RESOURCE_TARGETS = (
+    ("openai.resources.chat.completions", "Completions.create", "openai chat", "_before_chat", False),
+    ("openai.resources.chat.completions", "AsyncCompletions.create", "openai chat", "_before_chat", True),
+    ("openai.resources.chat.completions", "Completions.parse", "openai chat", "_before_chat", False),
+    ("openai.resources.chat.completions", "AsyncCompletions.parse", "openai chat", "_before_chat", True),
+    ("openai.resources.beta.chat.completions", "Completions.parse", "openai chat", "_before_chat", False),
+    ("openai.resources.beta.chat.completions", "AsyncCompletions.parse", "openai chat", "_before_chat", True),
+    ("openai.resources.completions", "Completions.create", "openai completion", "_before_completion", False),
+    (
+        "openai.resources.completions",
+        "AsyncCompletions.create",
+        "openai completion",
+        "_before_completion",
+        True,
+    ),
+    ("openai.resources.embeddings", "Embeddings.create", "openai embeddings", "_before_embeddings", False),
+    (
+        "openai.resources.embeddings",
+        "AsyncEmbeddings.create",
+        "openai embeddings",
+        "_before_embeddings",
+        True,
+    ),
+    ("openai.resources.responses", "Responses.create", "openai responses", "_before_responses", False),
+    ("openai.resources.responses", "AsyncResponses.create", "openai responses", "_before_responses", True),
+    ("openai.resources.responses", "Responses.parse", "openai responses", "_before_responses", False),
+    ("openai.resources.responses", "AsyncResponses.parse", "openai responses", "_before_responses", True),
+)
+_MANAGER_TARGETS = (
+    ("openai.resources.chat.completions", "Completions.stream"),
+    ("openai.resources.chat.completions", "AsyncCompletions.stream"),
+    ("openai.resources.beta.chat.completions", "Completions.stream"),
+    ("openai.resources.beta.chat.completions", "AsyncCompletions.stream"),
+    ("openai.resources.responses", "Responses.stream"),
+    ("openai.resources.responses", "AsyncResponses.stream"),
+)
+
+
+def _classes(module: str, *names: str) -> tuple:
+    import importlib
+
+    try:
+        found = importlib.import_module(module)
+    except ImportError:
+        return ()
+    return tuple(getattr(found, n) for n in names if isinstance(getattr(found, n, None), type))
+
+
+def _try_wrap(module: str, path: str, wrapper: Any) -> None:
+    try:
+        _wrap.wrap(module, path, wrapper, owner=OWNER)
+    except (ImportError, AttributeError):
+        pass  # not in this version of the SDK
+
+
+def instrument() -> None:
+    """Patch the openai SDK (already imported)."""
+    global _tracer, _SYNC_STREAMS, _ASYNC_STREAMS, _RAW_RESPONSES
+    import openai
+
+    _genai.refresh()
+    _tracer = _genai.tracer(SCOPE, getattr(openai, "__version__", None))
+    _SYNC_STREAMS = _classes("openai._streaming", "Stream")
+    _ASYNC_STREAMS = _classes("openai._streaming", "AsyncStream")
+    _RAW_RESPONSES = _classes("openai._legacy_response", "LegacyAPIResponse") + _classes(
+        "openai._response", "APIResponse", "AsyncAPIResponse"
+    )
+    hooks = globals()
+    for module, path, key, before, is_async in _RESOURCE_TARGETS:
+        make = _genai.async_hooks if is_async else _genai.hooks
+        _try_wrap(module, path, make(key, hooks[before], hooks["_after"], hooks["_error"], OWNER))
+    for module, path in _MANAGER_TARGETS:
+        _try_wrap(module, path, _wrap_manager)
+
+
+def uninstrument() -> None:
+    """Put the SDK's originals back."""
+    _wrap.unwrap_all(OWNER)
+    _servers.clear()

@@ -1,0 +1,159 @@
+"""Streamed Generation.call and AioGeneration.call, and TextEmbedding.call, at the receiver."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fake_dashscope import ANSWER
+
+
+@pytest.mark.parametrize("incremental", ["True", "False", "None"])
+@pytest.mark.parametrize("result_format", ["text", "message"])
+def test_stream_assembled_once(dashscope_app, incremental, result_format):
+    app = dashscope_app(
+        f"""
+        import dashscope
+        chunks = dashscope.Generation.call(model="qwen-plus", messages=[{{"role": "user", "content": "hi"}}],
+                                           stream=True, incremental_output={incremental},
+                                           result_format={result_format!r})
+        n = 0
+        for c in chunks:
+            n += 1
+        print(n)
+        """
+    )
+    assert app.lines() == ["3"]
+    a = app.one()["attributes"]
+    assert a["gen_ai.request.stream"] is True
+    assert a["output.value"] == ANSWER
+    assert json.loads(a["gen_ai.output.messages"])[0]["parts"] == [{"type": "text", "content": ANSWER}]
+    assert list(a["gen_ai.response.finish_reasons"]) == ["stop"]
+    assert a["gen_ai.usage.output_tokens"] == 3
+    assert a["gen_ai.response.time_to_first_token"] > 0
+
+
+def test_stream_left_early_ends_span_and_later_span_is_not_its_child(dashscope_app):
+    app = dashscope_app(
+        """
+        import gc
+        import dashscope
+        from opentelemetry import trace
+        chunks = dashscope.Generation.call(model="qwen-plus", prompt="hi", stream=True, incremental_output=True)
+        for c in chunks:
+            break
+        del chunks, c
+        gc.collect()
+        with trace.get_tracer("app").start_as_current_span("after"):
+            pass
+        print("ok")
+        """,
+        spans=lambda got: {s["name"] for s in got} >= {"text_completion qwen-plus", "after"},
+    )
+    llm = app.one()
+    after = next(s for s in app.spans if s["name"] == "after")
+    assert after["parent_span_id"] != llm["span_id"]
+    assert llm["end_time"] <= after["start_time"]
+    assert llm["attributes"]["output.value"] == "Hello"
+
+
+def test_stream_error_event_is_error_span(dashscope_app):
+    app = dashscope_app(
+        """
+        import dashscope
+        print([int(c.status_code) for c in dashscope.Generation.call(model="qwen-midstream-error", prompt="x",
+                                                                 stream=True)])
+        """
+    )
+    assert app.lines() == ["[200, 400]"]
+    span = app.one()
+    assert span["attributes"]["error.type"] == "DataInspectionFailed"
+    assert span["status"] == {"code": "ERROR", "message": "inappropriate content"}
+
+
+def test_aio_generation_plain_and_streamed(dashscope_app):
+    app = dashscope_app(
+        """
+        import asyncio
+        import dashscope
+        async def main():
+            r = await dashscope.AioGeneration.call(model="qwen-turbo", prompt="hi")
+            print(r.output.text)
+            s = await dashscope.AioGeneration.call(model="qwen-turbo", prompt="hi", stream=True,
+                                                   incremental_output=True)
+            print("".join([c.output.text async for c in s]))
+        asyncio.run(main())
+        """,
+        spans=2,
+    )
+    assert app.lines() == [ANSWER, ANSWER]
+    plain, streamed = app.llm()
+    assert plain["attributes"]["output.value"] == ANSWER
+    assert plain["attributes"]["gen_ai.request.stream"] is False
+    assert streamed["attributes"]["output.value"] == ANSWER
+    assert streamed["attributes"]["gen_ai.request.stream"] is True
+
+
+def test_text_embedding(dashscope_app):
+    app = dashscope_app(
+        """
+        import dashscope
+        r = dashscope.TextEmbedding.call(model="text-embedding-v3", input=["a", "b"])
+        print(len(r.output["embeddings"]))
+        """
+    )
+    assert app.lines() == ["2"]
+    span = app.one()
+    a = span["attributes"]
+    assert span["name"] == "embeddings text-embedding-v3"
+    assert a["gen_ai.span.kind"] == "EMBEDDING"
+    assert a["gen_ai.embeddings.dimension.count"] == 8
+    assert json.loads(a["input.value"]) == ["a", "b"]
+    assert "0.25" not in json.dumps(a)
+
+
+def test_async_stream_left_early_ends_span(dashscope_app):
+    app = dashscope_app(
+        """
+        import asyncio, gc
+        import dashscope
+        from opentelemetry import trace
+        async def main():
+            s = await dashscope.AioGeneration.call(model="qwen-turbo", prompt="hi", stream=True,
+                                                   incremental_output=True)
+            async for c in s:
+                break
+            await s.aclose()
+            with trace.get_tracer("app").start_as_current_span("after"):
+                pass
+            print(c.output.text)
+        asyncio.run(main())
+        """,
+        spans=lambda got: {"text_completion qwen-turbo", "after"} <= {s["name"] for s in got},
+    )
+    assert app.lines() == ["Hello"]
+    llm = next(s for s in app.spans if s["name"] == "text_completion qwen-turbo")
+    after = next(s for s in app.spans if s["name"] == "after")
+    assert after["parent_span_id"] != llm["span_id"]
+    assert llm["end_time"] <= after["start_time"]
+    assert llm["attributes"]["output.value"] == "Hello"
+
+
+def test_aio_multimodal_conversation(dashscope_app):
+    app = dashscope_app(
+        """
+        import asyncio
+        import dashscope
+        async def main():
+            msgs = [{"role": "user", "content": [{"text": "hi"}]}]
+            r = await dashscope.AioMultiModalConversation.call(model="qwen-vl-plus", messages=msgs)
+            print(r.output.choices[0].message.content[0]["text"])
+        asyncio.run(main())
+        """
+    )
+    assert app.lines() == [ANSWER]
+    a = app.one()["attributes"]
+    assert a["output.value"] == ANSWER
+    assert json.loads(a["gen_ai.input.messages"]) == [
+        {"role": "user", "parts": [{"type": "text", "content": "hi"}]}
+    ]

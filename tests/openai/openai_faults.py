@@ -1,0 +1,124 @@
+"""Make llmprobe's openai instrumentation fail on purpose, before openai is imported (so before
+the instrumentation is applied), for the fault-injection tests. Each mode replaces a set of
+llmprobe's functions with one that raises:
+
+- ``hooks``: every function of the instrumentation modules (openai.py, _genai.py, _messages.py,
+  _stream.py) except the plumbing that installs the wrappers and runs the user's call (the
+  wrappers themselves must exist for the test to mean anything: see ``patched()``);
+- ``after``: only what runs once the call returned or raised (the end of a call, of a stream,
+  of a raw response), so that spans start and then fail half-way;
+- ``core``: the Rust boundary: starting a span, setting attributes, ending, recording a failure,
+  serialising content, metrics;
+- ``late-core``: the Rust boundary once the span exists (attributes, end, failure, metrics).
+"""
+
+from __future__ import annotations
+
+import importlib
+import types
+
+MODULES = (
+    "llmprobe.instrumentation.openai",
+    "llmprobe.instrumentation._genai",
+    "llmprobe.instrumentation._messages",
+    "llmprobe.instrumentation._stream",
+)
+# The plumbing: installing the wrappers, the wrappers, and the proxies' own forwarding.
+PLUMBING = {
+    "instrument",
+    "uninstrument",
+    "refresh",
+    "settings",
+    "hooks",
+    "async_hooks",
+    "tracer",
+    "_classes",
+    "_try_wrap",
+    "_wrap_manager",
+    "_end",
+    "_watch",
+    "_then_finish",
+    "_no_context_manager",
+}
+AFTER = {
+    "llmprobe.instrumentation.openai": [
+        "_after",
+        "_error",
+        "_complete",
+        "_end_stream",
+        "_raw",
+        "_after_parse",
+    ],
+    "llmprobe.instrumentation._stream": ["finish", "close_inner"],
+    "llmprobe.instrumentation._genai": ["end", "fail", "put_output"],
+}
+
+calls = {"count": 0}
+
+
+class InjectedFault(RuntimeError):
+    pass
+
+
+def boom(*args, **kwargs):
+    calls["count"] += 1
+    raise InjectedFault("injected fault")
+
+
+def _replace_functions(module_name: str, names: list[str] | None = None) -> None:
+    module = importlib.import_module(module_name)
+    for name, value in list(vars(module).items()):
+        if names is not None and name not in names:
+            continue
+        if names is None and name in PLUMBING:
+            continue
+        if isinstance(value, types.FunctionType) and value.__module__ == module_name:
+            setattr(module, name, boom)
+        elif names is None and isinstance(value, type) and value.__module__ == module_name:
+            # Methods of the assemblers and states (not of the proxies: they are the plumbing).
+            if "Proxy" in name:
+                continue
+            for attribute, method in list(vars(value).items()):
+                if isinstance(method, types.FunctionType) and not attribute.startswith("__"):
+                    setattr(value, attribute, boom)
+
+
+def inject(mode: str) -> None:
+    if mode == "hooks":
+        for name in MODULES:
+            _replace_functions(name)
+    elif mode == "after":
+        for name, functions in AFTER.items():
+            _replace_functions(name, functions)
+    elif mode in ("core", "late-core"):
+        # Only the instrumentation's spans fail: the application's own spans (the transcript's
+        # root) go through the same tracer classes and must keep working.
+        from llmprobe import _core, _tracer
+        from llmprobe.instrumentation import _genai
+
+        class FaultySpan(_tracer.Span):
+            set_attributes = set_attribute = end = record_failure = boom
+
+        class FaultyTracer(_tracer.Tracer):
+            def start_span(self, *args, **kwargs):
+                if mode == "core":
+                    boom()
+                span = super().start_span(*args, **kwargs)
+                span.__class__ = FaultySpan
+                return span
+
+        _genai.Tracer = FaultyTracer
+        _core.truncate = boom
+        _core.record_genai_metrics = boom
+        if mode == "core":
+            _core.to_json = boom
+    elif mode != "none":
+        raise ValueError(mode)
+
+
+def patched() -> bool:
+    """True when openai's chat completions create is llmprobe's wrapper (the faults apply to
+    something)."""
+    import openai.resources.chat.completions as chat
+
+    return type(vars(chat.Completions)["create"]).__name__ == "FunctionWrapper"

@@ -1,0 +1,76 @@
+"""What the openai tests share (a module of its own: `conftest` is a name every test folder has).
+
+The constants the apps and assertions use, and what the installed openai SDK offers, so that a
+test needing a newer SDK feature skips, naming it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+
+# The API key every app uses: it must never appear in anything llmprobe sends.
+SECRET = "sk-llmprobe-test-SECRET-7f3a9c0d"
+
+# Put at the top of every app: the folder of these tests (for helper modules) on sys.path.
+PRELUDE = f"import sys\nsys.path.insert(0, {str(HERE)!r})\n"
+
+
+def _source_tree_path() -> dict[str, str]:
+    """PYTHONPATH for the apps when this source tree has a built core but the llmprobe installed
+    in this Python is another copy (a `pip install .` made earlier): the tests then exercise the
+    code next to them, not a stale copy. An installed copy built from this tree is used as is."""
+    import importlib.util
+
+    source = HERE.parents[1] / "python"
+    spec = importlib.util.find_spec("llmprobe")
+    installed = Path(spec.origin).resolve().parent.parent if spec and spec.origin else None
+    if installed == source or not list((source / "llmprobe").glob("_core*.so")):
+        return {}
+    return {"PYTHONPATH": str(source)}
+
+
+SOURCE_TREE_ENV = _source_tree_path()
+
+
+# ---- what the installed SDK has ------------------------------------------------------------------
+
+
+def _openai_version() -> str | None:
+    try:
+        import openai
+    except ImportError:
+        return None
+    return openai.__version__
+
+
+OPENAI_VERSION = _openai_version()
+
+
+def sdk_has(path: str) -> bool:
+    """True when the installed openai has the dotted attribute `path` (below `openai`)."""
+    import importlib
+
+    if OPENAI_VERSION is None:
+        return False
+    import openai
+
+    obj: Any = openai
+    parts = path.split(".")
+    for i, part in enumerate(parts):
+        if not hasattr(obj, part):
+            try:
+                obj = importlib.import_module("openai." + ".".join(parts[: i + 1]))
+                continue
+            except ImportError:
+                return False
+        obj = getattr(obj, part)
+    return True
+
+
+def needs(path: str) -> pytest.MarkDecorator:
+    return pytest.mark.skipif(not sdk_has(path), reason=f"the installed openai has no {path}")

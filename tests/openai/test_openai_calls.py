@@ -1,0 +1,326 @@
+"""Non-streamed calls: chat completions (sync, async, tools, n>1, parse), text completions,
+embeddings and the Responses API each give one span with the contract's attributes, and the
+application gets what the SDK returned."""
+
+from __future__ import annotations
+
+import json
+
+from openai_checks import assert_llm_span, assert_ok, attrs, content, everything, text_parts
+from openai_support import needs
+
+CHAT = """
+import json, openai
+client = openai.OpenAI(max_retries=0)
+r = client.chat.completions.create(
+    model="gpt-test",
+    messages=[
+        {"role": "system", "content": "You answer briefly."},
+        {"role": "user", "content": "What is a span?"},
+    ],
+    temperature=0.25, top_p=0.5, max_tokens=64, seed=7, stop=["END", "STOP"],
+    frequency_penalty=0.5, presence_penalty=-0.5,
+    extra_body={"top_k": 5},
+)
+print(json.dumps({"content": r.choices[0].message.content, "id": r.id, "port": client.base_url.port,
+                  "type": type(r).__name__}))
+"""
+
+
+def test_chat_completion_span(openai_app):
+    app = openai_app(CHAT)
+    out = json.loads(app.lines()[-1])
+    assert out["content"] == "Echo: What is a span?"
+    assert out["type"] == "ChatCompletion"
+    span = app.one()
+    assert_llm_span(span, model="gpt-test", port=out["port"])
+    assert_ok(span)
+    a = attrs(span)
+    assert a["gen_ai.request.temperature"] == 0.25
+    assert a["gen_ai.request.top_p"] == 0.5
+    assert a["gen_ai.request.top_k"] == 5
+    assert a["gen_ai.request.max_tokens"] == 64
+    assert a["gen_ai.request.seed"] == 7
+    assert a["gen_ai.request.stop_sequences"] == ["END", "STOP"]
+    assert a["gen_ai.request.frequency_penalty"] == 0.5
+    assert a["gen_ai.request.presence_penalty"] == -0.5
+    assert "gen_ai.request.choice.count" not in a  # not set by the caller
+    assert a["gen_ai.response.id"] == out["id"]
+    assert a["gen_ai.response.model"] == "gpt-test-2024-07-18"
+    assert a["gen_ai.response.finish_reasons"] == ["stop"]
+    # The fake server counts words: 3 + 4 prompt words, 5 answer words; 3 cached, 2 reasoning.
+    assert a["gen_ai.usage.input_tokens"] == 7
+    assert a["gen_ai.usage.output_tokens"] == 5
+    assert a["gen_ai.usage.total_tokens"] == 12
+    assert a["gen_ai.usage.cache_read.input_tokens"] == 3
+    assert a["gen_ai.usage.reasoning.output_tokens"] == 2
+    assert content(span, "gen_ai.input.messages") == [
+        {"role": "system", "parts": [{"type": "text", "content": "You answer briefly."}]},
+        {"role": "user", "parts": [{"type": "text", "content": "What is a span?"}]},
+    ]
+    assert a["input.value"] == a["gen_ai.input.messages"]
+    assert a["input.mime_type"] == "application/json"
+    assert content(span, "gen_ai.output.messages") == [
+        {
+            "role": "assistant",
+            "parts": [{"type": "text", "content": "Echo: What is a span?"}],
+            "finish_reason": "stop",
+        }
+    ]
+    assert a["output.value"] == "Echo: What is a span?"
+    assert a["output.mime_type"] == "text/plain"
+    # The request went out once, as the application made it.
+    [request] = app.requests
+    assert request["body"]["messages"][1]["content"] == "What is a span?"
+    assert "stream_options" not in request["body"]
+
+
+def test_async_chat_completion_span(openai_app):
+    app = openai_app("""
+        import asyncio, openai
+        async def main():
+            client = openai.AsyncOpenAI(max_retries=0)
+            r = await client.chat.completions.create(model="gpt-async", messages=[{"role": "user", "content": "hi async"}])
+            print(r.choices[0].message.content)
+        asyncio.run(main())
+    """)
+    assert app.lines()[-1] == "Echo: hi async"
+    span = app.one()
+    assert_llm_span(span, model="gpt-async")
+    assert_ok(span)
+    assert attrs(span)["output.value"] == "Echo: hi async"
+    assert attrs(span)["gen_ai.usage.output_tokens"] == 3
+
+
+TOOLS = """
+import json, openai
+client = openai.OpenAI(max_retries=0)
+tools = [{"type": "function", "function": {"name": "get_weather", "description": "Weather of a city",
+          "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+messages = [{"role": "user", "content": "Weather in Paris?"}]
+first = client.chat.completions.create(model="gpt-tools", messages=messages, tools=tools)
+call = first.choices[0].message.tool_calls[0]
+messages.append(first.choices[0].message)  # the SDK's own object goes back into the history
+messages.append({"role": "tool", "tool_call_id": call.id, "content": "18 degrees"})
+second = client.chat.completions.create(model="gpt-tools", messages=messages, tools=tools)
+print(json.dumps([first.choices[0].finish_reason, call.function.name, second.choices[0].message.content]))
+"""
+
+
+def test_tool_calls_and_tool_results(openai_app):
+    app = openai_app(TOOLS, spans=2)
+    assert json.loads(app.lines()[-1]) == ["tool_calls", "get_weather", "The tool said: 18 degrees"]
+    first, second = app.llm()
+    assert attrs(first)["gen_ai.response.finish_reasons"] == ["tool_calls"]
+    definitions = content(first, "gen_ai.tool.definitions")
+    assert definitions[0]["function"]["name"] == "get_weather"
+    [answer] = content(first, "gen_ai.output.messages")
+    assert answer["finish_reason"] == "tool_calls"
+    assert answer["parts"] == [
+        {
+            "type": "tool_call",
+            "id": "call_weather_1",
+            "name": "get_weather",
+            "arguments": {"city": "Paris", "unit": "celsius"},
+        },
+        {
+            "type": "tool_call",
+            "id": "call_time_2",
+            "name": "get_time",
+            "arguments": {"timezone": "Europe/Paris"},
+        },
+    ]
+    # An answer of tool calls only: output.value is the output messages' JSON.
+    assert attrs(first)["output.mime_type"] == "application/json"
+    assert json.loads(attrs(first)["output.value"]) == content(first, "gen_ai.output.messages")
+    history = content(second, "gen_ai.input.messages")
+    assert [m["role"] for m in history] == ["user", "assistant", "tool"]
+    assert [p["type"] for p in history[1]["parts"]] == ["tool_call", "tool_call"]
+    assert history[2]["parts"] == [
+        {"type": "tool_call_response", "id": "call_weather_1", "response": "18 degrees"}
+    ]
+    assert attrs(second)["output.value"] == "The tool said: 18 degrees"
+
+
+def test_several_choices(openai_app):
+    app = openai_app("""
+        import openai
+        r = openai.OpenAI(max_retries=0).chat.completions.create(
+            model="gpt-n", n=2, messages=[{"role": "user", "content": "two please"}])
+        print(len(r.choices))
+    """)
+    assert app.lines()[-1] == "2"
+    span = app.one()
+    a = attrs(span)
+    assert a["gen_ai.request.choice.count"] == 2
+    assert a["gen_ai.response.finish_reasons"] == ["stop", "stop"]
+    messages = content(span, "gen_ai.output.messages")
+    assert [text_parts(m) for m in messages] == ["Echo: two please (choice 0)", "Echo: two please (choice 1)"]
+    assert a["output.value"] == "Echo: two please (choice 0)\nEcho: two please (choice 1)"
+
+
+def test_refusal(openai_app):
+    app = openai_app("""
+        import openai
+        r = openai.OpenAI(max_retries=0).chat.completions.create(
+            model="refuse", messages=[{"role": "user", "content": "something bad"}])
+        print(r.choices[0].message.refusal)
+    """)
+    [message] = content(app.one(), "gen_ai.output.messages")
+    assert message["parts"] == [{"type": "refusal", "content": "I can't help with that."}]
+
+
+@needs("resources.chat.completions.Completions.parse")
+def test_parse_structured_output(openai_app):
+    app = openai_app("""
+        import openai, pydantic
+        class Answer(pydantic.BaseModel):
+            content: str
+        client = openai.OpenAI(max_retries=0)
+        r = client.chat.completions.parse(model="gpt-parse", response_format=Answer,
+                                          messages=[{"role": "user", "content": "structured"}])
+        print(type(r.choices[0].message.parsed).__name__, r.choices[0].message.parsed.content)
+    """)
+    assert app.lines()[-1] == "Answer Echo: structured"
+    span = app.one()  # parse() does not go through create(): still one span
+    assert_llm_span(span, model="gpt-parse")
+    assert attrs(span)["gen_ai.output.type"] == "json"
+    assert json.loads(attrs(span)["output.value"]) == {"content": "Echo: structured"}
+    assert len(app.requests) == 1
+
+
+@needs("resources.beta.chat.completions.Completions.parse")
+def test_beta_parse_is_one_span(openai_app):
+    app = openai_app("""
+        import openai
+        client = openai.OpenAI(max_retries=0)
+        r = client.beta.chat.completions.parse(model="gpt-beta", messages=[{"role": "user", "content": "beta"}])
+        print(r.choices[0].message.content)
+    """)
+    assert app.lines()[-1] == "Echo: beta"
+    span = app.one()
+    assert_llm_span(span, model="gpt-beta")
+    assert attrs(span)["output.value"] == "Echo: beta"
+
+
+def test_text_completion(openai_app):
+    app = openai_app("""
+        import openai
+        r = openai.OpenAI(max_retries=0).completions.create(model="davinci-test", prompt="Once upon", max_tokens=20)
+        print(r.choices[0].text)
+    """)
+    assert app.lines()[-1] == "and then it said: Once upon"
+    span = app.one()
+    assert_llm_span(span, model="davinci-test", operation="text_completion")
+    a = attrs(span)
+    assert a["gen_ai.request.max_tokens"] == 20
+    assert content(span, "gen_ai.input.messages") == [
+        {"role": "user", "parts": [{"type": "text", "content": "Once upon"}]}
+    ]
+    assert a["output.value"] == " and then it said: Once upon"
+    assert a["gen_ai.response.finish_reasons"] == ["stop"]
+    assert a["gen_ai.usage.input_tokens"] == 2
+
+
+def test_embeddings(openai_app):
+    app = openai_app(
+        """
+        import json, openai
+        client = openai.OpenAI(max_retries=0)
+        r = client.embeddings.create(model="embed-test", input=["first text", "second text"])
+        one = client.embeddings.create(model="embed-test", input="just one", encoding_format="float")
+        print(json.dumps([len(r.data), r.data[0].embedding[:3], len(one.data[0].embedding)]))
+    """,
+        spans=2,
+    )
+    count, head, dims = json.loads(app.lines()[-1])
+    assert count == 2 and dims == 8
+    many, single = app.llm()
+    assert_llm_span(many, model="embed-test", operation="embeddings", kind="EMBEDDING", stream=None)
+    a = attrs(many)
+    assert a["gen_ai.usage.input_tokens"] == 4
+    assert a["gen_ai.embeddings.dimension.count"] == 8
+    assert a["gen_ai.response.model"] == "embed-test-v1"
+    assert json.loads(a["input.value"]) == ["first text", "second text"]
+    assert a["input.mime_type"] == "application/json"
+    assert attrs(single)["input.value"] == "just one"
+    assert attrs(single)["input.mime_type"] == "text/plain"
+    assert attrs(single)["gen_ai.request.encoding_formats"] == ["float"]
+    # Never the vectors.
+    assert str(head[0]) not in everything(app.spans)
+    assert "output.value" not in a
+
+
+@needs("resources.responses")
+def test_responses_api(openai_app):
+    app = openai_app(
+        """
+        import json, openai
+        client = openai.OpenAI(max_retries=0)
+        r = client.responses.create(model="gpt-resp", input="Hello responses", instructions="Be terse.",
+                                    max_output_tokens=50, temperature=0.1)
+        tools = [{"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {}}}]
+        t = client.responses.create(model="gpt-resp", input=[{"role": "user", "content": "weather?"}], tools=tools)
+        print(json.dumps([r.output_text, [o.type for o in t.output]]))
+    """,
+        spans=2,
+    )
+    text, kinds = json.loads(app.lines()[-1])
+    assert text == "Echo: Hello responses" and kinds == ["function_call", "function_call"]
+    plain, tools = app.llm()
+    assert_llm_span(plain, model="gpt-resp")
+    a = attrs(plain)
+    assert a["gen_ai.request.max_tokens"] == 50
+    assert a["gen_ai.request.temperature"] == 0.1
+    assert content(plain, "gen_ai.system_instructions") == [{"type": "text", "content": "Be terse."}]
+    assert content(plain, "gen_ai.input.messages") == [
+        {"role": "user", "parts": [{"type": "text", "content": "Hello responses"}]}
+    ]
+    assert a["output.value"] == "Echo: Hello responses"
+    assert a["gen_ai.response.finish_reasons"] == ["completed"]
+    assert a["gen_ai.usage.input_tokens"] == 2
+    assert a["gen_ai.usage.output_tokens"] == 3
+    assert a["gen_ai.usage.cache_read.input_tokens"] == 1
+    assert a["gen_ai.usage.reasoning.output_tokens"] == 4
+    assert a["gen_ai.response.id"].startswith("resp-")
+    [answer] = content(tools, "gen_ai.output.messages")
+    assert [p["name"] for p in answer["parts"]] == ["get_weather", "get_time"]
+    assert content(tools, "gen_ai.tool.definitions")[0]["name"] == "get_weather"
+
+
+def test_image_content_and_limits(openai_app):
+    """Images are {type: image, url}; every content string (a data URL too) is cut to the limit,
+    in characters, and the JSON stays valid."""
+    app = openai_app(
+        """
+        import openai
+        data_url = "data:image/png;base64," + "A" * 5000
+        openai.OpenAI(max_retries=0).chat.completions.create(model="gpt-vision", messages=[
+            {"role": "user", "content": [
+                {"type": "text", "text": "héllo wörld, what is in this picture?"},
+                {"type": "image_url", "image_url": {"url": data_url}},
+            ]}])
+    """,
+        env={"OTEL_INSTRUMENTATION_GENAI_MESSAGE_CONTENT_MAX_LENGTH": "12"},
+    )
+    span = app.one()
+    [message] = content(span, "gen_ai.input.messages")
+    assert message["parts"] == [
+        {"type": "text", "content": "héllo wörld,"},
+        {"type": "image", "url": "data:image/p"},
+    ]
+    assert attrs(span)["output.value"] == "Echo: héllo "
+
+
+def test_uninstrumented_spans_absent_when_disabled(openai_app):
+    app = openai_app(
+        """
+        import openai
+        print(openai.OpenAI(max_retries=0).chat.completions.create(
+            model="gpt-off", messages=[{"role": "user", "content": "off"}]).choices[0].message.content)
+    """,
+        spans=0,
+        env={"OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "openai"},
+    )
+    assert app.lines()[-1] == "Echo: off"
+    assert app.llm() == []
