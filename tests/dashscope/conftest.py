@@ -19,7 +19,7 @@ from fake_dashscope import FakeDashScope
 HERE = Path(__file__).resolve().parent
 
 # The API key every app uses: it must never appear in anything llmprobe sends.
-SECRET = "sk-llmprobe-dashscope-SECRET-41b7"
+from dashscope_secret import SECRET
 
 PRELUDE = f"import sys\nsys.path.insert(0, {str(HERE)!r})\n"
 

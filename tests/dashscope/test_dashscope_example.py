@@ -8,7 +8,7 @@ import urllib.request
 from pathlib import Path
 
 from app_runner import free_port
-from conftest import SECRET
+from dashscope_secret import SECRET
 from fake_dashscope import ANSWER
 from span_query import assert_child_of
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import SECRET
+from dashscope_secret import SECRET
 from fake_dashscope import ANSWER
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import secrets
 import urllib.request
+from pathlib import Path
 
 from app_runner import free_port
 from openai_checks import attrs, content, text_parts
@@ -110,9 +111,8 @@ def ask():
 
 
 def test_call_inside_a_flask_request(serve, receiver, write_script, fake_openai):
-    from conftest import HERE
-
-    write_script("app.py", FLASK_APP.format(here=str(HERE)))
+    here = Path(__file__).resolve().parent  # this folder, where fake_openai lives
+    write_script("app.py", FLASK_APP.format(here=str(here)))
     port = free_port()
     serve(
         ["flask", "--app", "app", "run", "--host", "127.0.0.1", "--port", str(port)],
