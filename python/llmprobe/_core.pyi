@@ -141,6 +141,7 @@ def record_genai_metrics(
     output_tokens: int | None = None,
     time_to_first_chunk: float | None = None,
     time_per_output_chunk: Sequence[float] | None = None,
+    chunk_times_ns: Sequence[int] | None = None,
 ) -> None:
     """The GenAI client metrics of one operation, in one crossing: `duration` (s) into
     gen_ai.client.operation.duration; the token counts into gen_ai.client.token.usage with
@@ -149,4 +150,25 @@ def record_genai_metrics(
     gen_ai.operation.name, gen_ai.provider.name, gen_ai.request.model, gen_ai.response.model,
     error.type on failures, server.address, server.port). Returns at once: the values travel to
     the exporter thread, which aggregates them into histograms and exports them over OTLP
-    (OTEL_METRICS_EXPORTER; default otlp when an endpoint is set)."""
+    (OTEL_METRICS_EXPORTER; default otlp when an endpoint is set). `chunk_times_ns`, the
+    perf_counter_ns() of each chunk of a stream, adds the gaps between consecutive chunks to
+    time_per_output_chunk (so the caller need not compute them in Python)."""
+
+def chat_input(messages: Any, capture: bool) -> tuple[str | None, int] | None:
+    """A chat request's messages (dicts, TypedDicts, pydantic models, objects) in the span
+    contract's shape, read and written as JSON in one pass, every string cut to the content
+    limit: (the JSON, or None when `capture` is off; the characters of their text). None when
+    `messages` is not a list or tuple (a one-shot iterable is never consumed)."""
+
+_Output = tuple[str | None, str, list[str], int, bool]
+
+def chat_output(choices: Any, capture: bool) -> _Output:
+    """A chat answer's choices as output messages, one per choice with its finish_reason:
+    (the JSON or None with capture off, the answer's text (each message's text parts joined,
+    a line between choices), the finish reasons, the characters of the text, whether any
+    message has parts)."""
+
+def chat_chunks(chunks: Sequence[Any], capture: bool) -> tuple[int | None, Any, _Output]:
+    """A streamed chat answer rebuilt from all its chunks (SDK objects or their JSON dicts):
+    (the position of the first chunk with content, the last usage seen or None, then what
+    chat_output returns)."""

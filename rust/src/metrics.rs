@@ -124,12 +124,22 @@ pub struct Aggregator {
 }
 
 impl Aggregator {
-    fn record(&mut self, instrument: Instrument, attributes: Vec<(String, String)>, v: f64) {
+    /// Records `values` into one series: one key lookup however many values (a stream gives
+    /// a time_per_output_chunk value per chunk).
+    fn record(
+        &mut self,
+        instrument: Instrument,
+        attributes: Vec<(String, String)>,
+        values: impl IntoIterator<Item = f64>,
+    ) {
         let bounds = instrument.bounds();
-        self.series
+        let h = self
+            .series
             .entry((instrument, attributes))
-            .or_insert_with(|| Histogram::new(bounds))
-            .record(bounds, v);
+            .or_insert_with(|| Histogram::new(bounds));
+        for v in values {
+            h.record(bounds, v);
+        }
         self.dirty = true;
     }
 
@@ -143,18 +153,22 @@ impl Aggregator {
             a
         };
         if let Some(n) = p.input_tokens {
-            self.record(Instrument::TokenUsage, with_type("input"), n as f64);
+            self.record(Instrument::TokenUsage, with_type("input"), [n as f64]);
         }
         if let Some(n) = p.output_tokens {
-            self.record(Instrument::TokenUsage, with_type("output"), n as f64);
+            self.record(Instrument::TokenUsage, with_type("output"), [n as f64]);
         }
         if let Some(t) = p.time_to_first_chunk {
-            self.record(Instrument::TimeToFirstChunk, attrs.clone(), t);
+            self.record(Instrument::TimeToFirstChunk, attrs.clone(), [t]);
         }
-        for t in p.time_per_output_chunk {
-            self.record(Instrument::TimePerOutputChunk, attrs.clone(), t);
+        if !p.time_per_output_chunk.is_empty() {
+            self.record(
+                Instrument::TimePerOutputChunk,
+                attrs.clone(),
+                p.time_per_output_chunk,
+            );
         }
-        self.record(Instrument::Duration, attrs, p.duration);
+        self.record(Instrument::Duration, attrs, [p.duration]);
     }
 }
 

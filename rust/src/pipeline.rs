@@ -5,9 +5,15 @@
 //! process that makes none (a gunicorn master, a short helper script) never starts one. The
 //! caller never waits on anything the exporter holds: the only lock here (`PIPELINE`) is taken
 //! by Python-side calls alone, never by the exporter thread.
+//!
+//! The exporter thread does not block on the channel: it sleeps until its next deadline (the
+//! batch delay) and is woken early only when a full batch is waiting or a flush is asked for.
+//! A push is then an atomic enqueue with no wake-up of another thread, and the exporter runs
+//! once per batch rather than once per span.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
@@ -107,6 +113,10 @@ pub struct Pipeline {
     resource: Arc<ResourceInfo>,
     worker_started: AtomicBool,
     start_lock: Mutex<()>,
+    /// The exporter thread, to wake it (set once it runs).
+    worker: OnceLock<Thread>,
+    /// Queued spans that make a batch worth waking the exporter for.
+    wake_at: usize,
     shut_down: AtomicBool,
     status: Arc<ExportStatus>,
     /// `OTEL_TRACES_EXPORTER=none`: finished spans go nowhere, so skip the queue and thread.
@@ -127,6 +137,7 @@ impl Pipeline {
             .iter()
             .all(|e| *e == crate::config::TracesExporter::None);
         Pipeline {
+            wake_at: settings_wake_at(&settings),
             discard,
             tx,
             rx,
@@ -134,6 +145,8 @@ impl Pipeline {
             resource,
             worker_started: AtomicBool::new(false),
             start_lock: Mutex::new(()),
+            worker: OnceLock::new(),
+
             shut_down: AtomicBool::new(false),
             status: Arc::new(ExportStatus::default()),
         }
@@ -154,10 +167,20 @@ impl Pipeline {
         let spawned = std::thread::Builder::new()
             .name("llmprobe-export".into())
             .spawn(move || export::run_worker(rx, settings, resource, status));
-        if let Err(e) = spawned {
-            eprintln!("llmprobe: error: could not start the exporter thread: {e}");
+        match spawned {
+            Ok(handle) => {
+                let _ = self.worker.set(handle.thread().clone());
+            }
+            Err(e) => eprintln!("llmprobe: error: could not start the exporter thread: {e}"),
         }
         self.worker_started.store(true, Ordering::Release);
+    }
+
+    /// Wakes the exporter thread (cheap when it is awake already: one atomic swap).
+    fn wake(&self) {
+        if let Some(t) = self.worker.get() {
+            t.unpark();
+        }
     }
 
     fn push(&self, span: Box<SpanRecord>) {
@@ -172,6 +195,9 @@ impl Pipeline {
         match self.tx.try_send(Msg::Span(span)) {
             Ok(()) => {
                 STATS.spans_enqueued.fetch_add(1, Ordering::Relaxed);
+                if self.tx.len() >= self.wake_at {
+                    self.wake();
+                }
             }
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 STATS.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
@@ -196,12 +222,23 @@ impl Pipeline {
         }
         let (reply_tx, reply_rx) = bounded(1);
         let left = deadline.saturating_duration_since(Instant::now());
+        self.wake(); // a full queue drains while we wait to enqueue the marker
         if self.tx.send_timeout(Msg::Flush(reply_tx), left).is_err() {
             return false;
         }
+        self.wake();
         let left = deadline.saturating_duration_since(Instant::now());
         reply_rx.recv_timeout(left).is_ok()
     }
+}
+
+/// Queued messages at which a push wakes the exporter: a full batch, or less when the queue
+/// is smaller than a batch (the exporter must be woken before the queue is full).
+fn settings_wake_at(settings: &Settings) -> usize {
+    settings
+        .max_export_batch_size
+        .min(settings.max_queue_size / 2)
+        .max(1)
 }
 
 /// Starts the pipeline; a second start while one runs is ignored.

@@ -232,8 +232,10 @@ def end(
     time_to_first_chunk: float | None = None,
     time_per_output_chunk: list | None = None,
     ended_ns: int | None = None,
+    chunk_times_ns: list | None = None,
 ) -> None:
-    """Record the operation's metrics and end its span."""
+    """Record the operation's metrics and end its span (`chunk_times_ns`: perf_counter_ns() of
+    each chunk of a stream, whose gaps go to time_per_output_chunk, computed in the core)."""
     duration = ((ended_ns or perf_counter_ns()) - call.started) / 1e9
     try:
         call.span.end()
@@ -245,6 +247,7 @@ def end(
             output_tokens,
             time_to_first_chunk,
             time_per_output_chunk,
+            chunk_times_ns,
         )
 
 
@@ -255,6 +258,7 @@ def record_metrics(
     output_tokens: int | None = None,
     time_to_first_chunk: float | None = None,
     time_per_output_chunk: list | None = None,
+    chunk_times_ns: list | None = None,
 ) -> None:
     """Hand one operation's measurements to the core's GenAI histograms (guarded: metrics
     never cost the caller an exception)."""
@@ -269,6 +273,7 @@ def record_metrics(
             output_tokens if type(output_tokens) is int else None,
             time_to_first_chunk,
             time_per_output_chunk,
+            chunk_times_ns,
         )
     except Exception as exc:  # noqa: BLE001
         _log.log_once("GenAI metrics", exc)
@@ -287,37 +292,61 @@ def content_text(value: str) -> str:
 def put_input(
     attributes: dict, messages: list | None, capture: bool, size_key: str = "llmprobe.input.size"
 ) -> None:
-    """Input messages into `attributes`: ``gen_ai.input.messages`` and ``input.value`` (the
-    same JSON, serialised once), or only their size when content is not captured."""
+    """Input messages (normalised, see _messages) into `attributes`: ``gen_ai.input.messages``
+    and ``input.value`` (the same JSON, serialised once), or only their size when content is
+    not captured."""
     if messages is None:
         return
     if capture:
-        text = _core.to_json(messages)
+        put_input_json(attributes, _core.to_json(messages), 0, True)
+    else:
+        put_input_json(attributes, None, _messages.characters(messages), False, size_key)
+
+
+def put_input_json(
+    attributes: dict, text: str | None, chars: int, capture: bool, size_key: str = "llmprobe.input.size"
+) -> None:
+    """put_input() for messages already written as JSON (by the core's chat_input)."""
+    if capture:
         attributes["gen_ai.input.messages"] = text
         attributes["input.value"] = text
         attributes["input.mime_type"] = "application/json"
     else:
-        attributes[size_key] = _messages.characters(messages)
+        attributes[size_key] = chars
 
 
 def put_output(attributes: dict, messages: list, capture: bool) -> None:
-    """Output messages into `attributes`: ``gen_ai.output.messages``, and ``output.value`` = the
-    answer text (the messages' JSON when the answer has no text, only tool calls); only their
-    size when content is not captured."""
+    """Output messages (normalised, see _messages) into `attributes`: ``gen_ai.output.messages``,
+    and ``output.value`` = the answer text (the messages' JSON when the answer has no text, only
+    tool calls); only their size when content is not captured."""
     if not capture:
         attributes["llmprobe.output.size"] = _messages.characters(messages)
         return
     if not messages:
         return
-    text = _core.to_json(messages)
+    put_output_json(
+        attributes,
+        (_core.to_json(messages), _messages.message_text(messages), [], 0, _messages.has_parts(messages)),
+        True,
+    )
+
+
+def put_output_json(attributes: dict, output: tuple, capture: bool) -> None:
+    """put_output() for what the core's chat_output / chat_chunks wrote: (JSON, answer text,
+    finish reasons, characters, whether any message has parts)."""
+    text, answer, _, chars, has_parts = output
+    if not capture:
+        attributes["llmprobe.output.size"] = chars
+        return
+    if text is None or text == "[]":
+        return
     attributes["gen_ai.output.messages"] = text
-    answer = _messages.message_text(messages)
     if _capture is None:
         refresh()  # the content limit below comes from the settings
     if answer:
         # len() counts code points, the characters Rust cuts by: a short answer needs no crossing.
         attributes["output.value"] = answer if len(answer) <= _max_length else _core.truncate(answer)
         attributes["output.mime_type"] = "text/plain"
-    elif _messages.has_parts(messages):
+    elif has_parts:
         attributes["output.value"] = text
         attributes["output.mime_type"] = "application/json"

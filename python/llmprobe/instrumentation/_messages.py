@@ -13,6 +13,9 @@ objects are often sent back in the next request). A one-shot iterable (a generat
 is never iterated: the library still has to send it, so it is left out of the span instead.
 
 Serialising and cutting happen later, in Rust (``_core.to_json``); nothing here builds JSON text.
+Chat-completions messages, the hot path of most applications, are read and written by the core
+itself in one pass (``_core.chat_input`` / ``chat_output`` / ``chat_chunks``, in
+rust/src/python/messages.rs); the shapes are the same.
 """
 
 from __future__ import annotations
@@ -183,49 +186,6 @@ def _response_text(content: Any) -> Any:
     return content
 
 
-def chat_input(messages: Any) -> list | None:
-    """The request's messages; None when they cannot be read without consuming them."""
-    if not isinstance(messages, SEQUENCES):
-        return None
-    out = []
-    append = out.append
-    for message in messages:
-        # The common message, a dict with a text content and nothing else of note, without the
-        # general path's calls (a chat history repeats many of them on every call).
-        if type(message) is dict:
-            content = message.get("content")
-            role = message.get("role")
-            if (
-                type(content) is str
-                and type(role) is str
-                and role not in ("tool", "function")
-                and not message.get("tool_calls")
-                and not message.get("function_call")
-                and not message.get("refusal")
-            ):
-                append({"role": role, "parts": [{"type": "text", "content": content}]})
-                continue
-        append(chat_message(message))
-    return out
-
-
-def chat_output(choices: Any) -> list:
-    """The answer's choices as output messages (one per choice, with its finish_reason)."""
-    out = []
-    if not isinstance(choices, SEQUENCES):
-        return out
-    for choice in choices:
-        message = get(choice, "message")
-        normalised = chat_message(message) if message is not None else {"role": "assistant", "parts": []}
-        if normalised["role"] in (None, "None"):
-            normalised["role"] = "assistant"
-        finish = get(choice, "finish_reason")
-        if finish is not None:
-            normalised["finish_reason"] = finish
-        out.append(normalised)
-    return out
-
-
 def message_text(messages: list) -> str:
     """The text of output messages: their text parts joined (one line between choices)."""
     texts = []
@@ -266,114 +226,6 @@ class AttrView:
 def attrs(obj: Any) -> Any:
     """`obj` readable with getattr: a dict through AttrView, anything else as it is."""
     return AttrView(obj) if type(obj) is dict else obj
-
-
-class ChatAssembler:
-    """Rebuilds the answer of a streamed chat completion from its chunks, once, at the end:
-    per choice the text, refusal and tool calls (whose id and name come in the first delta of a
-    tool call and whose arguments arrive in pieces, keyed by the delta's index)."""
-
-    __slots__ = ("choices",)
-
-    def __init__(self) -> None:
-        # index -> [role, text pieces, refusal pieces, {tool index: [id, name, argument pieces]}, finish_reason]
-        self.choices: dict = {}
-
-    def add_chunks(self, chunks: list) -> tuple:
-        """Add every chunk of a stream, in one loop (a call per chunk costs more than the work);
-        the index of the first chunk with content (text, refusal, a tool call) or None, and the
-        usage of the last chunk that had one."""
-        states = self.choices
-        first = None
-        usage = None
-        for position, chunk in enumerate(chunks):
-            if type(chunk) is dict:
-                chunk = AttrView(chunk)
-            chunk_usage = getattr(chunk, "usage", None)
-            if chunk_usage is not None:
-                usage = chunk_usage
-            choices = getattr(chunk, "choices", None)
-            if not choices:
-                continue
-            for choice in choices:
-                if type(choice) is dict:
-                    choice = AttrView(choice)
-                index = getattr(choice, "index", 0) or 0
-                state = states.get(index)
-                if state is None:
-                    state = states[index] = [None, [], [], {}, None]
-                delta = getattr(choice, "delta", None)
-                if delta is not None:
-                    content = False
-                    text = getattr(delta, "content", None)
-                    if text:
-                        state[1].append(text)
-                        content = True
-                    if state[0] is None:  # the role comes in the first chunk
-                        state[0] = getattr(delta, "role", None)
-                    refusal = getattr(delta, "refusal", None)
-                    if refusal:
-                        state[2].append(refusal)
-                        content = True
-                    calls = getattr(delta, "tool_calls", None)
-                    if calls:
-                        content = True
-                        self._tool_calls(state[3], calls)
-                    function_call = getattr(delta, "function_call", None)
-                    if function_call is not None:
-                        content = True
-                        self._tool_calls(state[3], [function_call], "function_call")
-                    if content and first is None:
-                        first = position
-                finish = getattr(choice, "finish_reason", None)
-                if finish:
-                    state[4] = finish
-        return first, usage
-
-    @staticmethod
-    def _tool_calls(calls_state: dict, calls: Any, key: Any = None) -> None:
-        for call in calls:
-            call = attrs(call)
-            if key is None:  # a tool call delta: {index, id, function: {name, arguments}}
-                index = getattr(call, "index", None)
-                entry_key = index if index is not None else len(calls_state)
-                function = getattr(call, "function", None)
-            else:  # the legacy function_call delta: {name, arguments}
-                entry_key, function = key, call
-            entry = calls_state.get(entry_key)
-            if entry is None:
-                entry = calls_state[entry_key] = [None, None, []]
-            call_id = getattr(call, "id", None) if key is None else None
-            if call_id:
-                entry[0] = call_id
-            if function is not None:
-                name = getattr(function, "name", None)
-                if name:
-                    entry[1] = name
-                arguments = getattr(function, "arguments", None)
-                if arguments:
-                    entry[2].append(arguments)
-
-    def messages(self) -> list:
-        out = []
-        for index in sorted(self.choices):
-            role, texts, refusals, calls, finish = self.choices[index]
-            parts = []
-            if texts:
-                parts.append(text_part("".join(texts)))
-            if refusals:
-                parts.append({"type": "refusal", "content": "".join(refusals)})
-            for key in sorted(calls, key=str):
-                call_id, name, arguments = calls[key]
-                parts.append(tool_call_part(call_id, name, "".join(arguments)))
-            message = {"role": role or "assistant", "parts": parts}
-            if finish is not None:
-                message["finish_reason"] = finish
-            out.append(message)
-        return out
-
-    def finish_reasons(self) -> list:
-        return [state[4] for _, state in sorted(self.choices.items()) if state[4]]
 
 
 # ---- legacy text completions -----------------------------------------------------------------

@@ -25,6 +25,7 @@ import weakref
 from time import perf_counter_ns
 from typing import Any
 
+from llmprobe import _core
 from llmprobe.instrumentation import _genai, _messages, _stream, _wrap
 from llmprobe.instrumentation._messages import SEQUENCES, get
 
@@ -197,7 +198,9 @@ def _before_chat(instance: Any, args: tuple, kwargs: dict) -> _genai.Call:
     tier = kwargs.get("service_tier")
     if isinstance(tier, str):
         attributes["openai.request.service_tier"] = tier
-    _genai.put_input(attributes, _messages.chat_input(kwargs.get("messages")), capture)
+    messages = _core.chat_input(kwargs.get("messages"), capture)
+    if messages is not None:
+        _genai.put_input_json(attributes, messages[0], messages[1], capture)
     if capture:
         tools = kwargs.get("tools")
         if not isinstance(tools, SEQUENCES):
@@ -352,16 +355,21 @@ def _complete(call: _genai.Call, response: Any) -> None:
                         attributes["gen_ai.embeddings.dimension.count"] = len(vector)
         else:
             if kind == "chat":
-                messages = _messages.chat_output(get(response, "choices"))
+                output = _core.chat_output(get(response, "choices"), request.capture)
+                if output[2]:
+                    attributes["gen_ai.response.finish_reasons"] = output[2]
+                _genai.put_output_json(attributes, output, request.capture)
+                messages = None
             elif kind == "text_completion":
                 messages = _messages.completion_output(get(response, "choices"))
             else:
                 finish = _responses_finish(response)
                 messages = _messages.responses_output(get(response, "output"), finish)
-            reasons = [m["finish_reason"] for m in messages if m.get("finish_reason")]
-            if reasons:
-                attributes["gen_ai.response.finish_reasons"] = reasons
-            _genai.put_output(attributes, messages, request.capture)
+            if messages is not None:
+                reasons = [m["finish_reason"] for m in messages if m.get("finish_reason")]
+                if reasons:
+                    attributes["gen_ai.response.finish_reasons"] = reasons
+                _genai.put_output(attributes, messages, request.capture)
         call.span.set_attributes(attributes)
     finally:
         _genai.end(call, input_tokens, output_tokens)
@@ -380,8 +388,7 @@ def _end_stream(state: _stream.StreamState, error: BaseException | None) -> None
     """Fill and end the span of a streamed call from the items the stream gave."""
     now = perf_counter_ns()
     call: _genai.Call = state.call
-    input_tokens = output_tokens = ttfc = None
-    per_chunk = None
+    input_tokens = output_tokens = ttfc = times = None
     try:
         if error is not None:
             _genai.fail(call, error)
@@ -396,27 +403,35 @@ def _end_stream(state: _stream.StreamState, error: BaseException | None) -> None
             attributes["gen_ai.response.time_to_first_token"] = times[first] - call.started
         if times:
             ttfc = (times[0] - call.started) / 1e9
-            per_chunk = [(times[i] - times[i - 1]) / 1e9 for i in range(1, len(times))]
         call.span.set_attributes(attributes)
     finally:
-        _genai.end(call, input_tokens, output_tokens, ttfc, per_chunk, now)
+        _genai.end(call, input_tokens, output_tokens, ttfc, None, now, times)
 
 
 def _chunks_stream(call: _genai.Call, attributes: dict, items: list, request: _Request) -> tuple:
     """Chat or text-completion chunks: the answer, rebuilt; the index of the first chunk with
     content; the token counts of the usage chunk, when the stream had one."""
-    assembler = _messages.ChatAssembler() if request.kind == "chat" else _messages.CompletionAssembler()
-    first, usage = assembler.add_chunks(items)
+    if request.kind == "chat":
+        first, usage, output = _core.chat_chunks(items, request.capture)
+    else:
+        assembler = _messages.CompletionAssembler()
+        first, usage = assembler.add_chunks(items)
+        output = None
     if items:
         _response_ids(call, attributes, items[0])
         last_model = get(items[-1], "model")
         if isinstance(last_model, str) and last_model != attributes.get("gen_ai.response.model"):
             _response_ids(call, attributes, items[-1])
     input_tokens, output_tokens = _usage(attributes, usage)
-    reasons = assembler.finish_reasons()
-    if reasons:
-        attributes["gen_ai.response.finish_reasons"] = reasons
-    _genai.put_output(attributes, assembler.messages(), request.capture)
+    if output is not None:
+        if output[2]:
+            attributes["gen_ai.response.finish_reasons"] = output[2]
+        _genai.put_output_json(attributes, output, request.capture)
+    else:
+        reasons = assembler.finish_reasons()
+        if reasons:
+            attributes["gen_ai.response.finish_reasons"] = reasons
+        _genai.put_output(attributes, assembler.messages(), request.capture)
     return first, input_tokens, output_tokens
 
 

@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::{Receiver, TryRecvError};
 
 use crate::config::{Settings, TracesExporter};
 use crate::pipeline::{ExportStatus, Msg, STATS};
@@ -243,53 +243,65 @@ pub fn run_worker(
     let metric_interval = settings.metric_export_interval;
     let mut metrics_deadline = Instant::now() + metric_interval;
     loop {
+        // Sleep until the next deadline; a full batch or a flush wakes us early (see pipeline).
+        // A wake-up that came while we were busy makes this return at once, so none is lost.
         let wait = deadline
             .min(metrics_deadline)
             .saturating_duration_since(Instant::now());
-        let msg = rx.recv_timeout(wait);
+        if !wait.is_zero() {
+            std::thread::park_timeout(wait);
+        }
         let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let Some(w) = worker.as_mut() else {
-                // No exporter could be built: count what arrives as failed and answer flushes.
-                match &msg {
-                    Ok(Msg::Span(_)) => {
-                        STATS.dropped_export_failed.fetch_add(1, Ordering::Relaxed);
+            loop {
+                let msg = match rx.try_recv() {
+                    Ok(m) => m,
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return true,
+                };
+                let Some(w) = worker.as_mut() else {
+                    // No exporter could be built: count what arrives as failed, answer flushes.
+                    match msg {
+                        Msg::Span(_) => {
+                            STATS.dropped_export_failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Msg::Flush(reply) => {
+                            let _ = reply.send(());
+                        }
+                        Msg::Metrics(_) => {}
                     }
-                    Ok(Msg::Flush(reply)) => {
+                    continue;
+                };
+                match msg {
+                    Msg::Span(s) => {
+                        batch.push(*s);
+                        if batch.len() >= batch_size {
+                            w.export(std::mem::replace(
+                                &mut batch,
+                                Vec::with_capacity(batch_size),
+                            ));
+                            deadline = Instant::now() + delay;
+                        }
+                    }
+                    Msg::Metrics(point) => w.aggregator.add(*point),
+                    Msg::Flush(reply) => {
+                        // Everything queued before the marker is already in `batch` or exported.
+                        while !batch.is_empty() {
+                            let take = batch.len().min(batch_size);
+                            let rest = batch.split_off(take);
+                            w.export(std::mem::replace(&mut batch, rest));
+                        }
+                        w.export_metrics();
+                        w.wait_idle();
+                        w.finish_local();
                         let _ = reply.send(());
-                    }
-                    Ok(Msg::Metrics(_)) | Err(_) => {}
-                }
-                return matches!(msg, Err(RecvTimeoutError::Disconnected));
-            };
-            match msg {
-                Ok(Msg::Span(s)) => {
-                    batch.push(*s);
-                    if batch.len() >= batch_size {
-                        w.export(std::mem::replace(
-                            &mut batch,
-                            Vec::with_capacity(batch_size),
-                        ));
                         deadline = Instant::now() + delay;
                     }
                 }
-                Ok(Msg::Metrics(point)) => w.aggregator.add(*point),
-                Ok(Msg::Flush(reply)) => {
-                    // Everything queued before the marker is already in `batch` or exported.
-                    while !batch.is_empty() {
-                        let take = batch.len().min(batch_size);
-                        let rest = batch.split_off(take);
-                        w.export(std::mem::replace(&mut batch, rest));
-                    }
-                    w.export_metrics();
-                    w.wait_idle();
-                    w.finish_local();
-                    let _ = reply.send(());
-                    deadline = Instant::now() + delay;
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return true,
             }
-            // Due work, whether the wait timed out or spans kept arriving in a trickle.
+            let Some(w) = worker.as_mut() else {
+                return false;
+            };
+            // Due work: the delay ran out with spans waiting, or the metrics interval did.
             let now = Instant::now();
             if now >= deadline {
                 w.export(std::mem::replace(

@@ -42,7 +42,7 @@ impl JsonWriter {
         write_json_str(&mut self.out, &text);
     }
 
-    fn text(&mut self, s: &str) {
+    pub(crate) fn text(&mut self, s: &str) {
         write_json_str(&mut self.out, crate::content::truncate_str(s, self.max));
     }
 

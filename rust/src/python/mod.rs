@@ -2,6 +2,7 @@
 
 mod convert;
 mod json;
+mod messages;
 mod span;
 
 use std::collections::{HashMap, HashSet};
@@ -133,7 +134,7 @@ fn truncate(value: &Bound<'_, PyString>, max_length: Option<usize>) -> String {
 }
 
 #[pyfunction]
-#[pyo3(signature = (attributes, duration, input_tokens=None, output_tokens=None, time_to_first_chunk=None, time_per_output_chunk=None))]
+#[pyo3(signature = (attributes, duration, input_tokens=None, output_tokens=None, time_to_first_chunk=None, time_per_output_chunk=None, chunk_times_ns=None))]
 fn record_genai_metrics(
     attributes: &Bound<'_, PyAny>,
     duration: f64,
@@ -141,6 +142,7 @@ fn record_genai_metrics(
     output_tokens: Option<i64>,
     time_to_first_chunk: Option<f64>,
     time_per_output_chunk: Option<Vec<f64>>,
+    chunk_times_ns: Option<Vec<i64>>,
 ) {
     guard("record_genai_metrics", (), || {
         let mut attrs = Vec::new();
@@ -161,10 +163,61 @@ fn record_genai_metrics(
             input_tokens,
             output_tokens,
             time_to_first_chunk,
-            time_per_output_chunk: time_per_output_chunk.unwrap_or_default(),
+            time_per_output_chunk: {
+                let mut gaps = time_per_output_chunk.unwrap_or_default();
+                if let Some(times) = chunk_times_ns {
+                    gaps.extend(times.windows(2).map(|w| (w[1] - w[0]) as f64 / 1e9));
+                }
+                gaps
+            },
         }));
         Ok(())
     });
+}
+
+/// A chat request's messages: (their JSON, or None with capture off; the characters of their
+/// text), or None when they are not a list or tuple.
+#[pyfunction]
+fn chat_input(messages: &Bound<'_, PyAny>, capture: bool) -> Option<(Option<String>, usize)> {
+    guard("chat_input", None, || {
+        Ok(messages::chat_input(messages, capture).map(|m| {
+            let chars = m.chars;
+            (m.json(), chars)
+        }))
+    })
+}
+
+/// What an output-messages writer yields: (JSON or None, answer text, finish reasons,
+/// characters, whether any message has parts).
+type Output = (Option<String>, String, Vec<String>, usize, bool);
+
+fn output_of(mut m: messages::Messages) -> Output {
+    let answer = m.answer();
+    let reasons = std::mem::take(&mut m.finish_reasons);
+    let (chars, has_parts) = (m.chars, m.has_parts);
+    (m.json(), answer, reasons, chars, has_parts)
+}
+
+/// A chat answer's choices as output messages: (JSON or None with capture off, the answer's
+/// text, the finish reasons, the characters of the text, whether any message has parts).
+#[pyfunction]
+fn chat_output(choices: &Bound<'_, PyAny>, capture: bool) -> Output {
+    guard("chat_output", Default::default(), || {
+        Ok(output_of(messages::chat_output(choices, capture)))
+    })
+}
+
+/// A streamed chat answer rebuilt from its chunks: (position of the first chunk with content,
+/// the last usage seen, then chat_output's five values).
+#[pyfunction]
+fn chat_chunks<'py>(
+    chunks: &Bound<'py, PyAny>,
+    capture: bool,
+) -> (Option<usize>, Option<Bound<'py, PyAny>>, Output) {
+    guard("chat_chunks", Default::default(), || {
+        let a = messages::chat_chunks(chunks, capture);
+        Ok((a.first, a.usage, output_of(a.messages)))
+    })
 }
 
 #[pymodule]
@@ -179,6 +232,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(to_json, m)?)?;
     m.add_function(wrap_pyfunction!(truncate, m)?)?;
     m.add_function(wrap_pyfunction!(record_genai_metrics, m)?)?;
+    m.add_function(wrap_pyfunction!(chat_input, m)?)?;
+    m.add_function(wrap_pyfunction!(chat_output, m)?)?;
+    m.add_function(wrap_pyfunction!(chat_chunks, m)?)?;
     use crate::span::*;
     m.add("KIND_INTERNAL", KIND_INTERNAL)?;
     m.add("KIND_SERVER", KIND_SERVER)?;

@@ -1,0 +1,651 @@
+//! Chat messages in the span contract's shape, read straight from the objects a chat API takes
+//! and returns (dicts, TypedDicts, pydantic models, any object with the same attribute names)
+//! and written as JSON in the same pass, every string cut to the content limit:
+//!
+//! ```text
+//! {"role": "user", "parts": [{"type": "text", "content": "..."}]}
+//! {"role": "assistant", "parts": [{"type": "tool_call", "id", "name", "arguments"}], "finish_reason": "tool_calls"}
+//! {"role": "tool", "parts": [{"type": "tool_call_response", "id", "response"}]}
+//! ```
+//!
+//! Images are `{"type": "image", "url"}`. With content capture off nothing is written; the
+//! characters of the text are counted instead (what the span then records). Only lists and
+//! tuples are read: a one-shot iterable is the library's to consume, never ours.
+//!
+//! A streamed answer is rebuilt once, at the end, from all its chunks (`chat_chunks`): per
+//! choice the text, refusal and tool calls, whose id and name come in their first delta and
+//! whose arguments arrive in pieces keyed by the delta's index.
+
+use std::collections::BTreeMap;
+
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyList, PyString, PyTuple, PyType};
+
+use super::convert::str_of;
+use super::json::JsonWriter;
+use crate::content::{truncate_json_value, write_json_str};
+use crate::span::LIMITS;
+
+static MAPPING: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+fn is_mapping(v: &Bound<'_, PyAny>) -> bool {
+    let py = v.py();
+    let t = MAPPING.get_or_try_init(py, || -> PyResult<Py<PyType>> {
+        Ok(py
+            .import("collections.abc")?
+            .getattr("Mapping")?
+            .cast_into::<PyType>()?
+            .unbind())
+    });
+    match t {
+        Ok(t) => v.is_instance(t.bind(py)).unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+/// `obj[key]` of a mapping, `obj.key` of anything else; None when absent or None.
+fn get<'py>(obj: &Bound<'py, PyAny>, key: &Bound<'py, PyString>) -> Option<Bound<'py, PyAny>> {
+    let v = if let Ok(d) = obj.cast::<PyDict>() {
+        d.get_item(key).ok().flatten()
+    } else {
+        match obj.getattr(key) {
+            Ok(v) => Some(v),
+            // Attribute access first: the SDKs' models are not mappings, and asking a model
+            // whether it is one costs an ABC check every time.
+            Err(_) if is_mapping(obj) => obj.call_method1(intern!(obj.py(), "get"), (key,)).ok(),
+            Err(_) => None,
+        }
+    };
+    v.filter(|v| !v.is_none())
+}
+
+/// The items of a list or tuple (None for anything else: it may be one-shot).
+fn items<'py>(v: &Bound<'py, PyAny>) -> Option<Vec<Bound<'py, PyAny>>> {
+    if let Ok(l) = v.cast::<PyList>() {
+        return Some(l.iter().collect());
+    }
+    if let Ok(t) = v.cast::<PyTuple>() {
+        return Some(t.iter().collect());
+    }
+    None
+}
+
+fn truthy(v: &Option<Bound<'_, PyAny>>) -> bool {
+    v.as_ref().is_some_and(|v| v.is_truthy().unwrap_or(false))
+}
+
+fn text_of(v: &Bound<'_, PyAny>) -> Option<String> {
+    v.cast::<PyString>().ok().map(|s| str_of(s).into_owned())
+}
+
+/// Messages being written (capture on) or counted (capture off).
+pub struct Messages {
+    w: JsonWriter,
+    capture: bool,
+    /// Characters of the text, counted when capture is off.
+    pub chars: usize,
+    first_message: bool,
+    first_part: bool,
+    /// Output only: the text parts of each message, joined (the answer's text).
+    answer: Option<Vec<String>>,
+    current_text: String,
+    current_has_text: bool,
+    pub finish_reasons: Vec<String>,
+    pub has_parts: bool,
+}
+
+impl Messages {
+    pub fn new(capture: bool, answer: bool) -> Self {
+        let mut w = JsonWriter::new(LIMITS.content_length());
+        w.out.push('[');
+        Messages {
+            w,
+            capture,
+            chars: 0,
+            first_message: true,
+            first_part: true,
+            answer: answer.then(Vec::new),
+            current_text: String::new(),
+            current_has_text: false,
+            finish_reasons: Vec::new(),
+            has_parts: false,
+        }
+    }
+
+    /// The JSON (None with capture off).
+    pub fn json(mut self) -> Option<String> {
+        self.w.out.push(']');
+        self.capture.then_some(self.w.out)
+    }
+
+    /// The answer's text: each message's text parts joined, one line between messages.
+    pub fn answer(&self) -> String {
+        self.answer
+            .as_ref()
+            .map(|a| a.join("\n"))
+            .unwrap_or_default()
+    }
+
+    fn begin(&mut self, role: &str) {
+        if self.capture {
+            if !self.first_message {
+                self.w.out.push(',');
+            }
+            self.w.out.push_str("{\"role\":");
+            write_json_str(&mut self.w.out, role);
+            self.w.out.push_str(",\"parts\":[");
+        }
+        self.first_message = false;
+        self.first_part = true;
+        self.current_text.clear();
+        self.current_has_text = false;
+    }
+
+    fn end(&mut self, finish_reason: Option<&str>) {
+        if self.capture {
+            self.w.out.push(']');
+            if let Some(f) = finish_reason {
+                self.w.out.push_str(",\"finish_reason\":");
+                write_json_str(&mut self.w.out, f);
+            }
+            self.w.out.push('}');
+        }
+        if let Some(f) = finish_reason {
+            if !f.is_empty() {
+                self.finish_reasons.push(f.to_string());
+            }
+        }
+        if self.current_has_text {
+            let text = std::mem::take(&mut self.current_text);
+            if let Some(a) = self.answer.as_mut() {
+                a.push(text);
+            }
+        }
+    }
+
+    /// Opens a part: `{"type":"<kind>"`; the caller adds fields and closes it.
+    fn part(&mut self, kind: &str) {
+        self.has_parts = true;
+        if !self.capture {
+            return;
+        }
+        if !self.first_part {
+            self.w.out.push(',');
+        }
+        self.first_part = false;
+        self.w.out.push_str("{\"type\":");
+        write_json_str(&mut self.w.out, kind);
+    }
+
+    fn close_part(&mut self) {
+        if self.capture {
+            self.w.out.push('}');
+        }
+    }
+
+    /// A field of the open part: any value, counted as text when `counted`.
+    fn field(&mut self, name: &str, v: Option<&Bound<'_, PyAny>>, counted: bool) {
+        if self.capture {
+            self.w.out.push_str(",\"");
+            self.w.out.push_str(name);
+            self.w.out.push_str("\":");
+            match v {
+                Some(v) => self.w.value(v),
+                None => self.w.out.push_str("null"),
+            }
+        } else if counted {
+            if let Some(v) = v {
+                self.chars += match v.cast::<PyString>() {
+                    Ok(s) => s.len().unwrap_or(0),
+                    Err(_) => v.str().map(|s| s.len().unwrap_or(0)).unwrap_or(0),
+                };
+            }
+        }
+    }
+
+    /// A field of the open part from Rust text.
+    fn text_field(&mut self, name: &str, text: &str) {
+        if self.capture {
+            self.w.out.push_str(",\"");
+            self.w.out.push_str(name);
+            self.w.out.push_str("\":");
+            self.w.text(text);
+        } else {
+            self.chars += text.chars().count();
+        }
+    }
+
+    fn text_part(&mut self, content: Option<&Bound<'_, PyAny>>) {
+        if self.answer.is_some() {
+            if let Some(s) = content.and_then(|c| c.cast::<PyString>().ok()) {
+                self.current_text.push_str(&str_of(s));
+                self.current_has_text = true;
+            }
+        }
+        self.part("text");
+        self.field("content", content, true);
+        self.close_part();
+    }
+
+    fn text_part_str(&mut self, text: &str) {
+        if self.answer.is_some() {
+            self.current_text.push_str(text);
+            self.current_has_text = true;
+        }
+        self.part("text");
+        self.text_field("content", text);
+        self.close_part();
+    }
+
+    fn tool_call(
+        &mut self,
+        id: Option<&Bound<'_, PyAny>>,
+        name: Option<&Bound<'_, PyAny>>,
+        arguments: Option<&Bound<'_, PyAny>>,
+    ) {
+        self.part("tool_call");
+        self.field("id", id, false);
+        self.field("name", name, false);
+        match arguments.and_then(|a| a.cast::<PyString>().ok()) {
+            Some(s) => self.arguments(&str_of(s)),
+            None => self.field("arguments", arguments, true),
+        }
+        self.close_part();
+    }
+
+    /// Tool-call arguments as the structure they encode (the conventions record an object), or
+    /// as the text they are when it is not JSON (a model may stream invalid JSON).
+    fn arguments(&mut self, text: &str) {
+        if self.capture && text.starts_with(['{', '[']) {
+            if let Ok(mut v) = serde_json::from_str::<serde_json::Value>(text) {
+                truncate_json_value(&mut v, LIMITS.content_length());
+                self.w.out.push_str(",\"arguments\":");
+                self.w.out.push_str(&v.to_string());
+                return;
+            }
+        }
+        self.text_field("arguments", text);
+    }
+
+    /// One chat-completions message, request or answer side.
+    fn message(&mut self, message: &Bound<'_, PyAny>, answer: bool, finish: Option<String>) {
+        let py = message.py();
+        let role = get(message, intern!(py, "role"));
+        let role_text = match &role {
+            Some(r) => match r.cast::<PyString>() {
+                Ok(s) => str_of(s).into_owned(),
+                Err(_) => r.str().map(|s| s.to_string()).unwrap_or_default(),
+            },
+            None if answer => "assistant".to_string(),
+            None => "None".to_string(),
+        };
+        self.begin(&role_text);
+        let content = get(message, intern!(py, "content"));
+        if role_text == "tool" || role_text == "function" {
+            let id_key = if role_text == "tool" {
+                intern!(py, "tool_call_id")
+            } else {
+                intern!(py, "name")
+            };
+            let id = get(message, id_key);
+            self.part("tool_call_response");
+            self.field("id", id.as_ref(), false);
+            self.tool_response(content.as_ref());
+            self.close_part();
+        } else {
+            self.content_parts(content.as_ref());
+            let refusal = get(message, intern!(py, "refusal"));
+            if truthy(&refusal) {
+                self.part("refusal");
+                self.field("content", refusal.as_ref(), true);
+                self.close_part();
+            }
+            let calls = get(message, intern!(py, "tool_calls"));
+            if truthy(&calls) {
+                self.tool_calls(calls.as_ref().expect("truthy"));
+            }
+            let function_call = get(message, intern!(py, "function_call"));
+            if truthy(&function_call) {
+                let f = function_call.expect("truthy");
+                self.tool_call(
+                    None,
+                    get(&f, intern!(py, "name")).as_ref(),
+                    get(&f, intern!(py, "arguments")).as_ref(),
+                );
+            }
+        }
+        self.end(finish.as_deref());
+    }
+
+    /// A tool result: its text when given as text parts, else the value as given.
+    fn tool_response(&mut self, content: Option<&Bound<'_, PyAny>>) {
+        if let Some(parts) = content.and_then(items) {
+            let py = parts.first().map(|p| p.py());
+            let texts: Option<Vec<String>> = py.map_or(Some(Vec::new()), |py| {
+                parts
+                    .iter()
+                    .map(|p| get(p, intern!(py, "text")).and_then(|t| text_of(&t)))
+                    .collect()
+            });
+            if let Some(texts) = texts {
+                self.text_field("response", &texts.concat());
+                return;
+            }
+        }
+        self.field("response", content, true);
+    }
+
+    fn content_parts(&mut self, content: Option<&Bound<'_, PyAny>>) {
+        let Some(content) = content else { return };
+        if content.cast::<PyString>().is_ok() {
+            self.text_part(Some(content));
+            return;
+        }
+        let Some(parts) = items(content) else { return };
+        let py = content.py();
+        for item in &parts {
+            if item.cast::<PyString>().is_ok() {
+                self.text_part(Some(item));
+                continue;
+            }
+            let Some(kind) = get(item, intern!(py, "type")) else {
+                continue;
+            };
+            let kind_text = match kind.cast::<PyString>() {
+                Ok(s) => str_of(s).into_owned(),
+                Err(_) => kind.str().map(|s| s.to_string()).unwrap_or_default(),
+            };
+            match kind_text.as_str() {
+                "text" | "input_text" | "output_text" => {
+                    self.text_part(get(item, intern!(py, "text")).as_ref());
+                }
+                "image_url" => {
+                    let url = get(item, intern!(py, "image_url"))
+                        .and_then(|i| get(&i, intern!(py, "url")));
+                    self.part("image");
+                    self.field("url", url.as_ref(), true);
+                    self.close_part();
+                }
+                "input_image" => {
+                    let url = get(item, intern!(py, "image_url"))
+                        .or_else(|| get(item, intern!(py, "file_id")));
+                    self.part("image");
+                    self.field("url", url.as_ref(), true);
+                    self.close_part();
+                }
+                "refusal" => {
+                    self.part("refusal");
+                    self.field("content", get(item, intern!(py, "refusal")).as_ref(), true);
+                    self.close_part();
+                }
+                "input_audio" => {
+                    let format = get(item, intern!(py, "input_audio"))
+                        .and_then(|a| get(&a, intern!(py, "format")));
+                    self.part("audio");
+                    self.field("format", format.as_ref(), false);
+                    self.close_part();
+                }
+                "file" | "input_file" => {
+                    let file = if kind_text == "file" {
+                        get(item, intern!(py, "file"))
+                    } else {
+                        Some(item.clone())
+                    };
+                    let file_id = file.as_ref().and_then(|f| get(f, intern!(py, "file_id")));
+                    let filename = file.as_ref().and_then(|f| get(f, intern!(py, "filename")));
+                    self.part("file");
+                    self.field("file_id", file_id.as_ref(), false);
+                    self.field("filename", filename.as_ref(), false);
+                    self.close_part();
+                }
+                other => {
+                    let other = other.to_string();
+                    self.part(&other);
+                    self.close_part();
+                }
+            }
+        }
+    }
+
+    fn tool_calls(&mut self, calls: &Bound<'_, PyAny>) {
+        let Some(calls) = items(calls) else { return };
+        let py = calls.first().map(|c| c.py());
+        let Some(py) = py else { return };
+        for call in &calls {
+            let id = get(call, intern!(py, "id"));
+            match get(call, intern!(py, "function")) {
+                Some(f) => self.tool_call(
+                    id.as_ref(),
+                    get(&f, intern!(py, "name")).as_ref(),
+                    get(&f, intern!(py, "arguments")).as_ref(),
+                ),
+                None => {
+                    // A custom tool call: {type: custom, custom: {name, input}}.
+                    let custom = get(call, intern!(py, "custom"));
+                    let name = custom.as_ref().and_then(|c| get(c, intern!(py, "name")));
+                    let input = custom.as_ref().and_then(|c| get(c, intern!(py, "input")));
+                    self.tool_call(id.as_ref(), name.as_ref(), input.as_ref());
+                }
+            }
+        }
+    }
+}
+
+/// A request's messages; None when they are not a list or tuple.
+pub fn chat_input(messages: &Bound<'_, PyAny>, capture: bool) -> Option<Messages> {
+    let list = items(messages)?;
+    let mut m = Messages::new(capture, false);
+    for message in &list {
+        m.message(message, false, None);
+    }
+    Some(m)
+}
+
+fn finish_of(v: Option<Bound<'_, PyAny>>) -> Option<String> {
+    v.map(|f| match f.cast::<PyString>() {
+        Ok(s) => str_of(s).into_owned(),
+        Err(_) => f.str().map(|s| s.to_string()).unwrap_or_default(),
+    })
+}
+
+/// An answer's choices, one output message each (with its finish reason).
+pub fn chat_output(choices: &Bound<'_, PyAny>, capture: bool) -> Messages {
+    let mut m = Messages::new(capture, true);
+    let py = choices.py();
+    for choice in items(choices).unwrap_or_default() {
+        let finish = finish_of(get(&choice, intern!(py, "finish_reason")));
+        match get(&choice, intern!(py, "message")) {
+            Some(message) => m.message(&message, true, finish),
+            None => {
+                m.begin("assistant");
+                m.end(finish.as_deref());
+            }
+        }
+    }
+    m
+}
+
+#[derive(Default)]
+struct ToolCallState {
+    id: Option<String>,
+    name: Option<String>,
+    arguments: String,
+}
+
+#[derive(Default)]
+struct ChoiceState {
+    role: Option<String>,
+    text: String,
+    has_text: bool,
+    refusal: String,
+    /// By the delta's index; the legacy function_call delta is key u64::MAX.
+    tools: BTreeMap<u64, ToolCallState>,
+    finish: Option<String>,
+}
+
+/// What a stream's chunks add up to.
+pub struct StreamAnswer<'py> {
+    pub messages: Messages,
+    /// Position of the first chunk with content (text, refusal, a tool call).
+    pub first: Option<usize>,
+    /// The usage of the last chunk that had one.
+    pub usage: Option<Bound<'py, PyAny>>,
+}
+
+fn add_tool_delta(
+    tools: &mut BTreeMap<u64, ToolCallState>,
+    key: u64,
+    call_id: Option<Bound<'_, PyAny>>,
+    function: Option<Bound<'_, PyAny>>,
+) {
+    let entry = tools.entry(key).or_default();
+    if let Some(id) = call_id.as_ref().and_then(text_of) {
+        if !id.is_empty() {
+            entry.id = Some(id);
+        }
+    }
+    if let Some(f) = function {
+        let py = f.py();
+        if let Some(name) = get(&f, intern!(py, "name")).as_ref().and_then(text_of) {
+            if !name.is_empty() {
+                entry.name = Some(name);
+            }
+        }
+        if let Some(args) = get(&f, intern!(py, "arguments")) {
+            if let Ok(s) = args.cast::<PyString>() {
+                entry.arguments.push_str(&str_of(s));
+            }
+        }
+    }
+}
+
+/// Rebuilds a streamed chat answer from all its chunks, in one pass.
+pub fn chat_chunks<'py>(chunks: &Bound<'py, PyAny>, capture: bool) -> StreamAnswer<'py> {
+    let py = chunks.py();
+    let mut states: BTreeMap<u64, ChoiceState> = BTreeMap::new();
+    let mut first = None;
+    let mut usage = None;
+    for (position, chunk) in items(chunks).unwrap_or_default().iter().enumerate() {
+        if let Some(u) = get(chunk, intern!(py, "usage")) {
+            usage = Some(u);
+        }
+        let Some(choices) = get(chunk, intern!(py, "choices")).and_then(|c| items(&c)) else {
+            continue;
+        };
+        for choice in &choices {
+            let index = get(choice, intern!(py, "index"))
+                .and_then(|i| i.extract::<u64>().ok())
+                .unwrap_or(0);
+            let state = states.entry(index).or_default();
+            if let Some(delta) = get(choice, intern!(py, "delta")) {
+                let mut content = false;
+                if let Some(text) = get(&delta, intern!(py, "content")) {
+                    if let Ok(s) = text.cast::<PyString>() {
+                        let s = str_of(s);
+                        if !s.is_empty() {
+                            state.text.push_str(&s);
+                            state.has_text = true;
+                            content = true;
+                        }
+                    }
+                }
+                if state.role.is_none() {
+                    state.role =
+                        get(&delta, intern!(py, "role")).map(|r| match r.cast::<PyString>() {
+                            Ok(s) => str_of(s).into_owned(),
+                            Err(_) => r.str().map(|s| s.to_string()).unwrap_or_default(),
+                        });
+                }
+                if let Some(refusal) = get(&delta, intern!(py, "refusal"))
+                    .as_ref()
+                    .and_then(text_of)
+                {
+                    if !refusal.is_empty() {
+                        state.refusal.push_str(&refusal);
+                        content = true;
+                    }
+                }
+                if let Some(calls) = get(&delta, intern!(py, "tool_calls")).and_then(|c| items(&c))
+                {
+                    for call in &calls {
+                        content = true;
+                        let key = get(call, intern!(py, "index"))
+                            .and_then(|i| i.extract::<u64>().ok())
+                            .unwrap_or(state.tools.len() as u64);
+                        add_tool_delta(
+                            &mut state.tools,
+                            key,
+                            get(call, intern!(py, "id")),
+                            get(call, intern!(py, "function")),
+                        );
+                    }
+                }
+                if let Some(f) = get(&delta, intern!(py, "function_call")) {
+                    content = true;
+                    add_tool_delta(&mut state.tools, u64::MAX, None, Some(f));
+                }
+                if content && first.is_none() {
+                    first = Some(position);
+                }
+            }
+            if let Some(finish) = get(choice, intern!(py, "finish_reason")) {
+                if finish.is_truthy().unwrap_or(false) {
+                    state.finish = finish_of(Some(finish));
+                }
+            }
+        }
+    }
+    let mut m = Messages::new(capture, true);
+    for state in states.values() {
+        m.begin(state.role.as_deref().unwrap_or("assistant"));
+        if state.has_text {
+            m.text_part_str(&state.text);
+        }
+        if !state.refusal.is_empty() {
+            m.part("refusal");
+            m.text_field("content", &state.refusal);
+            m.close_part();
+        }
+        for call in state.tools.values() {
+            m.part("tool_call");
+            match &call.id {
+                Some(id) => m.text_field_raw("id", id),
+                None => m.null_field("id"),
+            }
+            match &call.name {
+                Some(name) => m.text_field_raw("name", name),
+                None => m.null_field("name"),
+            }
+            m.arguments(&call.arguments);
+            m.close_part();
+        }
+        m.end(state.finish.as_deref());
+    }
+    StreamAnswer {
+        messages: m,
+        first,
+        usage,
+    }
+}
+
+impl Messages {
+    /// A structural text field (an id, a name): written whole, never counted.
+    fn text_field_raw(&mut self, name: &str, text: &str) {
+        if self.capture {
+            self.w.out.push_str(",\"");
+            self.w.out.push_str(name);
+            self.w.out.push_str("\":");
+            self.w.text(text);
+        }
+    }
+
+    fn null_field(&mut self, name: &str) {
+        if self.capture {
+            self.w.out.push_str(",\"");
+            self.w.out.push_str(name);
+            self.w.out.push_str("\":null");
+        }
+    }
+}
