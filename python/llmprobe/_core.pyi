@@ -160,7 +160,7 @@ def chat_input(messages: Any, capture: bool) -> tuple[str | None, int] | None:
     limit: (the JSON, or None when `capture` is off; the characters of their text). None when
     `messages` is not a list or tuple (a one-shot iterable is never consumed)."""
 
-_Output = tuple[str | None, str, list[str], int, bool]
+_Output: TypeAlias = tuple[str | None, str, list[str], int, bool]
 
 def chat_output(choices: Any, capture: bool) -> _Output:
     """A chat answer's choices as output messages, one per choice with its finish_reason:
