@@ -17,7 +17,9 @@
 //! whose arguments arrive in pieces keyed by the delta's index.
 
 use std::collections::BTreeMap;
+use std::ffi::c_void;
 
+use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -29,6 +31,11 @@ use crate::content::{truncate_json_value, write_json_str};
 use crate::span::LIMITS;
 
 static MAPPING: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+unsafe extern "C" {
+    // Exported by every CPython this project supports (in the limited API from 3.10).
+    fn PyObject_GenericGetDict(o: *mut ffi::PyObject, context: *mut c_void) -> *mut ffi::PyObject;
+}
 
 fn is_mapping(v: &Bound<'_, PyAny>) -> bool {
     let py = v.py();
@@ -47,18 +54,70 @@ fn is_mapping(v: &Bound<'_, PyAny>) -> bool {
 
 /// `obj[key]` of a mapping, `obj.key` of anything else; None when absent or None.
 fn get<'py>(obj: &Bound<'py, PyAny>, key: &Bound<'py, PyString>) -> Option<Bound<'py, PyAny>> {
-    let v = if let Ok(d) = obj.cast::<PyDict>() {
-        d.get_item(key).ok().flatten()
-    } else {
-        match obj.getattr(key) {
-            Ok(v) => Some(v),
-            // Attribute access first: the SDKs' models are not mappings, and asking a model
-            // whether it is one costs an ABC check every time.
-            Err(_) if is_mapping(obj) => obj.call_method1(intern!(obj.py(), "get"), (key,)).ok(),
-            Err(_) => None,
+    Reader::of(obj).get(key)
+}
+
+/// Reads several fields of one object. An SDK model (pydantic) keeps its fields in its
+/// instance `__dict__`: reading them there is a dict lookup, where `getattr` on a model goes
+/// through its `__getattr__` hook and the type's MRO each time, several times the cost. A
+/// field not found there (a property, an extra field) is read with `getattr`.
+struct Reader<'py> {
+    obj: Bound<'py, PyAny>,
+    dict: Option<Bound<'py, PyDict>>,
+    /// `obj` is itself a dict: `dict` is the mapping, not an instance `__dict__`.
+    mapping: bool,
+}
+
+impl<'py> Reader<'py> {
+    fn of(obj: &Bound<'py, PyAny>) -> Self {
+        if let Ok(d) = obj.cast::<PyDict>() {
+            return Reader {
+                obj: obj.clone(),
+                dict: Some(d.clone()),
+                mapping: true,
+            };
         }
-    };
-    v.filter(|v| !v.is_none())
+        // The instance dict itself, without the type's attribute hooks (a `getattr` of
+        // `__dict__` on a model costs as much as reading a field through them).
+        // SAFETY: a plain call on a live object; it returns a new reference or NULL.
+        let raw = unsafe { PyObject_GenericGetDict(obj.as_ptr(), std::ptr::null_mut()) };
+        let dict = if raw.is_null() {
+            let _ = PyErr::take(obj.py()); // no instance dict (__slots__): getattr it is
+            None
+        } else {
+            // SAFETY: a new reference we own.
+            unsafe { Bound::from_owned_ptr(obj.py(), raw) }
+                .cast_into::<PyDict>()
+                .ok()
+        };
+        Reader {
+            obj: obj.clone(),
+            dict,
+            mapping: false,
+        }
+    }
+
+    fn get(&self, key: &Bound<'py, PyString>) -> Option<Bound<'py, PyAny>> {
+        let found = self
+            .dict
+            .as_ref()
+            .and_then(|d| d.get_item(key).ok().flatten());
+        let v = match found {
+            Some(v) => Some(v),
+            None if self.mapping => None,
+            None => match self.obj.getattr(key) {
+                Ok(v) => Some(v),
+                // Attribute access first: the SDKs' models are not mappings, and asking a
+                // model whether it is one costs an ABC check every time.
+                Err(_) if is_mapping(&self.obj) => self
+                    .obj
+                    .call_method1(intern!(self.obj.py(), "get"), (key,))
+                    .ok(),
+                Err(_) => None,
+            },
+        };
+        v.filter(|v| !v.is_none())
+    }
 }
 
 /// The items of a list or tuple (None for anything else: it may be one-shot).
@@ -272,7 +331,8 @@ impl Messages {
     /// One chat-completions message, request or answer side.
     fn message(&mut self, message: &Bound<'_, PyAny>, answer: bool, finish: Option<String>) {
         let py = message.py();
-        let role = get(message, intern!(py, "role"));
+        let message = Reader::of(message);
+        let role = message.get(intern!(py, "role"));
         let role_text = match &role {
             Some(r) => match r.cast::<PyString>() {
                 Ok(s) => str_of(s).into_owned(),
@@ -282,31 +342,31 @@ impl Messages {
             None => "None".to_string(),
         };
         self.begin(&role_text);
-        let content = get(message, intern!(py, "content"));
+        let content = message.get(intern!(py, "content"));
         if role_text == "tool" || role_text == "function" {
             let id_key = if role_text == "tool" {
                 intern!(py, "tool_call_id")
             } else {
                 intern!(py, "name")
             };
-            let id = get(message, id_key);
+            let id = message.get(id_key);
             self.part("tool_call_response");
             self.field("id", id.as_ref(), false);
             self.tool_response(content.as_ref());
             self.close_part();
         } else {
             self.content_parts(content.as_ref());
-            let refusal = get(message, intern!(py, "refusal"));
+            let refusal = message.get(intern!(py, "refusal"));
             if truthy(&refusal) {
                 self.part("refusal");
                 self.field("content", refusal.as_ref(), true);
                 self.close_part();
             }
-            let calls = get(message, intern!(py, "tool_calls"));
+            let calls = message.get(intern!(py, "tool_calls"));
             if truthy(&calls) {
                 self.tool_calls(calls.as_ref().expect("truthy"));
             }
-            let function_call = get(message, intern!(py, "function_call"));
+            let function_call = message.get(intern!(py, "function_call"));
             if truthy(&function_call) {
                 let f = function_call.expect("truthy");
                 self.tool_call(
@@ -528,20 +588,24 @@ pub fn chat_chunks<'py>(chunks: &Bound<'py, PyAny>, capture: bool) -> StreamAnsw
     let mut first = None;
     let mut usage = None;
     for (position, chunk) in items(chunks).unwrap_or_default().iter().enumerate() {
-        if let Some(u) = get(chunk, intern!(py, "usage")) {
+        let chunk = Reader::of(chunk);
+        if let Some(u) = chunk.get(intern!(py, "usage")) {
             usage = Some(u);
         }
-        let Some(choices) = get(chunk, intern!(py, "choices")).and_then(|c| items(&c)) else {
+        let Some(choices) = chunk.get(intern!(py, "choices")).and_then(|c| items(&c)) else {
             continue;
         };
         for choice in &choices {
-            let index = get(choice, intern!(py, "index"))
+            let choice = Reader::of(choice);
+            let index = choice
+                .get(intern!(py, "index"))
                 .and_then(|i| i.extract::<u64>().ok())
                 .unwrap_or(0);
             let state = states.entry(index).or_default();
-            if let Some(delta) = get(choice, intern!(py, "delta")) {
+            if let Some(delta) = choice.get(intern!(py, "delta")) {
+                let delta = Reader::of(&delta);
                 let mut content = false;
-                if let Some(text) = get(&delta, intern!(py, "content")) {
+                if let Some(text) = delta.get(intern!(py, "content")) {
                     if let Ok(s) = text.cast::<PyString>() {
                         let s = str_of(s);
                         if !s.is_empty() {
@@ -553,22 +617,21 @@ pub fn chat_chunks<'py>(chunks: &Bound<'py, PyAny>, capture: bool) -> StreamAnsw
                 }
                 if state.role.is_none() {
                     state.role =
-                        get(&delta, intern!(py, "role")).map(|r| match r.cast::<PyString>() {
-                            Ok(s) => str_of(s).into_owned(),
-                            Err(_) => r.str().map(|s| s.to_string()).unwrap_or_default(),
-                        });
+                        delta
+                            .get(intern!(py, "role"))
+                            .map(|r| match r.cast::<PyString>() {
+                                Ok(s) => str_of(s).into_owned(),
+                                Err(_) => r.str().map(|s| s.to_string()).unwrap_or_default(),
+                            });
                 }
-                if let Some(refusal) = get(&delta, intern!(py, "refusal"))
-                    .as_ref()
-                    .and_then(text_of)
+                if let Some(refusal) = delta.get(intern!(py, "refusal")).as_ref().and_then(text_of)
                 {
                     if !refusal.is_empty() {
                         state.refusal.push_str(&refusal);
                         content = true;
                     }
                 }
-                if let Some(calls) = get(&delta, intern!(py, "tool_calls")).and_then(|c| items(&c))
-                {
+                if let Some(calls) = delta.get(intern!(py, "tool_calls")).and_then(|c| items(&c)) {
                     for call in &calls {
                         content = true;
                         let key = get(call, intern!(py, "index"))
@@ -582,7 +645,7 @@ pub fn chat_chunks<'py>(chunks: &Bound<'py, PyAny>, capture: bool) -> StreamAnsw
                         );
                     }
                 }
-                if let Some(f) = get(&delta, intern!(py, "function_call")) {
+                if let Some(f) = delta.get(intern!(py, "function_call")) {
                     content = true;
                     add_tool_delta(&mut state.tools, u64::MAX, None, Some(f));
                 }
@@ -590,7 +653,7 @@ pub fn chat_chunks<'py>(chunks: &Bound<'py, PyAny>, capture: bool) -> StreamAnsw
                     first = Some(position);
                 }
             }
-            if let Some(finish) = get(choice, intern!(py, "finish_reason")) {
+            if let Some(finish) = choice.get(intern!(py, "finish_reason")) {
                 if finish.is_truthy().unwrap_or(false) {
                     state.finish = finish_of(Some(finish));
                 }
