@@ -2,20 +2,25 @@
 
 Paths as the SDK builds them below its base URL (``.../api/v1``):
 ``services/aigc/text-generation/generation``, ``services/aigc/multimodal-generation/generation``,
-``services/embeddings/text-embedding/text-embedding``, ``services/rerank/text-rerank/text-rerank``
-and ``apps/{app_id}/completion``.
+``services/embeddings/text-embedding/text-embedding``,
+``services/embeddings/multimodal-embedding/multimodal-embedding``,
+``services/rerank/text-rerank/text-rerank`` and ``apps/{app_id}/completion`` (the async
+classes of the SDK send the same requests, over aiohttp).
 A request with the header ``X-DashScope-SSE: enable`` gets a server-sent event stream
 (``id:``, ``event:result``, ``:HTTP_STATUS/200``, ``data:{json}``), with deltas when the request's
 ``parameters.incremental_output`` is true and the full answer so far otherwise.
 
 The model name picks a behaviour: ``qwen-bad`` answers HTTP 400 with ``code``/``message``;
-``qwen-midstream-error`` streams one chunk then an ``event:error``. Every request is kept
+``qwen-midstream-error`` streams one chunk then an ``event:error``; ``qwen-drop`` streams one
+chunk in a chunked response and then closes the connection without ending the body (a server
+or proxy dying mid-stream). Every request is kept
 (path, headers, JSON body) for the tests to assert on what the SDK sent.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -24,6 +29,7 @@ PIECES = ["Hello", " from", " Qwen"]
 ANSWER = "".join(PIECES)
 TOOL_ARGUMENTS = '{"city": "Hangzhou"}'
 USAGE = {"input_tokens": 11, "output_tokens": 3, "total_tokens": 14}
+MULTIMODAL_DIMENSION = 6  # the vector length when the request names no dimension
 
 
 def _generation_output(text: str, finish: str, result_format: str | None) -> dict:
@@ -103,6 +109,9 @@ def _handler(fake: FakeDashScope):
                     },
                 )
                 return
+            if self.path.endswith("multimodal-embedding/multimodal-embedding"):
+                self._multimodal_embedding(request_id, body)
+                return
             if self.path.endswith("text-rerank/text-rerank"):
                 documents = body["input"]["documents"]
                 # Rank by length, longest first: a deterministic order the tests can predict.
@@ -111,6 +120,9 @@ def _handler(fake: FakeDashScope):
                 results = [
                     {"index": i, "relevance_score": round(1.0 - rank / 10, 2)} for rank, i in enumerate(order)
                 ]
+                if body.get("parameters", {}).get("return_documents"):
+                    for result in results:
+                        result["document"] = {"text": documents[result["index"]]}
                 self._json(
                     200,
                     {
@@ -178,7 +190,26 @@ def _handler(fake: FakeDashScope):
                     },
                 )
                 return
+            if model == "qwen-drop":
+                self._drop(request_id, parameters, result_format)
+                return
             self._stream(request_id, parameters, result_format, model)
+
+        def _multimodal_embedding(self, request_id: str, body: dict) -> None:
+            # One vector per content item, tagged with its modality, as the service answers; the
+            # usage counts text tokens and images (and seconds of video).
+            contents = body["input"]["contents"]
+            dimension = body.get("parameters", {}).get("dimension") or MULTIMODAL_DIMENSION
+            embeddings = []
+            for i, item in enumerate(contents):
+                modality = next((k for k in ("text", "image", "video", "audio") if k in item), "text")
+                embeddings.append({"index": i, "embedding": [0.5] * dimension, "type": modality})
+            usage = {
+                "input_tokens": sum(len(item.get("text", "").split()) for item in contents),
+                "image_count": sum(1 for item in contents if "image" in item),
+                "duration": 0,
+            }
+            self._json(200, {"output": {"embeddings": embeddings}, "usage": usage, "request_id": request_id})
 
         def _sse(self, chunks: list) -> None:
             self.send_response(200)
@@ -223,6 +254,24 @@ def _handler(fake: FakeDashScope):
             else:
                 half = len(TOOL_ARGUMENTS) // 2
                 self._sse([chunk(TOOL_ARGUMENTS[:half], "null"), chunk(TOOL_ARGUMENTS, "tool_calls")])
+
+        def _drop(self, request_id: str, parameters: dict, result_format: str | None) -> None:
+            # The first event as one HTTP chunk, then the socket closed with no terminating
+            # zero-length chunk: the client sees the body end before its end.
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream;charset=UTF-8")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            chunk = {
+                "output": _generation_output(PIECES[0], "null", result_format),
+                "usage": {"input_tokens": 11, "output_tokens": 1, "total_tokens": 12},
+                "request_id": request_id,
+            }
+            event = f"id:1\nevent:result\n:HTTP_STATUS/200\ndata:{json.dumps(chunk)}\n\n".encode()
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
 
         def _stream(self, request_id: str, parameters: dict, result_format: str | None, model: str) -> None:
             self.send_response(200)

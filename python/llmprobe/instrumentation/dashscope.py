@@ -5,7 +5,11 @@ Patched (class methods, so every import path of the class sees them):
 - ``Generation.call`` and ``AioGeneration.call``: ``prompt=`` (text_completion) and
   ``messages=`` (chat), ``result_format`` text or message, streamed or not;
 - ``MultiModalConversation.call`` (and its Aio twin): an LLM chat span, images as URL parts;
-- ``TextEmbedding.call``: an EMBEDDING span; ``TextReRank.call``: a RERANKER span;
+- ``TextEmbedding.call``: an EMBEDDING span, the input texts as ``input.value``;
+- ``MultiModalEmbedding.call`` (and its Aio twin): an EMBEDDING span, the input items (text,
+  image, video, audio) as content parts in ``input.value``, media as URL parts like the chat
+  messages' (a data URL is cut to the content limit with every other string);
+- ``TextReRank.call`` (and its Aio twin): a RERANKER span;
 - ``Application.call``: an app run on the Bailian platform, a CHAIN span ``chain {app_id}``
   with the conversation's ``gen_ai.session.id``.
 
@@ -50,15 +54,20 @@ _PARAMETERS = (
     ("n", "gen_ai.request.choice.count"),
 )
 
-# (module, dotted attribute, kind) of what is patched.
+# (module, dotted attribute, kind, whether the method is a coroutine function) of what is
+# patched; a row whose class the installed SDK lacks is skipped. dashscope 2.0.2 has no async
+# TextEmbedding or Application.
 _TARGETS = (
-    ("dashscope.aigc.generation", "Generation.call", "generation"),
-    ("dashscope.aigc.generation", "AioGeneration.call", "aio_generation"),
-    ("dashscope.embeddings.text_embedding", "TextEmbedding.call", "embedding"),
-    ("dashscope.aigc.multimodal_conversation", "MultiModalConversation.call", "generation"),
-    ("dashscope.aigc.multimodal_conversation", "AioMultiModalConversation.call", "aio_generation"),
-    ("dashscope.rerank.text_rerank", "TextReRank.call", "rerank"),
-    ("dashscope.app.application", "Application.call", "application"),
+    ("dashscope.aigc.generation", "Generation.call", "generation", False),
+    ("dashscope.aigc.generation", "AioGeneration.call", "generation", True),
+    ("dashscope.embeddings.text_embedding", "TextEmbedding.call", "embedding", False),
+    ("dashscope.embeddings.multimodal_embedding", "MultiModalEmbedding.call", "multimodal", False),
+    ("dashscope.embeddings.multimodal_embedding", "AioMultiModalEmbedding.call", "multimodal", True),
+    ("dashscope.aigc.multimodal_conversation", "MultiModalConversation.call", "generation", False),
+    ("dashscope.aigc.multimodal_conversation", "AioMultiModalConversation.call", "generation", True),
+    ("dashscope.rerank.text_rerank", "TextReRank.call", "rerank", False),
+    ("dashscope.rerank.text_rerank", "AioTextReRank.call", "rerank", True),
+    ("dashscope.app.application", "Application.call", "application", False),
 )
 
 # base URL -> (span attributes, metric attributes): parsed once per URL.
@@ -139,7 +148,9 @@ def _begin(model: Any, operation: str, span_kind: str, attributes: dict, request
 
 def _parts(content: list) -> list:
     """DashScope's content parts, which carry no type: ``{"text"}``, ``{"image"}``, ``{"audio"}``,
-    ``{"video"}`` (a URL, a local path or a data URL: cut with every other string in Rust)."""
+    ``{"video"}`` (a URL, a local path or a data URL: cut with every other string in Rust). A
+    video given as a list of frames is one video part per frame, so that every part keeps the
+    contract's ``{type, url}`` shape with a string URL."""
     parts = []
     for item in content:
         if isinstance(item, str):
@@ -151,9 +162,13 @@ def _parts(content: list) -> list:
             continue
         for kind in ("image", "audio", "video"):
             url = get(item, kind)
-            if url is not None:
+            if url is None:
+                continue
+            if isinstance(url, SEQUENCES):
+                parts.extend({"type": kind, "url": u if isinstance(u, str) else str(u)} for u in url)
+            else:
                 parts.append({"type": kind, "url": url if isinstance(url, str) else str(url)})
-                break
+            break
         else:
             typed = _messages.content_parts([item])  # an OpenAI-style typed part
             parts.extend(typed)
@@ -341,6 +356,11 @@ def _complete(call: _genai.Call, response: Any) -> None:
             output = get(response, "output")
             if request.kind == "embeddings":
                 _embedding_output(attributes, output)
+                if input_tokens is None and "gen_ai.usage.total_tokens" in attributes:
+                    # TextEmbedding reports only total_tokens: every token of an embedding
+                    # call is an input token.
+                    input_tokens = attributes["gen_ai.usage.total_tokens"]
+                    attributes["gen_ai.usage.input_tokens"] = input_tokens
             elif request.kind == "rerank":
                 _rerank_output(attributes, output, request)
             else:
@@ -533,6 +553,30 @@ def _before_embedding(names: tuple):
     return before
 
 
+def _before_multimodal_embedding(names: tuple):
+    def before(instance: Any, args: tuple, kwargs: dict) -> _genai.Call:
+        arguments = _arguments(names, args, kwargs)
+        capture = _genai.capture_content()
+        attributes: dict = {}
+        dimension = arguments.get("dimension")
+        if type(dimension) is int:
+            attributes["gen_ai.embeddings.dimension.count"] = dimension
+        items = arguments.get("input")
+        # Read before the SDK runs: it replaces a local file's path by the URL it uploaded it to,
+        # in the caller's own item.
+        parts = _parts(items) if isinstance(items, SEQUENCES) else None
+        if parts is not None:
+            if capture:
+                attributes["input.value"] = _genai.content_json(parts)
+                attributes["input.mime_type"] = "application/json"
+            else:
+                attributes["llmprobe.input.size"] = _messages.characters([{"parts": parts}])
+        request = _Request("embeddings", capture)
+        return _begin(arguments.get("model"), "embeddings", "EMBEDDING", attributes, request)
+
+    return before
+
+
 def _embedding_output(attributes: dict, output: Any) -> None:
     if output is None or "gen_ai.embeddings.dimension.count" in attributes:
         return
@@ -637,6 +681,16 @@ def _session(attributes: dict, output: Any, request: _Request) -> None:
 # ---- applying --------------------------------------------------------------------------------
 
 
+# kind (in _TARGETS) -> the factory of its before hook, given the method's parameter names.
+_BEFORE = {
+    "generation": _before_generation,
+    "embedding": _before_embedding,
+    "multimodal": _before_multimodal_embedding,
+    "rerank": _before_rerank,
+    "application": _before_application,
+}
+
+
 def instrument() -> None:
     global _tracer
     import importlib
@@ -649,7 +703,7 @@ def instrument() -> None:
     except Exception:  # noqa: BLE001 - the version is only a label
         sdk_version = None
     _tracer = _genai.tracer(SCOPE, sdk_version)
-    for module_name, path, kind in _TARGETS:
+    for module_name, path, kind, is_async in _TARGETS:
         try:
             module = importlib.import_module(module_name)
             owner_name, _, method = path.partition(".")
@@ -657,17 +711,9 @@ def instrument() -> None:
         except (ImportError, AttributeError):
             continue  # an SDK without this API
         names = _positional_names(function)
-        key = f"dashscope {path}"
-        if kind == "generation":
-            wrapper = _genai.hooks(key, _before_generation(names), _after_generation, _error, OWNER)
-        elif kind == "aio_generation":
-            wrapper = _genai.async_hooks(key, _before_generation(names), _after_generation, _error, OWNER)
-        elif kind == "embedding":
-            wrapper = _genai.hooks(key, _before_embedding(names), _after_generation, _error, OWNER)
-        elif kind == "rerank":
-            wrapper = _genai.hooks(key, _before_rerank(names), _after_generation, _error, OWNER)
-        else:
-            wrapper = _genai.hooks(key, _before_application(names), _after_generation, _error, OWNER)
+        hooks = _genai.async_hooks if is_async else _genai.hooks
+        before = _BEFORE[kind](names)
+        wrapper = hooks(f"dashscope {path}", before, _after_generation, _error, OWNER)
         _wrap.wrap(module, path, wrapper, owner=OWNER)
 
 

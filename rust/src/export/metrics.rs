@@ -1,5 +1,6 @@
 //! OTLP metrics: the aggregated GenAI histograms, encoded as an ExportMetricsServiceRequest and
-//! sent over HTTP/protobuf (reqwest) or gRPC (tonic), on the exporter's runtime.
+//! sent over HTTP (export/http.rs: gzip and retries as for spans) or gRPC (tonic), on the
+//! exporter's runtime.
 
 use std::time::Duration;
 
@@ -22,7 +23,10 @@ use crate::span::AttrValue;
 
 #[derive(Clone)]
 enum Transport {
-    Http { client: reqwest::Client, json: bool },
+    Http {
+        target: super::http::HttpTarget,
+        json: bool,
+    },
     Grpc(MetricsServiceClient<tonic::transport::Channel>),
 }
 
@@ -82,7 +86,7 @@ impl MetricsSink {
                 Transport::Grpc(client)
             }
             Protocol::HttpProtobuf | Protocol::HttpJson => Transport::Http {
-                client: super::otlp::http_client(cfg)?,
+                target: super::http::HttpTarget::new(cfg)?,
                 json: cfg.protocol == Protocol::HttpJson,
             },
         };
@@ -162,7 +166,7 @@ impl MetricsSink {
     pub async fn export(&self, request: ExportMetricsServiceRequest) -> Result<(), String> {
         let where_to = &self.cfg.endpoint;
         match &self.transport {
-            Transport::Http { client, json } => {
+            Transport::Http { target, json } => {
                 let (body, content_type) = if *json {
                     (
                         serde_json::to_vec(&request).map_err(|e| e.to_string())?,
@@ -171,19 +175,7 @@ impl MetricsSink {
                 } else {
                     (request.encode_to_vec(), "application/x-protobuf")
                 };
-                let mut req = client
-                    .post(where_to)
-                    .header("Content-Type", content_type)
-                    .body(body);
-                for (k, v) in &self.cfg.headers {
-                    req = req.header(k.as_str(), v.as_str());
-                }
-                let resp = req.send().await.map_err(|e| format!("{where_to}: {e}"))?;
-                if resp.status().is_success() {
-                    Ok(())
-                } else {
-                    Err(format!("{where_to}: HTTP {}", resp.status()))
-                }
+                target.post(body, content_type).await
             }
             Transport::Grpc(client) => {
                 let mut req = tonic::Request::new(request);

@@ -3,7 +3,9 @@
 //! a time, so that one slow request does not stop the thread from draining the queue.
 
 mod console;
+mod encode;
 mod file;
+mod http;
 mod metrics;
 mod otlp;
 mod resource;

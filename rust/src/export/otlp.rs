@@ -23,12 +23,32 @@ use crate::span::{
 
 #[derive(Clone)]
 pub struct OtlpSink {
-    exporter: Arc<opentelemetry_otlp::SpanExporter>,
-    endpoint: Arc<str>,
+    how: Arc<How>,
+}
+
+/// http/protobuf, the default, is encoded and sent by llmprobe itself (export/encode.rs and
+/// export/http.rs); gRPC and http/json go through opentelemetry-otlp.
+enum How {
+    Direct {
+        encoder: super::encode::TraceEncoder,
+        target: super::http::HttpTarget,
+    },
+    Sdk {
+        exporter: Box<opentelemetry_otlp::SpanExporter>,
+        endpoint: String,
+    },
 }
 
 impl OtlpSink {
     pub fn new(cfg: &OtlpSettings, resource: &ResourceInfo) -> Result<Self, String> {
+        if cfg.protocol == Protocol::HttpProtobuf {
+            return Ok(OtlpSink {
+                how: Arc::new(How::Direct {
+                    encoder: super::encode::TraceEncoder::new(&resource.attributes),
+                    target: super::http::HttpTarget::new(cfg)?,
+                }),
+            });
+        }
         let compression = cfg.gzip.then_some(Compression::Gzip);
         let mut exporter = match cfg.protocol {
             Protocol::Grpc => {
@@ -78,17 +98,28 @@ impl OtlpSink {
         .map_err(|e| e.to_string())?;
         exporter.set_resource(&resource.to_sdk());
         Ok(OtlpSink {
-            exporter: Arc::new(exporter),
-            endpoint: cfg.endpoint.as_str().into(),
+            how: Arc::new(How::Sdk {
+                exporter: Box::new(exporter),
+                endpoint: cfg.endpoint.clone(),
+            }),
         })
     }
 
     pub async fn export(&self, batch: Vec<SpanRecord>) -> Result<(), String> {
-        let data: Vec<SpanData> = batch.into_iter().map(to_span_data).collect();
-        self.exporter
-            .export(data)
-            .await
-            .map_err(|e| format!("{}: {e}", self.endpoint))
+        match &*self.how {
+            How::Direct { encoder, target } => {
+                let body = encoder.encode(&batch);
+                drop(batch); // freed before the wait for the collector's answer
+                target.post(body, "application/x-protobuf").await
+            }
+            How::Sdk { exporter, endpoint } => {
+                let data: Vec<SpanData> = batch.into_iter().map(to_span_data).collect();
+                exporter
+                    .export(data)
+                    .await
+                    .map_err(|e| format!("{endpoint}: {e}"))
+            }
+        }
     }
 }
 

@@ -1,0 +1,93 @@
+"""What the provider instrumentation tests (tests/openai, tests/dashscope) share: running a small
+application against a fake provider server and collecting the spans at the OTLP receiver.
+
+A module of its own, imported by each provider's conftest.py: a test module never imports a
+`conftest` (every test folder has one, and which one that name binds depends on run order).
+
+Each app runs as a user would run it: in its own process, under the installed ``instrument``
+launcher (or plain, to compare), talking to the fake server over loopback and exporting to the
+repository's OTLP receiver (tests/conftest.py). Assertions are made on the spans as they arrived.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
+
+
+class App(NamedTuple):
+    result: Any  # app_runner.Result: returncode, stdout, stderr
+    spans: list[dict]  # every span the receiver got
+    requests: list[dict]  # what the fake server received during the run (a copy)
+
+    def llm(self) -> list[dict]:
+        """The GenAI spans, in start order."""
+        return sorted(
+            (s for s in self.spans if "gen_ai.span.kind" in s["attributes"]), key=lambda s: s["start_time"]
+        )
+
+    def one(self) -> dict:
+        spans = self.llm()
+        assert len(spans) == 1, (
+            f"expected one GenAI span, got {[s['name'] for s in spans]}\n{self.result.stderr}"
+        )
+        return spans[0]
+
+    def lines(self) -> list[str]:
+        return self.result.stdout.strip().splitlines()
+
+
+def serve(server: Any) -> Iterator[Any]:
+    """The body of a session fixture for a fake server (anything with start() and stop()):
+    ``yield from serve(FakeX())``."""
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _genai_spans(got: list[dict]) -> int:
+    return len([s for s in got if "gen_ai.span.kind" in s["attributes"]])
+
+
+def app_runner(run, write_script, receiver, fake: Any, prelude: str, base_env: dict[str, str]):
+    """The function an ``<provider>_app`` fixture returns:
+
+    ``runner(source, spans=N or predicate, env={...}, instrument=True, check=True, name="app.py",
+    timeout=120) -> App``
+
+    writes `source` (dedented, after `prelude`) as the app, runs it to its end with the
+    provider's `base_env` (its base URL and test key) plus `env`, checks it exited cleanly (unless
+    check=False), then waits for `spans` GenAI spans (or a predicate over the spans that arrived
+    to hold; with spans=0 or instrument=False, for the receiver to settle)."""
+
+    def _run(
+        source: str,
+        *,
+        spans: int | Callable[[list[dict]], Any] = 1,
+        env: dict[str, str | None] | None = None,
+        instrument: bool = True,
+        check: bool = True,
+        name: str = "app.py",
+        timeout: float = 120,
+    ) -> App:
+        fake.clear()
+        path = write_script(name, prelude + textwrap.dedent(source))
+        full_env = {**base_env, **(env or {})}
+        result = run(
+            ["python", str(path)], receiver=receiver, env=full_env, instrument=instrument, timeout=timeout
+        )
+        if check:
+            result.check()
+        if spans == 0 or not instrument:
+            arrived = receiver.settle()
+        elif isinstance(spans, int):
+            receiver.wait_for(lambda got: _genai_spans(got) >= spans)
+            arrived = receiver.settle()
+        else:
+            arrived = receiver.wait_for(spans)
+        return App(result, arrived, list(fake.requests))
+
+    return _run
