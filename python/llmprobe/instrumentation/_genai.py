@@ -251,6 +251,30 @@ def end(
         )
 
 
+def end_stream(state: Any, error: BaseException | None, assemble: Callable) -> None:
+    """Fill and end the span of a streamed call (the ``on_end`` of a stream proxy's state).
+    ``assemble(call, attributes, items)`` is the library's part: it reads the chunks the stream
+    gave into `attributes` and returns (the position of the first chunk with content or None,
+    input tokens, output tokens). The rest is the same for every library: the error, the time
+    to the first token and to the first chunk, the gaps between chunks, the metrics, the end."""
+    now = perf_counter_ns()
+    call: Call = state.call
+    input_tokens = output_tokens = ttfc = times = None
+    try:
+        if error is not None:
+            fail(call, error)
+        items, times = state.items, state.times
+        attributes: dict = {}
+        first, input_tokens, output_tokens = assemble(call, attributes, items)
+        if first is not None:
+            attributes["gen_ai.response.time_to_first_token"] = times[first] - call.started
+        if times:
+            ttfc = (times[0] - call.started) / 1e9
+        call.span.set_attributes(attributes)
+    finally:
+        end(call, input_tokens, output_tokens, ttfc, None, now, times)
+
+
 def record_metrics(
     attributes: dict,
     duration: float,

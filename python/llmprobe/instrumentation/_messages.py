@@ -29,8 +29,17 @@ from typing import Any
 SEQUENCES = (list, tuple)
 
 
-# type -> whether it is a Mapping other than dict (asked once per type: the ABC check is slow).
+# type -> how to read it: _DICT (a dict subclass), _MAPPING (another Mapping) or _OBJECT (asked
+# once per type: the ABC check is slow).
 _mapping_types: dict = {}
+_OBJECT, _MAPPING, _DICT = 0, 1, 2
+_dict_get = dict.get
+
+
+def _reading(obj: Any) -> int:
+    kind = _DICT if isinstance(obj, dict) else _MAPPING if isinstance(obj, Mapping) else _OBJECT
+    _mapping_types[type(obj)] = kind
+    return kind
 
 
 def get(obj: Any, key: str, default: Any = None) -> Any:
@@ -38,10 +47,14 @@ def get(obj: Any, key: str, default: Any = None) -> Any:
     kind = type(obj)
     if kind is dict:
         return obj.get(key, default)
-    mapping = _mapping_types.get(kind)
-    if mapping is None:
-        mapping = _mapping_types[kind] = isinstance(obj, Mapping)
-    if mapping:
+    how = _mapping_types.get(kind)
+    if how is None:
+        how = _reading(obj)
+    if how is _DICT:
+        # dict's own get: a subclass with a __getattr__ (DashScope's responses) would make
+        # `obj.get` a slow attribute lookup and a new bound method on every read.
+        return _dict_get(obj, key, default)
+    if how is _MAPPING:
         return obj.get(key, default)
     return getattr(obj, key, default)
 
@@ -148,10 +161,12 @@ def reader(obj: Any) -> Any:
     kind = type(obj)
     if kind is dict:
         return obj.get
-    mapping = _mapping_types.get(kind)
-    if mapping is None:
-        mapping = _mapping_types[kind] = isinstance(obj, Mapping)
-    return obj.get if mapping else partial(getattr, obj)
+    how = _mapping_types.get(kind)
+    if how is None:
+        how = _reading(obj)
+    if how is _DICT:
+        return partial(_dict_get, obj)
+    return obj.get if how is _MAPPING else partial(getattr, obj)
 
 
 def chat_message(message: Any) -> dict:

@@ -28,7 +28,6 @@ counted twice.
 from __future__ import annotations
 
 import inspect
-from time import perf_counter_ns
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -485,45 +484,35 @@ class _Assembler:
 
 def _end_stream(state: _stream.StreamState, error: BaseException | None) -> None:
     """Fill and end the span of a streamed call from the chunks the stream gave."""
-    now = perf_counter_ns()
-    call: _genai.Call = state.call
-    input_tokens = output_tokens = ttfc = None
-    per_chunk = None
-    try:
-        if error is not None:
-            _genai.fail(call, error)
-        request: _Request = call.extra
-        items, times = state.items, state.times
-        attributes: dict = {}
-        assembler = _Assembler(request.incremental)
-        first = None
-        usage = None
-        failed = None
-        for position, item in enumerate(items):
-            if _is_error(item):
-                failed = item
-                continue
-            if assembler.add(get(item, "output")) and first is None:
-                first = position
-            item_usage = get(item, "usage")
-            if item_usage:
-                usage = item_usage  # cumulative: the last one counts
-        if items:
-            _response_id(attributes, items[-1])
-            if request.kind == "chain":
-                _session(attributes, get(items[-1], "output"), request)
-        if failed is not None:
-            _fail_response(call, failed)
-        input_tokens, output_tokens = _usage(attributes, usage)
-        _put_answer(attributes, assembler.messages(), request.capture)
-        if first is not None:
-            attributes["gen_ai.response.time_to_first_token"] = times[first] - call.started
-        if times:
-            ttfc = (times[0] - call.started) / 1e9
-            per_chunk = [(times[i] - times[i - 1]) / 1e9 for i in range(1, len(times))]
-        call.span.set_attributes(attributes)
-    finally:
-        _genai.end(call, input_tokens, output_tokens, ttfc, per_chunk, now)
+    _genai.end_stream(state, error, _assemble_stream)
+
+
+def _assemble_stream(call: _genai.Call, attributes: dict, items: list) -> tuple:
+    """The answer, usage and errors of a stream's chunks (each a whole response): the position
+    of the first chunk with content, and the token counts."""
+    request: _Request = call.extra
+    assembler = _Assembler(request.incremental)
+    first = None
+    usage = None
+    failed = None
+    for position, item in enumerate(items):
+        if _is_error(item):
+            failed = item
+            continue
+        if assembler.add(get(item, "output")) and first is None:
+            first = position
+        item_usage = get(item, "usage")
+        if item_usage:
+            usage = item_usage  # cumulative: the last one counts
+    if items:
+        _response_id(attributes, items[-1])
+        if request.kind == "chain":
+            _session(attributes, get(items[-1], "output"), request)
+    if failed is not None:
+        _fail_response(call, failed)
+    input_tokens, output_tokens = _usage(attributes, usage)
+    _put_answer(attributes, assembler.messages(), request.capture)
+    return first, input_tokens, output_tokens
 
 
 # ---- embeddings ------------------------------------------------------------------------------

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import weakref
-from time import perf_counter_ns
 from typing import Any
 
 from llmprobe import _core
@@ -386,26 +385,14 @@ def _responses_finish(response: Any) -> str | None:
 
 def _end_stream(state: _stream.StreamState, error: BaseException | None) -> None:
     """Fill and end the span of a streamed call from the items the stream gave."""
-    now = perf_counter_ns()
-    call: _genai.Call = state.call
-    input_tokens = output_tokens = ttfc = times = None
-    try:
-        if error is not None:
-            _genai.fail(call, error)
-        request: _Request = call.extra
-        items, times = state.items, state.times
-        attributes: dict = {}
-        if request.kind == "responses":
-            first, input_tokens, output_tokens = _responses_stream(call, attributes, items, request.capture)
-        else:
-            first, input_tokens, output_tokens = _chunks_stream(call, attributes, items, request)
-        if first is not None:
-            attributes["gen_ai.response.time_to_first_token"] = times[first] - call.started
-        if times:
-            ttfc = (times[0] - call.started) / 1e9
-        call.span.set_attributes(attributes)
-    finally:
-        _genai.end(call, input_tokens, output_tokens, ttfc, None, now, times)
+    _genai.end_stream(state, error, _assemble_stream)
+
+
+def _assemble_stream(call: _genai.Call, attributes: dict, items: list) -> tuple:
+    request: _Request = call.extra
+    if request.kind == "responses":
+        return _responses_stream(call, attributes, items, request.capture)
+    return _chunks_stream(call, attributes, items, request)
 
 
 def _chunks_stream(call: _genai.Call, attributes: dict, items: list, request: _Request) -> tuple:
