@@ -168,7 +168,24 @@ def chat_output(choices: Any, capture: bool) -> _Output:
     a line between choices), the finish reasons, the characters of the text, whether any
     message has parts)."""
 
-def chat_chunks(chunks: Sequence[Any], capture: bool) -> tuple[int | None, Any, _Output]:
-    """A streamed chat answer rebuilt from all its chunks (SDK objects or their JSON dicts):
-    (the position of the first chunk with content, the last usage seen or None, then what
-    chat_output returns)."""
+class ChunkCollector:
+    """What a stream proxy records per item, in one crossing. ``ChunkCollector(False)`` keeps
+    each item; ``ChunkCollector(True)`` reads chat-completion chunks as they pass and keeps only
+    what the answer needs (text and tool-call pieces, the last usage), so no chunk outlives its
+    use. Both keep each item's arrival time and the first and last items."""
+
+    def __init__(self, chat: bool = False) -> None: ...
+    def add(self, item: Any, time_ns: int) -> None:
+        """One item and its perf_counter_ns() arrival time."""
+    @property
+    def items(self) -> list[Any]:
+        """The items kept, in order (none for chat chunks)."""
+    @property
+    def times(self) -> list[int]: ...
+    @property
+    def first(self) -> Any: ...
+    @property
+    def last(self) -> Any: ...
+    def chat_answer(self, capture: bool) -> tuple[int | None, Any, _Output]:
+        """For chat chunks: (the position of the first chunk with content, the last usage seen
+        or None, then what chat_output returns)."""

@@ -253,9 +253,9 @@ def end(
 
 def end_stream(state: Any, error: BaseException | None, assemble: Callable) -> None:
     """Fill and end the span of a streamed call (the ``on_end`` of a stream proxy's state).
-    ``assemble(call, attributes, items)`` is the library's part: it reads the chunks the stream
-    gave into `attributes` and returns (the position of the first chunk with content or None,
-    input tokens, output tokens). The rest is the same for every library: the error, the time
+    ``assemble(call, attributes, state)`` is the library's part: it reads what the stream gave
+    (``state.items``, or its ``state.collector``) into `attributes` and returns (the position of
+    the first chunk with content or None, input tokens, output tokens). The rest is the same for every library: the error, the time
     to the first token and to the first chunk, the gaps between chunks, the metrics, the end."""
     now = perf_counter_ns()
     call: Call = state.call
@@ -263,9 +263,9 @@ def end_stream(state: Any, error: BaseException | None, assemble: Callable) -> N
     try:
         if error is not None:
             fail(call, error)
-        items, times = state.items, state.times
+        times = state.times
         attributes: dict = {}
-        first, input_tokens, output_tokens = assemble(call, attributes, items)
+        first, input_tokens, output_tokens = assemble(call, attributes, state)
         if first is not None:
             attributes["gen_ai.response.time_to_first_token"] = times[first] - call.started
         if times:
@@ -356,7 +356,7 @@ def put_output(attributes: dict, messages: list, capture: bool) -> None:
 
 
 def put_output_json(attributes: dict, output: tuple, capture: bool) -> None:
-    """put_output() for what the core's chat_output / chat_chunks wrote: (JSON, answer text,
+    """put_output() for what the core's chat_output / ChunkCollector.chat_answer wrote: (JSON, answer text,
     finish reasons, characters, whether any message has parts)."""
     text, answer, _, chars, has_parts = output
     if not capture:

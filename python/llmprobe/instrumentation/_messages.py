@@ -14,7 +14,7 @@ is never iterated: the library still has to send it, so it is left out of the sp
 
 Serialising and cutting happen later, in Rust (``_core.to_json``); nothing here builds JSON text.
 Chat-completions messages, the hot path of most applications, are read and written by the core
-itself in one pass (``_core.chat_input`` / ``chat_output`` / ``chat_chunks``, in
+itself in one pass (``_core.chat_input`` / ``chat_output`` / ``ChunkCollector``, in
 rust/src/python/messages.rs); the shapes are the same.
 """
 

@@ -5,8 +5,10 @@ instrumentation returns ``SyncStreamProxy(stream, state)`` or ``AsyncStreamProxy
 place. The proxy is a ``wrapt.ObjectProxy``: ``isinstance``, every attribute read and write,
 ``repr`` and equality are the stream's own. What it adds:
 
-- per item it only appends the item and a ``perf_counter_ns`` timestamp to two lists (no JSON,
-  no attribute writes, no call into llmprobe); the answer is assembled once, at the end;
+- per item it makes one call into the core, ``collector.add(item, perf_counter_ns())`` (no JSON,
+  no attribute writes): a ``_core.ChunkCollector`` keeps the item and its time, or, for chat
+  chunks, only what the answer needs, read as the chunk passes (so no chunk outlives its use
+  for the garbage collector to walk); the answer is assembled once, at the end;
 - the end, exactly once, at the first of: the stream exhausted; an error raised by it;
   ``close()`` / ``aclose()``; the end of a ``with`` / ``async with`` block; the proxy garbage
   collected (a stream left by ``break`` and dropped, or abandoned). A stream still alive at
@@ -18,6 +20,7 @@ the user's iteration goes on untouched. ``error`` is the exception the stream ra
 
     state = StreamState("openai chat stream", on_end, call)   # call: whatever on_end needs
     return SyncStreamProxy(stream, state)
+    # state.items, state.times, state.collector: what the stream gave, for on_end
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any, Callable
 
 import wrapt
 
+from llmprobe import _core
 from llmprobe.instrumentation._wrap import guarded
 
 _ObjectProxy = wrapt.ObjectProxy
@@ -38,13 +42,19 @@ class StreamState:
     """What a stream proxy records, kept apart from the proxy so that the garbage-collection
     callback can end the span without keeping the proxy alive."""
 
-    __slots__ = ("_finalizer", "_once", "call", "how", "items", "key", "on_end", "times")
+    __slots__ = ("_finalizer", "_once", "add", "call", "collector", "how", "key", "on_end")
 
     def __init__(
-        self, key: str, on_end: Callable[[StreamState, BaseException | None], None], call: Any
+        self,
+        key: str,
+        on_end: Callable[[StreamState, BaseException | None], None],
+        call: Any,
+        collector: Any = None,
     ) -> None:
-        self.items: list = []
-        self.times: list = []  # perf_counter_ns() when each item arrived
+        # What the proxy records per item: a _core.ChunkCollector (one that keeps the items when
+        # none is given).
+        self.collector = collector if collector is not None else _core.ChunkCollector()
+        self.add = self.collector.add  # add(item, perf_counter_ns())
         self.key = key  # names the hook in the once-only warning when on_end fails
         self.on_end = on_end
         self.call = call
@@ -53,6 +63,16 @@ class StreamState:
         self._once = [True]
         self._finalizer: Any = None
         self.how = ""  # "exhausted", "error", "closed", "collected": why the stream ended
+
+    @property
+    def items(self) -> list:
+        """The items the stream gave (none when the collector reads them as they pass)."""
+        return self.collector.items
+
+    @property
+    def times(self) -> list:
+        """perf_counter_ns() when each item arrived."""
+        return self.collector.times
 
 
 def finish(state: StreamState, error: BaseException | None, how: str) -> None:
@@ -105,12 +125,10 @@ class SyncStreamProxy(_Proxy):
     def __iter__(self):
         # A generator: resuming it costs less than a Python __next__ called for every item.
         state = self._self_state
-        items = state.items.append
-        times = state.times.append
+        add = state.add
         try:
             for item in self.__wrapped__:
-                items(item)
-                times(perf_counter_ns())
+                add(item, perf_counter_ns())
                 yield item
         except GeneratorExit:
             raise  # the consumer left the loop: the stream itself goes on (it may be resumed)
@@ -129,8 +147,7 @@ class SyncStreamProxy(_Proxy):
         except BaseException as exc:
             _end(state, exc, "error")
             raise
-        state.items.append(item)
-        state.times.append(perf_counter_ns())
+        state.add(item, perf_counter_ns())
         return item
 
     def __enter__(self):
@@ -165,12 +182,10 @@ class AsyncStreamProxy(_Proxy):
 
     async def __aiter__(self):
         state = self._self_state
-        items = state.items.append
-        times = state.times.append
+        add = state.add
         try:
             async for item in self.__wrapped__:
-                items(item)
-                times(perf_counter_ns())
+                add(item, perf_counter_ns())
                 yield item
         except GeneratorExit:
             raise
@@ -189,8 +204,7 @@ class AsyncStreamProxy(_Proxy):
         except BaseException as exc:
             _end(state, exc, "error")
             raise
-        state.items.append(item)
-        state.times.append(perf_counter_ns())
+        state.add(item, perf_counter_ns())
         return item
 
     async def __aenter__(self):

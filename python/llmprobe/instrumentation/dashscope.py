@@ -487,10 +487,11 @@ def _end_stream(state: _stream.StreamState, error: BaseException | None) -> None
     _genai.end_stream(state, error, _assemble_stream)
 
 
-def _assemble_stream(call: _genai.Call, attributes: dict, items: list) -> tuple:
+def _assemble_stream(call: _genai.Call, attributes: dict, state: _stream.StreamState) -> tuple:
     """The answer, usage and errors of a stream's chunks (each a whole response): the position
     of the first chunk with content, and the token counts."""
     request: _Request = call.extra
+    items = state.items
     assembler = _Assembler(request.incremental)
     first = None
     usage = None

@@ -388,27 +388,29 @@ def _end_stream(state: _stream.StreamState, error: BaseException | None) -> None
     _genai.end_stream(state, error, _assemble_stream)
 
 
-def _assemble_stream(call: _genai.Call, attributes: dict, items: list) -> tuple:
+def _assemble_stream(call: _genai.Call, attributes: dict, state: _stream.StreamState) -> tuple:
     request: _Request = call.extra
     if request.kind == "responses":
-        return _responses_stream(call, attributes, items, request.capture)
-    return _chunks_stream(call, attributes, items, request)
+        return _responses_stream(call, attributes, state.items, request.capture)
+    return _chunks_stream(call, attributes, state.collector, request)
 
 
-def _chunks_stream(call: _genai.Call, attributes: dict, items: list, request: _Request) -> tuple:
-    """Chat or text-completion chunks: the answer, rebuilt; the index of the first chunk with
-    content; the token counts of the usage chunk, when the stream had one."""
+def _chunks_stream(call: _genai.Call, attributes: dict, collector: Any, request: _Request) -> tuple:
+    """Chat or text-completion chunks: the answer, rebuilt (chat chunks were read by the
+    collector as they passed); the index of the first chunk with content; the token counts of
+    the usage chunk, when the stream had one."""
     if request.kind == "chat":
-        first, usage, output = _core.chat_chunks(items, request.capture)
+        first, usage, output = collector.chat_answer(request.capture)
     else:
         assembler = _messages.CompletionAssembler()
-        first, usage = assembler.add_chunks(items)
+        first, usage = assembler.add_chunks(collector.items)
         output = None
-    if items:
-        _response_ids(call, attributes, items[0])
-        last_model = get(items[-1], "model")
+    head, tail = collector.first, collector.last
+    if head is not None:
+        _response_ids(call, attributes, head)
+        last_model = get(tail, "model")
         if isinstance(last_model, str) and last_model != attributes.get("gen_ai.response.model"):
-            _response_ids(call, attributes, items[-1])
+            _response_ids(call, attributes, tail)
     input_tokens, output_tokens = _usage(attributes, usage)
     if output is not None:
         if output[2]:
@@ -486,7 +488,9 @@ def _after(call: _genai.Call, result: Any) -> Any:
 
 def _proxy(call: _genai.Call, stream: Any, proxy_class: type) -> Any:
     try:
-        return proxy_class(stream, _stream.StreamState("openai stream", _end_stream, call))
+        # Chat chunks are read as they pass (ChunkCollector(True)); other streams keep theirs.
+        collector = _core.ChunkCollector(call.extra.kind == "chat")
+        return proxy_class(stream, _stream.StreamState("openai stream", _end_stream, call, collector))
     except BaseException:
         _genai.end(call)  # no proxy, no later end: end the span now rather than never
         raise

@@ -12,7 +12,8 @@
 //! characters of the text are counted instead (what the span then records). Only lists and
 //! tuples are read: a one-shot iterable is the library's to consume, never ours.
 //!
-//! A streamed answer is rebuilt once, at the end, from all its chunks (`chat_chunks`): per
+//! A streamed answer is read chunk by chunk as it passes (`ChatChunks`, kept by the stream
+//! proxy's `ChunkCollector`) and written once, at the end: per
 //! choice the text, refusal and tool calls, whose id and name come in their first delta and
 //! whose arguments arrive in pieces keyed by the delta's index.
 
@@ -581,19 +582,28 @@ fn add_tool_delta(
     }
 }
 
-/// Rebuilds a streamed chat answer from all its chunks, in one pass.
-pub fn chat_chunks<'py>(chunks: &Bound<'py, PyAny>, capture: bool) -> StreamAnswer<'py> {
-    let py = chunks.py();
-    let mut states: BTreeMap<u64, ChoiceState> = BTreeMap::new();
-    let mut first = None;
-    let mut usage = None;
-    for (position, chunk) in items(chunks).unwrap_or_default().iter().enumerate() {
+/// A streamed chat answer being read, chunk by chunk, as the chunks arrive: only what the
+/// answer needs is kept (text pieces, tool-call pieces, the last usage), not the chunks, so a
+/// stream leaves nothing behind for the garbage collector to walk.
+#[derive(Default)]
+pub struct ChatChunks {
+    states: BTreeMap<u64, ChoiceState>,
+    first: Option<usize>,
+    usage: Option<Py<PyAny>>,
+    position: usize,
+}
+
+impl ChatChunks {
+    pub fn add(&mut self, chunk: &Bound<'_, PyAny>) {
+        let py = chunk.py();
+        let position = self.position;
+        self.position += 1;
         let chunk = Reader::of(chunk);
         if let Some(u) = chunk.get(intern!(py, "usage")) {
-            usage = Some(u);
+            self.usage = Some(u.unbind());
         }
         let Some(choices) = chunk.get(intern!(py, "choices")).and_then(|c| items(&c)) else {
-            continue;
+            return;
         };
         for choice in &choices {
             let choice = Reader::of(choice);
@@ -601,7 +611,7 @@ pub fn chat_chunks<'py>(chunks: &Bound<'py, PyAny>, capture: bool) -> StreamAnsw
                 .get(intern!(py, "index"))
                 .and_then(|i| i.extract::<u64>().ok())
                 .unwrap_or(0);
-            let state = states.entry(index).or_default();
+            let state = self.states.entry(index).or_default();
             if let Some(delta) = choice.get(intern!(py, "delta")) {
                 let delta = Reader::of(&delta);
                 let mut content = false;
@@ -649,8 +659,8 @@ pub fn chat_chunks<'py>(chunks: &Bound<'py, PyAny>, capture: bool) -> StreamAnsw
                     content = true;
                     add_tool_delta(&mut state.tools, u64::MAX, None, Some(f));
                 }
-                if content && first.is_none() {
-                    first = Some(position);
+                if content && self.first.is_none() {
+                    self.first = Some(position);
                 }
             }
             if let Some(finish) = choice.get(intern!(py, "finish_reason")) {
@@ -660,36 +670,41 @@ pub fn chat_chunks<'py>(chunks: &Bound<'py, PyAny>, capture: bool) -> StreamAnsw
             }
         }
     }
-    let mut m = Messages::new(capture, true);
-    for state in states.values() {
-        m.begin(state.role.as_deref().unwrap_or("assistant"));
-        if state.has_text {
-            m.text_part_str(&state.text);
-        }
-        if !state.refusal.is_empty() {
-            m.part("refusal");
-            m.text_field("content", &state.refusal);
-            m.close_part();
-        }
-        for call in state.tools.values() {
-            m.part("tool_call");
-            match &call.id {
-                Some(id) => m.text_field_raw("id", id),
-                None => m.null_field("id"),
+
+    /// The answer, assembled once: the output messages, the position of the first chunk with
+    /// content, and the last usage seen.
+    pub fn finish<'py>(&self, py: Python<'py>, capture: bool) -> StreamAnswer<'py> {
+        let mut m = Messages::new(capture, true);
+        for state in self.states.values() {
+            m.begin(state.role.as_deref().unwrap_or("assistant"));
+            if state.has_text {
+                m.text_part_str(&state.text);
             }
-            match &call.name {
-                Some(name) => m.text_field_raw("name", name),
-                None => m.null_field("name"),
+            if !state.refusal.is_empty() {
+                m.part("refusal");
+                m.text_field("content", &state.refusal);
+                m.close_part();
             }
-            m.arguments(&call.arguments);
-            m.close_part();
+            for call in state.tools.values() {
+                m.part("tool_call");
+                match &call.id {
+                    Some(id) => m.text_field_raw("id", id),
+                    None => m.null_field("id"),
+                }
+                match &call.name {
+                    Some(name) => m.text_field_raw("name", name),
+                    None => m.null_field("name"),
+                }
+                m.arguments(&call.arguments);
+                m.close_part();
+            }
+            m.end(state.finish.as_deref());
         }
-        m.end(state.finish.as_deref());
-    }
-    StreamAnswer {
-        messages: m,
-        first,
-        usage,
+        StreamAnswer {
+            messages: m,
+            first: self.first,
+            usage: self.usage.as_ref().map(|u| u.bind(py).clone()),
+        }
     }
 }
 

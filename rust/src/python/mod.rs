@@ -207,22 +207,96 @@ fn chat_output(choices: &Bound<'_, PyAny>, capture: bool) -> Output {
     })
 }
 
-/// A streamed chat answer rebuilt from its chunks: (position of the first chunk with content,
-/// the last usage seen, then chat_output's five values).
-#[pyfunction]
-fn chat_chunks<'py>(
-    chunks: &Bound<'py, PyAny>,
-    capture: bool,
-) -> (Option<usize>, Option<Bound<'py, PyAny>>, Output) {
-    guard("chat_chunks", Default::default(), || {
-        let a = messages::chat_chunks(chunks, capture);
-        Ok((a.first, a.usage, output_of(a.messages)))
-    })
+/// What a stream proxy records per item, in one crossing: the item's arrival time and either
+/// the item itself (`ChunkCollector(False)`: the instrumentation reads the items at the end) or,
+/// for chat-completion chunks (`ChunkCollector(True)`), only what the answer needs, read as the
+/// chunk passes (see messages::ChatChunks). The first and last items are kept in both cases.
+#[pyclass(module = "llmprobe._core")]
+struct ChunkCollector {
+    chat: Option<messages::ChatChunks>,
+    items: Vec<Py<PyAny>>,
+    times: Vec<i64>,
+    first: Option<Py<PyAny>>,
+    last: Option<Py<PyAny>>,
+}
+
+#[pymethods]
+impl ChunkCollector {
+    #[new]
+    #[pyo3(signature = (chat=false))]
+    fn new(chat: bool) -> Self {
+        ChunkCollector {
+            chat: chat.then(Default::default),
+            items: Vec::new(),
+            times: Vec::new(),
+            first: None,
+            last: None,
+        }
+    }
+
+    /// One item and its perf_counter_ns() arrival time.
+    fn add(&mut self, item: &Bound<'_, PyAny>, time_ns: i64) {
+        self.times.push(time_ns);
+        if self.first.is_none() {
+            self.first = Some(item.clone().unbind());
+        }
+        match self.chat.as_mut() {
+            Some(chat) => {
+                self.last = Some(item.clone().unbind());
+                guard("ChunkCollector.add", (), || {
+                    chat.add(item);
+                    Ok(())
+                });
+            }
+            None => self.items.push(item.clone().unbind()),
+        }
+    }
+
+    /// The items kept (none for chat chunks), in order.
+    #[getter]
+    fn items(&self, py: Python<'_>) -> Vec<Py<PyAny>> {
+        self.items.iter().map(|i| i.clone_ref(py)).collect()
+    }
+
+    #[getter]
+    fn times(&self) -> Vec<i64> {
+        self.times.clone()
+    }
+
+    #[getter]
+    fn first(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.first.as_ref().map(|i| i.clone_ref(py))
+    }
+
+    #[getter]
+    fn last(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        match (&self.chat, self.items.last()) {
+            (None, Some(i)) => Some(i.clone_ref(py)),
+            _ => self.last.as_ref().map(|i| i.clone_ref(py)),
+        }
+    }
+
+    /// For chat chunks: (position of the first chunk with content, the last usage, then
+    /// chat_output()'s five values) for the chunks seen.
+    fn chat_answer<'py>(
+        &self,
+        py: Python<'py>,
+        capture: bool,
+    ) -> (Option<usize>, Option<Bound<'py, PyAny>>, Output) {
+        guard("ChunkCollector.chat_answer", Default::default(), || {
+            let Some(chat) = self.chat.as_ref() else {
+                return Ok(Default::default());
+            };
+            let a = chat.finish(py, capture);
+            Ok((a.first, a.usage, output_of(a.messages)))
+        })
+    }
 }
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<span::PySpan>()?;
+    m.add_class::<ChunkCollector>()?;
     m.add_function(wrap_pyfunction!(configure, m)?)?;
     m.add_function(wrap_pyfunction!(start, m)?)?;
     m.add_function(wrap_pyfunction!(force_flush, m)?)?;
@@ -234,7 +308,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(record_genai_metrics, m)?)?;
     m.add_function(wrap_pyfunction!(chat_input, m)?)?;
     m.add_function(wrap_pyfunction!(chat_output, m)?)?;
-    m.add_function(wrap_pyfunction!(chat_chunks, m)?)?;
     use crate::span::*;
     m.add("KIND_INTERNAL", KIND_INTERNAL)?;
     m.add("KIND_SERVER", KIND_SERVER)?;
