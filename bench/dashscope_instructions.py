@@ -21,6 +21,7 @@ for callgrind_annotate.
 from __future__ import annotations
 
 import argparse
+import gc
 import glob
 import os
 import subprocess
@@ -46,8 +47,12 @@ def child(config: str, mode: str, state: str, calls: int, warmup: int) -> None:
     if state == "off":
         h["disable"]()
     before = h["span_count"]()
+    # As in openai_instructions.py: no full collection may land in one run and not the other.
+    gc.collect()
+    gc.disable()
     for _ in range(calls):
         fn()
+    gc.enable()
     h["flush"]()
     spans = h["span_count"]() - before
     expected = calls if state == "on" else 0

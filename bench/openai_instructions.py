@@ -8,7 +8,9 @@ config up, warm it up in both states exactly as the harness does, then make N ca
 instrumentation on, or N calls with it off, flush and exit. The added cost per call is
 ``(Ir(on) - Ir(off)) / N`` over all threads, so the peers' BatchSpanProcessor worker and
 llmprobe's exporter threads (batching, encoding, HTTP to the sink) are both counted, as is the
-final flush that exports the N spans.
+final flush that exports the N spans. The cyclic garbage collector is off during the N calls
+(see child()): a full collection landing in one run and not the other moved the result by up to
+200k instructions per call.
 
     /tmp/venv-peers/bin/python bench/openai_instructions.py              # ~15 min on 2 cores
     /tmp/venv-peers/bin/python bench/openai_instructions.py --configs plugin --modes sync
@@ -17,6 +19,7 @@ final flush that exports the N spans.
 from __future__ import annotations
 
 import argparse
+import gc
 import glob
 import os
 import subprocess
@@ -63,8 +66,14 @@ def child(config: str, mode: str, state: str, calls: int, warmup: int) -> None:
     flush()
     if toggle and state == "off":
         h["disable"]()
+    # The cyclic collector runs about once per 200 calls here, and a full collection costs
+    # millions of instructions: whether one lands inside the on run or the off run would decide
+    # the difference. So it is collected before and kept off during the measured calls.
+    gc.collect()
+    gc.disable()
     for _ in range(calls):
         fn(client)
+    gc.enable()
     flush()
     if h["shutdown"]:
         h["shutdown"]()
