@@ -230,7 +230,6 @@ def end(
     input_tokens: int | None = None,
     output_tokens: int | None = None,
     time_to_first_chunk: float | None = None,
-    time_per_output_chunk: list | None = None,
     ended_ns: int | None = None,
     chunk_times_ns: list | None = None,
 ) -> None:
@@ -246,7 +245,6 @@ def end(
             input_tokens,
             output_tokens,
             time_to_first_chunk,
-            time_per_output_chunk,
             chunk_times_ns,
         )
 
@@ -255,8 +253,9 @@ def end_stream(state: Any, error: BaseException | None, assemble: Callable) -> N
     """Fill and end the span of a streamed call (the ``on_end`` of a stream proxy's state).
     ``assemble(call, attributes, state)`` is the library's part: it reads what the stream gave
     (``state.items``, or its ``state.collector``) into `attributes` and returns (the position of
-    the first chunk with content or None, input tokens, output tokens). The rest is the same for every library: the error, the time
-    to the first token and to the first chunk, the gaps between chunks, the metrics, the end."""
+    the first chunk with content or None, input tokens, output tokens). The rest is the same for
+    every library: the error, the time to the first token and to the first chunk, the gaps
+    between chunks, the metrics, the end."""
     now = perf_counter_ns()
     call: Call = state.call
     input_tokens = output_tokens = ttfc = times = None
@@ -272,7 +271,7 @@ def end_stream(state: Any, error: BaseException | None, assemble: Callable) -> N
             ttfc = (times[0] - call.started) / 1e9
         call.span.set_attributes(attributes)
     finally:
-        end(call, input_tokens, output_tokens, ttfc, None, now, times)
+        end(call, input_tokens, output_tokens, ttfc, now, times)
 
 
 def record_metrics(
@@ -281,7 +280,6 @@ def record_metrics(
     input_tokens: int | None = None,
     output_tokens: int | None = None,
     time_to_first_chunk: float | None = None,
-    time_per_output_chunk: list | None = None,
     chunk_times_ns: list | None = None,
 ) -> None:
     """Hand one operation's measurements to the core's GenAI histograms (guarded: metrics
@@ -296,7 +294,7 @@ def record_metrics(
             input_tokens if type(input_tokens) is int else None,
             output_tokens if type(output_tokens) is int else None,
             time_to_first_chunk,
-            time_per_output_chunk,
+            None,
             chunk_times_ns,
         )
     except Exception as exc:  # noqa: BLE001

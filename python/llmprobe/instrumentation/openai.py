@@ -147,6 +147,16 @@ def _numbers(attributes: dict, kwargs: dict, parameters: tuple) -> None:
                 attributes[key] = value
 
 
+def _sampling(attributes: dict, kwargs: dict) -> None:
+    """The numeric parameters and stop sequences chat and text completions share."""
+    _numbers(attributes, kwargs, _CHAT_PARAMETERS)
+    stop = kwargs.get("stop")
+    if isinstance(stop, str):
+        attributes["gen_ai.request.stop_sequences"] = [stop]
+    elif isinstance(stop, SEQUENCES) and all(isinstance(s, str) for s in stop):
+        attributes["gen_ai.request.stop_sequences"] = list(stop)
+
+
 def _output_type(response_format: Any) -> str | None:
     if response_format is None:
         return None
@@ -185,12 +195,7 @@ def _before_chat(instance: Any, args: tuple, kwargs: dict) -> _genai.Call:
     capture = _genai.capture_content()
     stream = bool(kwargs.get("stream"))
     attributes: dict = {"gen_ai.request.stream": stream}
-    _numbers(attributes, kwargs, _CHAT_PARAMETERS)
-    stop = kwargs.get("stop")
-    if isinstance(stop, str):
-        attributes["gen_ai.request.stop_sequences"] = [stop]
-    elif isinstance(stop, SEQUENCES) and all(isinstance(s, str) for s in stop):
-        attributes["gen_ai.request.stop_sequences"] = list(stop)
+    _sampling(attributes, kwargs)
     output_type = _output_type(kwargs.get("response_format"))
     if output_type is not None:
         attributes["gen_ai.output.type"] = output_type
@@ -213,12 +218,7 @@ def _before_completion(instance: Any, args: tuple, kwargs: dict) -> _genai.Call:
     capture = _genai.capture_content()
     stream = bool(kwargs.get("stream"))
     attributes: dict = {"gen_ai.request.stream": stream}
-    _numbers(attributes, kwargs, _CHAT_PARAMETERS)
-    stop = kwargs.get("stop")
-    if isinstance(stop, str):
-        attributes["gen_ai.request.stop_sequences"] = [stop]
-    elif isinstance(stop, SEQUENCES) and all(isinstance(s, str) for s in stop):
-        attributes["gen_ai.request.stop_sequences"] = list(stop)
+    _sampling(attributes, kwargs)
     _genai.put_input(attributes, _messages.prompt_input(kwargs.get("prompt")), capture)
     request = _Request("text_completion", capture, stream)
     return _begin(instance, kwargs, request, "text_completion", "LLM", attributes)
