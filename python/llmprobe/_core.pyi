@@ -169,23 +169,26 @@ def chat_output(choices: Any, capture: bool) -> _Output:
     message has parts)."""
 
 class ChunkCollector:
-    """What a stream proxy records per item, in one crossing. ``ChunkCollector(False)`` keeps
-    each item; ``ChunkCollector(True)`` reads chat-completion chunks as they pass and keeps only
-    what the answer needs (text and tool-call pieces, the last usage), so no chunk outlives its
-    use. Both keep each item's arrival time and the first and last items."""
+    """What a stream proxy records per item, in one crossing. ``ChunkCollector()`` keeps each
+    item; ``ChunkCollector("chat")`` reads OpenAI chat-completion chunks as they pass, and
+    ``ChunkCollector("dashscope", incremental)`` DashScope generation chunks (``incremental``:
+    the caller's incremental_output, None when not given), keeping only what the answer needs
+    (text and tool-call pieces, the last usage, the last error chunk), so no chunk outlives its
+    use. All keep each item's arrival time and the first and last items."""
 
-    def __init__(self, chat: bool = False) -> None: ...
+    def __init__(self, chunks: str | None = None, incremental: bool | None = None) -> None: ...
     def add(self, item: Any, time_ns: int) -> None:
         """One item and its perf_counter_ns() arrival time."""
     @property
     def items(self) -> list[Any]:
-        """The items kept, in order (none for chat chunks)."""
+        """The items kept, in order (none when they were read as they passed)."""
     @property
     def times(self) -> list[int]: ...
     @property
     def first(self) -> Any: ...
     @property
     def last(self) -> Any: ...
-    def chat_answer(self, capture: bool) -> tuple[int | None, Any, _Output]:
-        """For chat chunks: (the position of the first chunk with content, the last usage seen
-        or None, then what chat_output returns)."""
+    def answer(self, capture: bool) -> tuple[int | None, Any, Any, _Output]:
+        """For chunks read as they passed: (the position of the first chunk with content, the
+        last usage seen or None, the last chunk that reported an error or None, then what
+        chat_output returns)."""

@@ -17,7 +17,7 @@ from llmprobe.instrumentation import dashscope as probe
 def boom(*a, **k):
     raise RuntimeError("hook failure")
 probe._usage = boom
-probe._Assembler.add = boom
+probe._assemble_stream = boom
 probe._server = boom
 """
 
@@ -27,7 +27,7 @@ from llmprobe.instrumentation import dashscope as probe
 def boom(*a, **k):
     raise RuntimeError("hook failure")
 probe._usage = boom
-probe._Assembler.add = boom
+probe._assemble_stream = boom
 """
 
 

@@ -354,8 +354,8 @@ def put_output(attributes: dict, messages: list, capture: bool) -> None:
 
 
 def put_output_json(attributes: dict, output: tuple, capture: bool) -> None:
-    """put_output() for what the core's chat_output / ChunkCollector.chat_answer wrote: (JSON, answer text,
-    finish reasons, characters, whether any message has parts)."""
+    """put_output() for what the core's chat_output / ChunkCollector.answer wrote: (JSON, answer
+    text, finish reasons, characters, whether any message has parts)."""
     text, answer, _, chars, has_parts = output
     if not capture:
         attributes["llmprobe.output.size"] = chars

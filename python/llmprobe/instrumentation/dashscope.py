@@ -31,6 +31,7 @@ import inspect
 from typing import Any
 from urllib.parse import urlsplit
 
+from llmprobe import _core
 from llmprobe._core import STATUS_ERROR
 from llmprobe.instrumentation import _genai, _messages, _stream, _wrap
 from llmprobe.instrumentation._messages import SEQUENCES, get
@@ -333,11 +334,18 @@ def _put_answer(attributes: dict, messages: list, capture: bool) -> None:
     _genai.put_output(attributes, messages, capture)
 
 
+def _state(call: _genai.Call) -> _stream.StreamState:
+    # The core reads each chunk as it passes (no chunk is kept for the end).
+    incremental = call.extra.incremental
+    collector = _core.ChunkCollector("dashscope", incremental if type(incremental) is bool else None)
+    return _stream.StreamState("dashscope stream", _end_stream, call, collector)
+
+
 def _after_generation(call: _genai.Call, result: Any) -> Any:
     if inspect.isgenerator(result):
-        return _stream.SyncStreamProxy(result, _stream.StreamState("dashscope stream", _end_stream, call))
+        return _stream.SyncStreamProxy(result, _state(call))
     if inspect.isasyncgen(result):
-        return _stream.AsyncStreamProxy(result, _stream.StreamState("dashscope stream", _end_stream, call))
+        return _stream.AsyncStreamProxy(result, _state(call))
     _complete(call, result)
     return None
 
@@ -381,138 +389,29 @@ def _error(call: _genai.Call, error: BaseException) -> None:
 # ---- streams ---------------------------------------------------------------------------------
 
 
-class _Assembler:
-    """Rebuilds a streamed answer, per choice: its text and tool calls. A chunk carries either a
-    delta or the full answer so far; `incremental` (the caller's incremental_output) says which
-    when the caller said it, else a text that extends what came before is taken as full-so-far."""
-
-    __slots__ = ("choices", "incremental")
-
-    def __init__(self, incremental: Any) -> None:
-        self.incremental = incremental
-        # index -> [role, text, {tool index: [id, name, arguments]}, finish_reason]
-        self.choices: dict = {}
-
-    def _choice(self, index: Any) -> list:
-        choice = self.choices.get(index)
-        if choice is None:
-            choice = self.choices[index] = ["assistant", "", {}, None]
-        return choice
-
-    def _text(self, choice: list, text: str) -> None:
-        previous = choice[1]
-        if self.incremental is True:
-            choice[1] = previous + text
-        elif self.incremental is False or text.startswith(previous):
-            choice[1] = text
-        else:
-            choice[1] = previous + text
-
-    def add(self, output: Any) -> bool:
-        """Take one chunk's output; True when it carried content."""
-        content = False
-        choices = get(output, "choices")
-        if isinstance(choices, SEQUENCES) and choices:
-            for position, item in enumerate(choices):
-                index = get(item, "index", position)
-                choice = self._choice(index)
-                message = get(item, "message")
-                if message is not None:
-                    role = get(message, "role")
-                    if isinstance(role, str) and role:
-                        choice[0] = role
-                    text = get(message, "content")
-                    if isinstance(text, SEQUENCES):  # multimodal answers: [{"text": ...}]
-                        text = "".join(t for t in (get(p, "text") for p in text) if isinstance(t, str))
-                    if isinstance(text, str) and text:
-                        self._text(choice, text)
-                        content = True
-                    calls = get(message, "tool_calls")
-                    if isinstance(calls, SEQUENCES) and calls:
-                        self._tool_calls(choice[2], calls)
-                        content = True
-                finish = get(item, "finish_reason")
-                if isinstance(finish, str) and finish != "null":
-                    choice[3] = finish
-            return content
-        text = get(output, "text")
-        choice = self._choice(0)
-        if isinstance(text, str) and text:
-            self._text(choice, text)
-            content = True
-        finish = get(output, "finish_reason")
-        if isinstance(finish, str) and finish != "null":
-            choice[3] = finish
-        return content
-
-    def _tool_calls(self, state: dict, calls: Any) -> None:
-        for position, call in enumerate(calls):
-            index = get(call, "index", position)
-            function = get(call, "function") or {}
-            name = get(function, "name")
-            arguments = get(function, "arguments")
-            entry = state.get(index)
-            if entry is None:
-                entry = state[index] = [None, None, ""]
-            call_id = get(call, "id")
-            if isinstance(call_id, str) and call_id:
-                entry[0] = call_id
-            if isinstance(name, str) and name:
-                entry[1] = name if self.incremental is not True else (entry[1] or "") + name
-            if isinstance(arguments, str) and arguments:
-                if self.incremental is True:
-                    entry[2] += arguments
-                elif arguments.startswith(entry[2]) or self.incremental is False:
-                    entry[2] = arguments
-                else:
-                    entry[2] += arguments
-
-    def messages(self) -> list:
-        out = []
-        for index in sorted(self.choices, key=lambda i: i if isinstance(i, int) else 0):
-            role, text, calls, finish = self.choices[index]
-            parts = [_messages.text_part(text)] if text else []
-            for call_index in sorted(calls, key=lambda i: i if isinstance(i, int) else 0):
-                call_id, name, arguments = calls[call_index]
-                parts.append(_messages.tool_call_part(call_id, name, arguments))
-            message: dict = {"role": role, "parts": parts}
-            if finish is not None:
-                message["finish_reason"] = finish
-            out.append(message)
-        return out
-
-
 def _end_stream(state: _stream.StreamState, error: BaseException | None) -> None:
     """Fill and end the span of a streamed call from the chunks the stream gave."""
     _genai.end_stream(state, error, _assemble_stream)
 
 
 def _assemble_stream(call: _genai.Call, attributes: dict, state: _stream.StreamState) -> tuple:
-    """The answer, usage and errors of a stream's chunks (each a whole response): the position
+    """The answer, usage and errors of a stream's chunks (each a whole response), which the
+    core read as they passed (full-so-far or delta, see the module's docstring): the position
     of the first chunk with content, and the token counts."""
     request: _Request = call.extra
-    items = state.items
-    assembler = _Assembler(request.incremental)
-    first = None
-    usage = None
-    failed = None
-    for position, item in enumerate(items):
-        if _is_error(item):
-            failed = item
-            continue
-        if assembler.add(get(item, "output")) and first is None:
-            first = position
-        item_usage = get(item, "usage")
-        if item_usage:
-            usage = item_usage  # cumulative: the last one counts
-    if items:
-        _response_id(attributes, items[-1])
+    collector = state.collector
+    first, usage, failed, output = collector.answer(request.capture)
+    last = collector.last
+    if last is not None:
+        _response_id(attributes, last)
         if request.kind == "chain":
-            _session(attributes, get(items[-1], "output"), request)
+            _session(attributes, get(last, "output"), request)
     if failed is not None:
         _fail_response(call, failed)
     input_tokens, output_tokens = _usage(attributes, usage)
-    _put_answer(attributes, assembler.messages(), request.capture)
+    if output[2]:
+        attributes["gen_ai.response.finish_reasons"] = output[2]
+    _genai.put_output_json(attributes, output, request.capture)
     return first, input_tokens, output_tokens
 
 

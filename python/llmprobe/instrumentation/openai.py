@@ -400,7 +400,7 @@ def _chunks_stream(call: _genai.Call, attributes: dict, collector: Any, request:
     collector as they passed); the index of the first chunk with content; the token counts of
     the usage chunk, when the stream had one."""
     if request.kind == "chat":
-        first, usage, output = collector.chat_answer(request.capture)
+        first, usage, _, output = collector.answer(request.capture)
     else:
         assembler = _messages.CompletionAssembler()
         first, usage = assembler.add_chunks(collector.items)
@@ -488,8 +488,8 @@ def _after(call: _genai.Call, result: Any) -> Any:
 
 def _proxy(call: _genai.Call, stream: Any, proxy_class: type) -> Any:
     try:
-        # Chat chunks are read as they pass (ChunkCollector(True)); other streams keep theirs.
-        collector = _core.ChunkCollector(call.extra.kind == "chat")
+        # Chat chunks are read as they pass; other streams keep theirs.
+        collector = _core.ChunkCollector("chat" if call.extra.kind == "chat" else None)
         return proxy_class(stream, _stream.StreamState("openai stream", _end_stream, call, collector))
     except BaseException:
         _genai.end(call)  # no proxy, no later end: end the span now rather than never

@@ -54,7 +54,10 @@ fn is_mapping(v: &Bound<'_, PyAny>) -> bool {
 }
 
 /// `obj[key]` of a mapping, `obj.key` of anything else; None when absent or None.
-fn get<'py>(obj: &Bound<'py, PyAny>, key: &Bound<'py, PyString>) -> Option<Bound<'py, PyAny>> {
+pub(super) fn get<'py>(
+    obj: &Bound<'py, PyAny>,
+    key: &Bound<'py, PyString>,
+) -> Option<Bound<'py, PyAny>> {
     Reader::of(obj).get(key)
 }
 
@@ -62,7 +65,7 @@ fn get<'py>(obj: &Bound<'py, PyAny>, key: &Bound<'py, PyString>) -> Option<Bound
 /// instance `__dict__`: reading them there is a dict lookup, where `getattr` on a model goes
 /// through its `__getattr__` hook and the type's MRO each time, several times the cost. A
 /// field not found there (a property, an extra field) is read with `getattr`.
-struct Reader<'py> {
+pub(super) struct Reader<'py> {
     obj: Bound<'py, PyAny>,
     dict: Option<Bound<'py, PyDict>>,
     /// `obj` is itself a dict: `dict` is the mapping, not an instance `__dict__`.
@@ -70,7 +73,7 @@ struct Reader<'py> {
 }
 
 impl<'py> Reader<'py> {
-    fn of(obj: &Bound<'py, PyAny>) -> Self {
+    pub(super) fn of(obj: &Bound<'py, PyAny>) -> Self {
         if let Ok(d) = obj.cast::<PyDict>() {
             return Reader {
                 obj: obj.clone(),
@@ -98,7 +101,7 @@ impl<'py> Reader<'py> {
         }
     }
 
-    fn get(&self, key: &Bound<'py, PyString>) -> Option<Bound<'py, PyAny>> {
+    pub(super) fn get(&self, key: &Bound<'py, PyString>) -> Option<Bound<'py, PyAny>> {
         let found = self
             .dict
             .as_ref()
@@ -122,7 +125,7 @@ impl<'py> Reader<'py> {
 }
 
 /// The items of a list or tuple (None for anything else: it may be one-shot).
-fn items<'py>(v: &Bound<'py, PyAny>) -> Option<Vec<Bound<'py, PyAny>>> {
+pub(super) fn items<'py>(v: &Bound<'py, PyAny>) -> Option<Vec<Bound<'py, PyAny>>> {
     if let Ok(l) = v.cast::<PyList>() {
         return Some(l.iter().collect());
     }
@@ -136,7 +139,7 @@ fn truthy(v: &Option<Bound<'_, PyAny>>) -> bool {
     v.as_ref().is_some_and(|v| v.is_truthy().unwrap_or(false))
 }
 
-fn text_of(v: &Bound<'_, PyAny>) -> Option<String> {
+pub(super) fn text_of(v: &Bound<'_, PyAny>) -> Option<String> {
     v.cast::<PyString>().ok().map(|s| str_of(s).into_owned())
 }
 
@@ -188,7 +191,7 @@ impl Messages {
             .unwrap_or_default()
     }
 
-    fn begin(&mut self, role: &str) {
+    pub(super) fn begin(&mut self, role: &str) {
         if self.capture {
             if !self.first_message {
                 self.w.out.push(',');
@@ -203,7 +206,7 @@ impl Messages {
         self.current_has_text = false;
     }
 
-    fn end(&mut self, finish_reason: Option<&str>) {
+    pub(super) fn end(&mut self, finish_reason: Option<&str>) {
         if self.capture {
             self.w.out.push(']');
             if let Some(f) = finish_reason {
@@ -289,7 +292,7 @@ impl Messages {
         self.close_part();
     }
 
-    fn text_part_str(&mut self, text: &str) {
+    pub(super) fn text_part_str(&mut self, text: &str) {
         if self.answer.is_some() {
             self.current_text.push_str(text);
             self.current_has_text = true;
@@ -529,10 +532,10 @@ pub fn chat_output(choices: &Bound<'_, PyAny>, capture: bool) -> Messages {
 }
 
 #[derive(Default)]
-struct ToolCallState {
-    id: Option<String>,
-    name: Option<String>,
-    arguments: String,
+pub(super) struct ToolCallState {
+    pub(super) id: Option<String>,
+    pub(super) name: Option<String>,
+    pub(super) arguments: String,
 }
 
 #[derive(Default)]
@@ -685,19 +688,7 @@ impl ChatChunks {
                 m.text_field("content", &state.refusal);
                 m.close_part();
             }
-            for call in state.tools.values() {
-                m.part("tool_call");
-                match &call.id {
-                    Some(id) => m.text_field_raw("id", id),
-                    None => m.null_field("id"),
-                }
-                match &call.name {
-                    Some(name) => m.text_field_raw("name", name),
-                    None => m.null_field("name"),
-                }
-                m.arguments(&call.arguments);
-                m.close_part();
-            }
+            m.assembled_tool_calls(&state.tools);
             m.end(state.finish.as_deref());
         }
         StreamAnswer {
@@ -709,6 +700,23 @@ impl ChatChunks {
 }
 
 impl Messages {
+    /// The tool calls a stream's pieces added up to, in their index order.
+    pub(super) fn assembled_tool_calls(&mut self, tools: &BTreeMap<u64, ToolCallState>) {
+        for call in tools.values() {
+            self.part("tool_call");
+            match &call.id {
+                Some(id) => self.text_field_raw("id", id),
+                None => self.null_field("id"),
+            }
+            match &call.name {
+                Some(name) => self.text_field_raw("name", name),
+                None => self.null_field("name"),
+            }
+            self.arguments(&call.arguments);
+            self.close_part();
+        }
+    }
+
     /// A structural text field (an id, a name): written whole, never counted.
     fn text_field_raw(&mut self, name: &str, text: &str) {
         if self.capture {

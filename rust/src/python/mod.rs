@@ -1,6 +1,7 @@
 //! The binding layer: `llmprobe._core`. Thin by design; the work is in the plain Rust modules.
 
 mod convert;
+mod dashscope_chunks;
 mod json;
 mod messages;
 mod span;
@@ -207,31 +208,61 @@ fn chat_output(choices: &Bound<'_, PyAny>, capture: bool) -> Output {
     })
 }
 
+/// How a collector reads the items of its stream.
+enum Reading {
+    /// Keeps each item: the instrumentation reads them at the end.
+    Items(Vec<Py<PyAny>>),
+    /// OpenAI chat-completion chunks, read as they pass (see messages::ChatChunks).
+    Chat(messages::ChatChunks),
+    /// DashScope generation chunks, read as they pass (see dashscope_chunks).
+    DashScope(dashscope_chunks::DashScopeChunks),
+}
+
 /// What a stream proxy records per item, in one crossing: the item's arrival time and either
-/// the item itself (`ChunkCollector(False)`: the instrumentation reads the items at the end) or,
-/// for chat-completion chunks (`ChunkCollector(True)`), only what the answer needs, read as the
-/// chunk passes (see messages::ChatChunks). The first and last items are kept in both cases.
+/// the item itself (`ChunkCollector()`: the instrumentation reads the items at the end) or,
+/// for the chunks of a chat answer (`ChunkCollector("chat")`, `ChunkCollector("dashscope",
+/// incremental)`), only what the answer needs, read as the chunk passes, so that no chunk
+/// outlives its use. The first and last items are kept in every case.
 #[pyclass(module = "llmprobe._core")]
 struct ChunkCollector {
-    chat: Option<messages::ChatChunks>,
-    items: Vec<Py<PyAny>>,
+    reading: Reading,
     times: Vec<i64>,
     first: Option<Py<PyAny>>,
     last: Option<Py<PyAny>>,
 }
 
+/// What ChunkCollector.answer() yields: (position of the first chunk with content, the last
+/// usage, the last chunk that reported an error, the output messages).
+type Answer<'py> = (
+    Option<usize>,
+    Option<Bound<'py, PyAny>>,
+    Option<Bound<'py, PyAny>>,
+    Output,
+);
+
 #[pymethods]
 impl ChunkCollector {
     #[new]
-    #[pyo3(signature = (chat=false))]
-    fn new(chat: bool) -> Self {
-        ChunkCollector {
-            chat: chat.then(Default::default),
-            items: Vec::new(),
+    #[pyo3(signature = (chunks=None, incremental=None))]
+    fn new(chunks: Option<&str>, incremental: Option<bool>) -> PyResult<Self> {
+        let reading = match chunks {
+            None => Reading::Items(Vec::new()),
+            Some("chat") => Reading::Chat(Default::default()),
+            Some("dashscope") => {
+                Reading::DashScope(dashscope_chunks::DashScopeChunks::new(incremental))
+            }
+            Some(other) => {
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "unknown chunks {other:?}: None, 'chat' or 'dashscope'"
+                )))
+            }
+        };
+        Ok(ChunkCollector {
+            reading,
             times: Vec::new(),
             first: None,
             last: None,
-        }
+        })
     }
 
     /// One item and its perf_counter_ns() arrival time.
@@ -240,22 +271,32 @@ impl ChunkCollector {
         if self.first.is_none() {
             self.first = Some(item.clone().unbind());
         }
-        match self.chat.as_mut() {
-            Some(chat) => {
+        match &mut self.reading {
+            Reading::Items(items) => items.push(item.clone().unbind()),
+            Reading::Chat(chat) => {
                 self.last = Some(item.clone().unbind());
                 guard("ChunkCollector.add", (), || {
                     chat.add(item);
                     Ok(())
                 });
             }
-            None => self.items.push(item.clone().unbind()),
+            Reading::DashScope(chunks) => {
+                self.last = Some(item.clone().unbind());
+                guard("ChunkCollector.add", (), || {
+                    chunks.add(item);
+                    Ok(())
+                });
+            }
         }
     }
 
-    /// The items kept (none for chat chunks), in order.
+    /// The items kept (none when they were read as they passed), in order.
     #[getter]
     fn items(&self, py: Python<'_>) -> Vec<Py<PyAny>> {
-        self.items.iter().map(|i| i.clone_ref(py)).collect()
+        match &self.reading {
+            Reading::Items(items) => items.iter().map(|i| i.clone_ref(py)).collect(),
+            _ => Vec::new(),
+        }
     }
 
     #[getter]
@@ -270,25 +311,27 @@ impl ChunkCollector {
 
     #[getter]
     fn last(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        match (&self.chat, self.items.last()) {
-            (None, Some(i)) => Some(i.clone_ref(py)),
+        match &self.reading {
+            Reading::Items(items) => items.last().map(|i| i.clone_ref(py)),
             _ => self.last.as_ref().map(|i| i.clone_ref(py)),
         }
     }
 
-    /// For chat chunks: (position of the first chunk with content, the last usage, then
-    /// chat_output()'s five values) for the chunks seen.
-    fn chat_answer<'py>(
-        &self,
-        py: Python<'py>,
-        capture: bool,
-    ) -> (Option<usize>, Option<Bound<'py, PyAny>>, Output) {
-        guard("ChunkCollector.chat_answer", Default::default(), || {
-            let Some(chat) = self.chat.as_ref() else {
-                return Ok(Default::default());
-            };
-            let a = chat.finish(py, capture);
-            Ok((a.first, a.usage, output_of(a.messages)))
+    /// For chunks read as they passed: (the position of the first chunk with content, the
+    /// last usage, the last chunk that reported an error, then chat_output()'s five values).
+    fn answer<'py>(&self, py: Python<'py>, capture: bool) -> Answer<'py> {
+        guard("ChunkCollector.answer", Default::default(), || {
+            Ok(match &self.reading {
+                Reading::Items(_) => Default::default(),
+                Reading::Chat(chat) => {
+                    let a = chat.finish(py, capture);
+                    (a.first, a.usage, None, output_of(a.messages))
+                }
+                Reading::DashScope(chunks) => {
+                    let a = chunks.finish(py, capture);
+                    (a.first, a.usage, a.failed, output_of(a.messages))
+                }
+            })
         })
     }
 }
