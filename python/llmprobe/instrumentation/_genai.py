@@ -340,7 +340,11 @@ def put_input_json(
 def put_output(attributes: dict, messages: list, capture: bool) -> None:
     """Output messages (normalised, see _messages) into `attributes`: ``gen_ai.output.messages``,
     and ``output.value`` = the answer text (the messages' JSON when the answer has no text, only
-    tool calls); only their size when content is not captured."""
+    tool calls); only their size when content is not captured. Their finish reasons go to
+    ``gen_ai.response.finish_reasons`` either way."""
+    reasons = [m["finish_reason"] for m in messages if m.get("finish_reason")]
+    if reasons:
+        attributes["gen_ai.response.finish_reasons"] = reasons
     if not capture:
         attributes["llmprobe.output.size"] = _messages.characters(messages)
         return
@@ -355,8 +359,11 @@ def put_output(attributes: dict, messages: list, capture: bool) -> None:
 
 def put_output_json(attributes: dict, output: tuple, capture: bool) -> None:
     """put_output() for what the core's chat_output / ChunkCollector.answer wrote: (JSON, answer
-    text, finish reasons, characters, whether any message has parts)."""
-    text, answer, _, chars, has_parts = output
+    text, finish reasons, characters, whether any message has parts); the finish reasons go to
+    ``gen_ai.response.finish_reasons``."""
+    text, answer, reasons, chars, has_parts = output
+    if reasons:
+        attributes["gen_ai.response.finish_reasons"] = reasons
     if not capture:
         attributes["llmprobe.output.size"] = chars
         return

@@ -313,9 +313,6 @@ class CompletionAssembler:
             out.append(message)
         return out
 
-    def finish_reasons(self) -> list:
-        return [state[1] for _, state in sorted(self.choices.items()) if state[1]]
-
 
 # ---- the Responses API -----------------------------------------------------------------------
 

@@ -175,37 +175,21 @@ def _parts(content: list) -> list:
     return parts
 
 
-def _message(message: Any) -> dict:
-    """One message in the contract's shape: the shared chat normalisation, with DashScope's
-    untyped content parts read here."""
-    normalised = _messages.chat_message(message)
-    content = get(message, "content")
-    if isinstance(content, SEQUENCES) and normalised["role"] != "tool":
-        calls = [p for p in normalised["parts"] if p.get("type") == "tool_call"]
-        normalised["parts"] = _parts(content) + calls
-    elif content == "":
-        # DashScope sends an empty content next to tool calls: not a part of the message.
-        normalised["parts"] = [p for p in normalised["parts"] if p.get("content") != ""]
-    return normalised
-
-
-def _input_messages(messages: Any) -> list | None:
-    if not isinstance(messages, SEQUENCES):
-        return None
-    return [_message(m) for m in messages]
-
-
-def _generation_input(arguments: dict) -> tuple:
-    """(operation, input messages) of a Generation call, as the SDK builds its request: the
-    messages, with the prompt appended as a user message when both are given."""
+def _put_generation_input(attributes: dict, arguments: dict, capture: bool) -> str:
+    """The input of a Generation (or Application) call into `attributes`, as the SDK builds its
+    request: the messages (read by the core, DashScope's untyped content parts included), with
+    the prompt appended as a user message when both are given. Returns the operation."""
     messages = arguments.get("messages")
     prompt = arguments.get("prompt")
-    if messages is not None:
-        normalised = _input_messages(messages)
-        if normalised is not None and isinstance(prompt, str) and prompt:
-            normalised.append({"role": "user", "parts": [_messages.text_part(prompt)]})
-        return "chat", normalised
-    return "text_completion", _messages.prompt_input(prompt)
+    if messages is None:
+        _genai.put_input(attributes, _messages.prompt_input(prompt), capture)
+        return "text_completion"
+    if isinstance(prompt, str) and prompt and isinstance(messages, SEQUENCES):
+        messages = [*messages, {"role": "user", "content": prompt}]
+    written = _core.chat_input(messages, capture, True)
+    if written is not None:
+        _genai.put_input_json(attributes, written[0], written[1], capture)
+    return "chat"
 
 
 def _before_generation(names: tuple):
@@ -223,8 +207,7 @@ def _before_generation(names: tuple):
             attributes["gen_ai.request.stop_sequences"] = [stop]
         elif isinstance(stop, SEQUENCES) and stop and all(isinstance(s, str) for s in stop):
             attributes["gen_ai.request.stop_sequences"] = list(stop)
-        operation, messages = _generation_input(arguments)
-        _genai.put_input(attributes, messages, capture)
+        operation = _put_generation_input(attributes, arguments, capture)
         tools = arguments.get("tools")
         if capture and isinstance(tools, SEQUENCES) and tools:
             attributes["gen_ai.tool.definitions"] = _genai.content_json(tools)
@@ -298,40 +281,20 @@ def _response_id(attributes: dict, response: Any) -> None:
         attributes["gen_ai.response.id"] = request_id
 
 
-def _output_messages(output: Any) -> list:
-    """The answer of a Generation response in the contract's shape: the choices (result_format
-    message), or the text (result_format text)."""
+def _put_answer(attributes: dict, output: Any, capture: bool) -> None:
+    """The answer of a Generation response, read by the core: its choices (result_format
+    message), or its text (result_format text, read as the one choice it stands for)."""
     if output is None:
-        return []
+        return
     choices = get(output, "choices")
-    if isinstance(choices, SEQUENCES) and choices:
-        out = []
-        for choice in choices:
-            message = get(choice, "message")
-            normalised = _message(message) if message is not None else {"role": "assistant", "parts": []}
-            if normalised["role"] in (None, "None"):
-                normalised["role"] = "assistant"
-            finish = get(choice, "finish_reason")
-            if isinstance(finish, str):
-                normalised["finish_reason"] = finish
-            out.append(normalised)
-        return out
-    text = get(output, "text")
-    if not isinstance(text, str):
-        return []
-    message: dict = {"role": "assistant", "parts": [_messages.text_part(text)]}
-    finish = get(output, "finish_reason")
-    if isinstance(finish, str):
-        message["finish_reason"] = finish
-    return [message]
-
-
-def _put_answer(attributes: dict, messages: list, capture: bool) -> None:
-    reasons = [m["finish_reason"] for m in messages if isinstance(m.get("finish_reason"), str)]
-    reasons = [r for r in reasons if r != "null"]
-    if reasons:
-        attributes["gen_ai.response.finish_reasons"] = reasons
-    _genai.put_output(attributes, messages, capture)
+    if not (isinstance(choices, SEQUENCES) and choices):
+        text = get(output, "text")
+        if not isinstance(text, str):
+            return
+        message = {"role": "assistant", "content": text}
+        choices = [{"message": message, "finish_reason": get(output, "finish_reason")}]
+    written = _core.chat_output(choices, capture, True)
+    _genai.put_output_json(attributes, written, capture)
 
 
 def _state(call: _genai.Call) -> _stream.StreamState:
@@ -373,7 +336,7 @@ def _complete(call: _genai.Call, response: Any) -> None:
             else:
                 if request.kind == "chain":
                     _session(attributes, output, request)
-                _put_answer(attributes, _output_messages(output), request.capture)
+                _put_answer(attributes, output, request.capture)
         call.span.set_attributes(attributes)
     finally:
         _genai.end(call, input_tokens, output_tokens)
@@ -409,8 +372,6 @@ def _assemble_stream(call: _genai.Call, attributes: dict, state: _stream.StreamS
     if failed is not None:
         _fail_response(call, failed)
     input_tokens, output_tokens = _usage(attributes, usage)
-    if output[2]:
-        attributes["gen_ai.response.finish_reasons"] = output[2]
     _genai.put_output_json(attributes, output, request.capture)
     return first, input_tokens, output_tokens
 
@@ -543,8 +504,7 @@ def _before_application(names: tuple):
         app_id = arguments.get("app_id")
         if isinstance(app_id, str):
             attributes["gen_ai.agent.id"] = app_id
-        _operation, messages = _generation_input(arguments)
-        _genai.put_input(attributes, messages, capture)
+        _put_generation_input(attributes, arguments, capture)
         request = _Request("chain", capture, arguments.get("incremental_output"))
         session = arguments.get("session_id")
         if isinstance(session, str) and session:

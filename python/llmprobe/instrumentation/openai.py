@@ -355,8 +355,6 @@ def _complete(call: _genai.Call, response: Any) -> None:
         else:
             if kind == "chat":
                 output = _core.chat_output(get(response, "choices"), request.capture)
-                if output[2]:
-                    attributes["gen_ai.response.finish_reasons"] = output[2]
                 _genai.put_output_json(attributes, output, request.capture)
                 messages = None
             elif kind == "text_completion":
@@ -365,9 +363,6 @@ def _complete(call: _genai.Call, response: Any) -> None:
                 finish = _responses_finish(response)
                 messages = _messages.responses_output(get(response, "output"), finish)
             if messages is not None:
-                reasons = [m["finish_reason"] for m in messages if m.get("finish_reason")]
-                if reasons:
-                    attributes["gen_ai.response.finish_reasons"] = reasons
                 _genai.put_output(attributes, messages, request.capture)
         call.span.set_attributes(attributes)
     finally:
@@ -413,13 +408,8 @@ def _chunks_stream(call: _genai.Call, attributes: dict, collector: Any, request:
             _response_ids(call, attributes, tail)
     input_tokens, output_tokens = _usage(attributes, usage)
     if output is not None:
-        if output[2]:
-            attributes["gen_ai.response.finish_reasons"] = output[2]
         _genai.put_output_json(attributes, output, request.capture)
     else:
-        reasons = assembler.finish_reasons()
-        if reasons:
-            attributes["gen_ai.response.finish_reasons"] = reasons
         _genai.put_output(attributes, assembler.messages(), request.capture)
     return first, input_tokens, output_tokens
 
@@ -462,8 +452,6 @@ def _responses_stream(call: _genai.Call, attributes: dict, items: list, capture:
         input_tokens, output_tokens = _usage(attributes, get(final, "usage"))
         finish = _responses_finish(final)
         messages = _messages.responses_output(get(final, "output"), finish)
-        if finish is not None:
-            attributes["gen_ai.response.finish_reasons"] = [finish]
     else:
         messages = [{"role": "assistant", "parts": [_messages.text_part("".join(texts))] if texts else []}]
     _genai.put_output(attributes, messages, capture)

@@ -157,6 +157,9 @@ pub struct Messages {
     current_has_text: bool,
     pub finish_reasons: Vec<String>,
     pub has_parts: bool,
+    /// DashScope's messages: untyped content parts, no empty text next to tool calls, and a
+    /// finish reason "null" that says the answer has not finished.
+    dashscope: bool,
 }
 
 impl Messages {
@@ -174,7 +177,14 @@ impl Messages {
             current_has_text: false,
             finish_reasons: Vec::new(),
             has_parts: false,
+            dashscope: false,
         }
+    }
+
+    /// Read messages as DashScope writes them (see `dashscope`).
+    pub fn dashscope(mut self, dashscope: bool) -> Self {
+        self.dashscope = dashscope;
+        self
     }
 
     /// The JSON (None with capture off).
@@ -403,8 +413,11 @@ impl Messages {
 
     fn content_parts(&mut self, content: Option<&Bound<'_, PyAny>>) {
         let Some(content) = content else { return };
-        if content.cast::<PyString>().is_ok() {
-            self.text_part(Some(content));
+        if let Ok(s) = content.cast::<PyString>() {
+            // DashScope sends an empty content next to tool calls: not a part of the message.
+            if !(self.dashscope && s.len().unwrap_or(0) == 0) {
+                self.text_part(Some(content));
+            }
             return;
         }
         let Some(parts) = items(content) else { return };
@@ -415,6 +428,9 @@ impl Messages {
                 continue;
             }
             let Some(kind) = get(item, intern!(py, "type")) else {
+                if self.dashscope {
+                    self.dashscope_part(item);
+                }
                 continue;
             };
             let kind_text = match kind.cast::<PyString>() {
@@ -473,6 +489,41 @@ impl Messages {
         }
     }
 
+    /// A DashScope content part, which carries no type: `{"text"}`, `{"image"}`, `{"audio"}`
+    /// or `{"video"}` (a URL, a local path or a data URL, cut like every other string). A video
+    /// given as a list of frames is one video part per frame, so that every part keeps the
+    /// contract's `{type, url}` shape with a string URL.
+    fn dashscope_part(&mut self, item: &Bound<'_, PyAny>) {
+        let py = item.py();
+        let item = Reader::of(item);
+        if let Some(text) = item.get(intern!(py, "text")) {
+            if text.cast::<PyString>().is_ok() {
+                self.text_part(Some(&text));
+                return;
+            }
+        }
+        let kinds = [
+            ("image", intern!(py, "image")),
+            ("audio", intern!(py, "audio")),
+            ("video", intern!(py, "video")),
+        ];
+        for (kind, key) in kinds {
+            let Some(url) = item.get(key) else { continue };
+            let urls = items(&url).unwrap_or_else(|| vec![url]);
+            for url in &urls {
+                self.part(kind);
+                if url.cast::<PyString>().is_ok() {
+                    self.field("url", Some(url), true);
+                } else {
+                    let text = url.str().map(|s| s.to_string()).unwrap_or_default();
+                    self.text_field("url", &text);
+                }
+                self.close_part();
+            }
+            return;
+        }
+    }
+
     fn tool_calls(&mut self, calls: &Bound<'_, PyAny>) {
         let Some(calls) = items(calls) else { return };
         let py = calls.first().map(|c| c.py());
@@ -498,9 +549,9 @@ impl Messages {
 }
 
 /// A request's messages; None when they are not a list or tuple.
-pub fn chat_input(messages: &Bound<'_, PyAny>, capture: bool) -> Option<Messages> {
+pub fn chat_input(messages: &Bound<'_, PyAny>, capture: bool, dashscope: bool) -> Option<Messages> {
     let list = items(messages)?;
-    let mut m = Messages::new(capture, false);
+    let mut m = Messages::new(capture, false).dashscope(dashscope);
     for message in &list {
         m.message(message, false, None);
     }
@@ -515,11 +566,12 @@ fn finish_of(v: Option<Bound<'_, PyAny>>) -> Option<String> {
 }
 
 /// An answer's choices, one output message each (with its finish reason).
-pub fn chat_output(choices: &Bound<'_, PyAny>, capture: bool) -> Messages {
-    let mut m = Messages::new(capture, true);
+pub fn chat_output(choices: &Bound<'_, PyAny>, capture: bool, dashscope: bool) -> Messages {
+    let mut m = Messages::new(capture, true).dashscope(dashscope);
     let py = choices.py();
     for choice in items(choices).unwrap_or_default() {
-        let finish = finish_of(get(&choice, intern!(py, "finish_reason")));
+        let finish = finish_of(get(&choice, intern!(py, "finish_reason")))
+            .filter(|f| !(dashscope && f == "null"));
         match get(&choice, intern!(py, "message")) {
             Some(message) => m.message(&message, true, finish),
             None => {

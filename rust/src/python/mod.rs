@@ -179,9 +179,14 @@ fn record_genai_metrics(
 /// A chat request's messages: (their JSON, or None with capture off; the characters of their
 /// text), or None when they are not a list or tuple.
 #[pyfunction]
-fn chat_input(messages: &Bound<'_, PyAny>, capture: bool) -> Option<(Option<String>, usize)> {
+#[pyo3(signature = (messages, capture, dashscope=false))]
+fn chat_input(
+    messages: &Bound<'_, PyAny>,
+    capture: bool,
+    dashscope: bool,
+) -> Option<(Option<String>, usize)> {
     guard("chat_input", None, || {
-        Ok(messages::chat_input(messages, capture).map(|m| {
+        Ok(messages::chat_input(messages, capture, dashscope).map(|m| {
             let chars = m.chars;
             (m.json(), chars)
         }))
@@ -202,9 +207,12 @@ fn output_of(mut m: messages::Messages) -> Output {
 /// A chat answer's choices as output messages: (JSON or None with capture off, the answer's
 /// text, the finish reasons, the characters of the text, whether any message has parts).
 #[pyfunction]
-fn chat_output(choices: &Bound<'_, PyAny>, capture: bool) -> Output {
+#[pyo3(signature = (choices, capture, dashscope=false))]
+fn chat_output(choices: &Bound<'_, PyAny>, capture: bool, dashscope: bool) -> Output {
     guard("chat_output", Default::default(), || {
-        Ok(output_of(messages::chat_output(choices, capture)))
+        Ok(output_of(messages::chat_output(
+            choices, capture, dashscope,
+        )))
     })
 }
 
