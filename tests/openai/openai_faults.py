@@ -110,6 +110,7 @@ def inject(mode: str) -> None:
         _genai.Tracer = FaultyTracer
         _core.truncate = boom
         _core.record_genai_metrics = boom
+        _core.ChunkIter = boom  # a stream's for loop then runs over the stream's own iterator
         if mode == "core":
             _core.to_json = boom
     elif mode != "none":

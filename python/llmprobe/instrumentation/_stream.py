@@ -5,10 +5,12 @@ instrumentation returns ``SyncStreamProxy(stream, state)`` or ``AsyncStreamProxy
 place. The proxy is a ``wrapt.ObjectProxy``: ``isinstance``, every attribute read and write,
 ``repr`` and equality are the stream's own. What it adds:
 
-- per item it makes one call into the core, ``collector.add(item, perf_counter_ns())`` (no JSON,
-  no attribute writes): a ``_core.ChunkCollector`` keeps the item and its time, or, for chat
-  chunks, only what the answer needs, read as the chunk passes (so no chunk outlives its use
-  for the garbage collector to walk); the answer is assembled once, at the end;
+- per item, one call into the core (no JSON, no attribute writes): a ``for`` loop over a
+  synchronous stream runs the core's ``ChunkIter``, every other read calls
+  ``collector.add(item, perf_counter_ns())``. The ``_core.ChunkCollector`` keeps the item and
+  its time, or, for chat chunks, only what the answer needs, read as the chunk passes (so no
+  chunk outlives its use for the garbage collector to walk); the answer is assembled once, at
+  the end;
 - the end, exactly once, at the first of: the stream exhausted; an error raised by it;
   ``close()`` / ``aclose()``; the end of a ``with`` / ``async with`` block; the proxy garbage
   collected (a stream left by ``break`` and dropped, or abandoned). A stream still alive at
@@ -26,12 +28,13 @@ the user's iteration goes on untouched. ``error`` is the exception the stream ra
 from __future__ import annotations
 
 import weakref
+from functools import partial
 from time import perf_counter_ns
 from typing import Any, Callable
 
 import wrapt
 
-from llmprobe import _core
+from llmprobe import _core, _log
 from llmprobe.instrumentation._wrap import guarded
 
 _ObjectProxy = wrapt.ObjectProxy
@@ -123,19 +126,16 @@ class SyncStreamProxy(_Proxy):
         _watch(self, state)
 
     def __iter__(self):
-        # A generator: resuming it costs less than a Python __next__ called for every item.
+        # The core's iterator: each item is recorded without a Python frame, and the end (the
+        # stream exhausted, or raising) calls _end. A `for` loop left early leaves the stream
+        # as it is, to be resumed, closed or collected.
         state = self._self_state
-        add = state.add
+        iterator = iter(self.__wrapped__)
         try:
-            for item in self.__wrapped__:
-                add(item, perf_counter_ns())
-                yield item
-        except GeneratorExit:
-            raise  # the consumer left the loop: the stream itself goes on (it may be resumed)
-        except BaseException as exc:
-            _end(state, exc, "error")
-            raise
-        _end(state, None, "exhausted")
+            return _core.ChunkIter(iterator, state.collector, partial(_end, state), self)
+        except Exception as exc:  # noqa: BLE001 - the items then pass unrecorded
+            _log.log_once(state.key, exc)
+            return iterator
 
     def __next__(self):
         state = self._self_state

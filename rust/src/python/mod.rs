@@ -1,5 +1,6 @@
 //! The binding layer: `llmprobe._core`. Thin by design; the work is in the plain Rust modules.
 
+mod chunks;
 mod convert;
 mod dashscope_chunks;
 mod json;
@@ -195,9 +196,9 @@ fn chat_input(
 
 /// What an output-messages writer yields: (JSON or None, answer text, finish reasons,
 /// characters, whether any message has parts).
-type Output = (Option<String>, String, Vec<String>, usize, bool);
+pub(crate) type Output = (Option<String>, String, Vec<String>, usize, bool);
 
-fn output_of(mut m: messages::Messages) -> Output {
+pub(crate) fn output_of(mut m: messages::Messages) -> Output {
     let answer = m.answer();
     let reasons = std::mem::take(&mut m.finish_reasons);
     let (chars, has_parts) = (m.chars, m.has_parts);
@@ -216,138 +217,11 @@ fn chat_output(choices: &Bound<'_, PyAny>, capture: bool, dashscope: bool) -> Ou
     })
 }
 
-/// How a collector reads the items of its stream.
-enum Reading {
-    /// Keeps each item: the instrumentation reads them at the end.
-    Items(Vec<Py<PyAny>>),
-    /// OpenAI chat-completion chunks, read as they pass (see messages::ChatChunks).
-    Chat(messages::ChatChunks),
-    /// DashScope generation chunks, read as they pass (see dashscope_chunks).
-    DashScope(dashscope_chunks::DashScopeChunks),
-}
-
-/// What a stream proxy records per item, in one crossing: the item's arrival time and either
-/// the item itself (`ChunkCollector()`: the instrumentation reads the items at the end) or,
-/// for the chunks of a chat answer (`ChunkCollector("chat")`, `ChunkCollector("dashscope",
-/// incremental)`), only what the answer needs, read as the chunk passes, so that no chunk
-/// outlives its use. The first and last items are kept in every case.
-#[pyclass(module = "llmprobe._core")]
-struct ChunkCollector {
-    reading: Reading,
-    times: Vec<i64>,
-    first: Option<Py<PyAny>>,
-    last: Option<Py<PyAny>>,
-}
-
-/// What ChunkCollector.answer() yields: (position of the first chunk with content, the last
-/// usage, the last chunk that reported an error, the output messages).
-type Answer<'py> = (
-    Option<usize>,
-    Option<Bound<'py, PyAny>>,
-    Option<Bound<'py, PyAny>>,
-    Output,
-);
-
-#[pymethods]
-impl ChunkCollector {
-    #[new]
-    #[pyo3(signature = (chunks=None, incremental=None))]
-    fn new(chunks: Option<&str>, incremental: Option<bool>) -> PyResult<Self> {
-        let reading = match chunks {
-            None => Reading::Items(Vec::new()),
-            Some("chat") => Reading::Chat(Default::default()),
-            Some("dashscope") => {
-                Reading::DashScope(dashscope_chunks::DashScopeChunks::new(incremental))
-            }
-            Some(other) => {
-                return Err(pyo3::exceptions::PyValueError::new_err(format!(
-                    "unknown chunks {other:?}: None, 'chat' or 'dashscope'"
-                )))
-            }
-        };
-        Ok(ChunkCollector {
-            reading,
-            times: Vec::new(),
-            first: None,
-            last: None,
-        })
-    }
-
-    /// One item and its perf_counter_ns() arrival time.
-    fn add(&mut self, item: &Bound<'_, PyAny>, time_ns: i64) {
-        self.times.push(time_ns);
-        if self.first.is_none() {
-            self.first = Some(item.clone().unbind());
-        }
-        match &mut self.reading {
-            Reading::Items(items) => items.push(item.clone().unbind()),
-            Reading::Chat(chat) => {
-                self.last = Some(item.clone().unbind());
-                guard("ChunkCollector.add", (), || {
-                    chat.add(item);
-                    Ok(())
-                });
-            }
-            Reading::DashScope(chunks) => {
-                self.last = Some(item.clone().unbind());
-                guard("ChunkCollector.add", (), || {
-                    chunks.add(item);
-                    Ok(())
-                });
-            }
-        }
-    }
-
-    /// The items kept (none when they were read as they passed), in order.
-    #[getter]
-    fn items(&self, py: Python<'_>) -> Vec<Py<PyAny>> {
-        match &self.reading {
-            Reading::Items(items) => items.iter().map(|i| i.clone_ref(py)).collect(),
-            _ => Vec::new(),
-        }
-    }
-
-    #[getter]
-    fn times(&self) -> Vec<i64> {
-        self.times.clone()
-    }
-
-    #[getter]
-    fn first(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.first.as_ref().map(|i| i.clone_ref(py))
-    }
-
-    #[getter]
-    fn last(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        match &self.reading {
-            Reading::Items(items) => items.last().map(|i| i.clone_ref(py)),
-            _ => self.last.as_ref().map(|i| i.clone_ref(py)),
-        }
-    }
-
-    /// For chunks read as they passed: (the position of the first chunk with content, the
-    /// last usage, the last chunk that reported an error, then chat_output()'s five values).
-    fn answer<'py>(&self, py: Python<'py>, capture: bool) -> Answer<'py> {
-        guard("ChunkCollector.answer", Default::default(), || {
-            Ok(match &self.reading {
-                Reading::Items(_) => Default::default(),
-                Reading::Chat(chat) => {
-                    let a = chat.finish(py, capture);
-                    (a.first, a.usage, None, output_of(a.messages))
-                }
-                Reading::DashScope(chunks) => {
-                    let a = chunks.finish(py, capture);
-                    (a.first, a.usage, a.failed, output_of(a.messages))
-                }
-            })
-        })
-    }
-}
-
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<span::PySpan>()?;
-    m.add_class::<ChunkCollector>()?;
+    m.add_class::<chunks::ChunkCollector>()?;
+    m.add_class::<chunks::ChunkIter>()?;
     m.add_function(wrap_pyfunction!(configure, m)?)?;
     m.add_function(wrap_pyfunction!(start, m)?)?;
     m.add_function(wrap_pyfunction!(force_flush, m)?)?;

@@ -1,0 +1,241 @@
+//! What a stream proxy records per item (`ChunkCollector`), and the iterator a synchronous
+//! proxy hands to a `for` loop (`ChunkIter`), which records each item without a Python frame.
+
+use pyo3::prelude::*;
+use pyo3::types::PyIterator;
+
+use super::{dashscope_chunks, guard, messages, output_of, Output};
+
+/// How a collector reads the items of its stream.
+enum Reading {
+    /// Keeps each item: the instrumentation reads them at the end.
+    Items(Vec<Py<PyAny>>),
+    /// OpenAI chat-completion chunks, read as they pass (see messages::ChatChunks).
+    Chat(messages::ChatChunks),
+    /// DashScope generation chunks, read as they pass (see dashscope_chunks).
+    DashScope(dashscope_chunks::DashScopeChunks),
+}
+
+/// What a stream proxy records per item, in one crossing: the item's arrival time and either
+/// the item itself (`ChunkCollector()`: the instrumentation reads the items at the end) or,
+/// for the chunks of a chat answer (`ChunkCollector("chat")`, `ChunkCollector("dashscope",
+/// incremental)`), only what the answer needs, read as the chunk passes, so that no chunk
+/// outlives its use. The first and last items are kept in every case.
+#[pyclass(module = "llmprobe._core")]
+pub struct ChunkCollector {
+    reading: Reading,
+    times: Vec<i64>,
+    first: Option<Py<PyAny>>,
+    last: Option<Py<PyAny>>,
+}
+
+/// What ChunkCollector.answer() yields: (position of the first chunk with content, the last
+/// usage, the last chunk that reported an error, the output messages).
+type Answer<'py> = (
+    Option<usize>,
+    Option<Bound<'py, PyAny>>,
+    Option<Bound<'py, PyAny>>,
+    Output,
+);
+
+#[pymethods]
+impl ChunkCollector {
+    #[new]
+    #[pyo3(signature = (chunks=None, incremental=None))]
+    fn new(chunks: Option<&str>, incremental: Option<bool>) -> PyResult<Self> {
+        let reading = match chunks {
+            None => Reading::Items(Vec::new()),
+            Some("chat") => Reading::Chat(Default::default()),
+            Some("dashscope") => {
+                Reading::DashScope(dashscope_chunks::DashScopeChunks::new(incremental))
+            }
+            Some(other) => {
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "unknown chunks {other:?}: None, 'chat' or 'dashscope'"
+                )))
+            }
+        };
+        Ok(ChunkCollector {
+            reading,
+            times: Vec::new(),
+            first: None,
+            last: None,
+        })
+    }
+
+    /// One item and its perf_counter_ns() arrival time.
+    fn add(&mut self, item: &Bound<'_, PyAny>, time_ns: i64) {
+        self.times.push(time_ns);
+        if self.first.is_none() {
+            self.first = Some(item.clone().unbind());
+        }
+        match &mut self.reading {
+            Reading::Items(items) => items.push(item.clone().unbind()),
+            Reading::Chat(chat) => {
+                self.last = Some(item.clone().unbind());
+                guard("ChunkCollector.add", (), || {
+                    chat.add(item);
+                    Ok(())
+                });
+            }
+            Reading::DashScope(chunks) => {
+                self.last = Some(item.clone().unbind());
+                guard("ChunkCollector.add", (), || {
+                    chunks.add(item);
+                    Ok(())
+                });
+            }
+        }
+    }
+
+    /// The items kept (none when they were read as they passed), in order.
+    #[getter]
+    fn items(&self, py: Python<'_>) -> Vec<Py<PyAny>> {
+        match &self.reading {
+            Reading::Items(items) => items.iter().map(|i| i.clone_ref(py)).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    #[getter]
+    fn times(&self) -> Vec<i64> {
+        self.times.clone()
+    }
+
+    #[getter]
+    fn first(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.first.as_ref().map(|i| i.clone_ref(py))
+    }
+
+    #[getter]
+    fn last(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        match &self.reading {
+            Reading::Items(items) => items.last().map(|i| i.clone_ref(py)),
+            _ => self.last.as_ref().map(|i| i.clone_ref(py)),
+        }
+    }
+
+    /// For chunks read as they passed: (the position of the first chunk with content, the
+    /// last usage, the last chunk that reported an error, then chat_output()'s five values).
+    fn answer<'py>(&self, py: Python<'py>, capture: bool) -> Answer<'py> {
+        guard("ChunkCollector.answer", Default::default(), || {
+            Ok(match &self.reading {
+                Reading::Items(_) => Default::default(),
+                Reading::Chat(chat) => {
+                    let a = chat.finish(py, capture);
+                    (a.first, a.usage, None, output_of(a.messages))
+                }
+                Reading::DashScope(chunks) => {
+                    let a = chunks.finish(py, capture);
+                    (a.first, a.usage, a.failed, output_of(a.messages))
+                }
+            })
+        })
+    }
+}
+
+/// Now on the clock of Python's `time.perf_counter_ns()`, which the instrumentations time a
+/// call's start and end with: CLOCK_MONOTONIC on Linux, read here without a Python call.
+fn perf_counter_ns(py: Python<'_>) -> i64 {
+    #[cfg(target_os = "linux")]
+    {
+        let _ = py;
+        let mut t = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: a plain system call writing into a timespec we own.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
+        t.tv_sec * 1_000_000_000 + t.tv_nsec
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        py.import("time")
+            .and_then(|t| t.call_method0("perf_counter_ns"))
+            .and_then(|v| v.extract::<i64>())
+            .unwrap_or(0)
+    }
+}
+
+/// The iterator of a synchronous stream proxy: each item of `inner` goes to the collector
+/// with its arrival time and is handed on as it came; when `inner` ends or raises,
+/// `end(error, how)` is called (`how` "exhausted" or "error") and the end or the exception
+/// reaches the caller unchanged. What `end` raises is never the caller's. `owner` (the proxy)
+/// is kept alive while the loop runs: `for c in call(...)` holds no other reference to it,
+/// and its collection would end the stream's span before the first item.
+#[pyclass(module = "llmprobe._core")]
+pub struct ChunkIter {
+    inner: Py<PyIterator>,
+    collector: Py<ChunkCollector>,
+    end: Py<PyAny>,
+    _owner: Py<PyAny>,
+}
+
+impl ChunkIter {
+    fn ended(&self, py: Python<'_>, error: Option<&PyErr>, how: &str) {
+        let error = error.map(|e| e.value(py).clone().into_any());
+        if let Err(e) = self.end.bind(py).call1((error, how)) {
+            e.write_unraisable(py, None);
+        }
+    }
+}
+
+#[pymethods]
+impl ChunkIter {
+    #[new]
+    fn new(
+        inner: Bound<'_, PyIterator>,
+        collector: Py<ChunkCollector>,
+        end: Py<PyAny>,
+        owner: Py<PyAny>,
+    ) -> Self {
+        ChunkIter {
+            inner: inner.unbind(),
+            collector,
+            end,
+            _owner: owner,
+        }
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    /// What `close()` on the stream's own iterator does (a generator's: it stops there), when
+    /// that iterator has one. The stream's span ends as it would have: when the stream is
+    /// closed, exhausted or collected.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let inner = self.inner.bind(py);
+        if inner.hasattr(pyo3::intern!(py, "close"))? {
+            inner.call_method0(pyo3::intern!(py, "close"))?;
+        }
+        Ok(())
+    }
+
+    fn __traverse__(&self, visit: pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
+        visit.call(&self.inner)?;
+        visit.call(&self.collector)?;
+        visit.call(&self.end)?;
+        visit.call(&self._owner)
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        match self.inner.bind(py).clone().next() {
+            Some(Ok(item)) => {
+                let now = perf_counter_ns(py);
+                if let Ok(mut collector) = self.collector.bind(py).try_borrow_mut() {
+                    collector.add(&item, now);
+                }
+                Ok(Some(item.unbind()))
+            }
+            Some(Err(e)) => {
+                self.ended(py, Some(&e), "error");
+                Err(e)
+            }
+            None => {
+                self.ended(py, None, "exhausted");
+                Ok(None)
+            }
+        }
+    }
+}
