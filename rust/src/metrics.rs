@@ -113,62 +113,96 @@ impl Histogram {
     }
 }
 
-pub type SeriesKey = (Instrument, Vec<(String, String)>);
+/// The histograms of one attribute set: one per instrument (token usage: one per token type).
+#[derive(Debug, Clone, Default)]
+pub struct Series {
+    pub duration: Option<Histogram>,
+    pub input_tokens: Option<Histogram>,
+    pub output_tokens: Option<Histogram>,
+    pub time_to_first_chunk: Option<Histogram>,
+    pub time_per_output_chunk: Option<Histogram>,
+}
 
-/// All series seen since start-up.
+impl Series {
+    /// The histograms of `instrument`, each with the attribute it adds to the set's own
+    /// (the token type of a token-usage histogram).
+    pub fn of(
+        &self,
+        instrument: Instrument,
+    ) -> Vec<(Option<(&'static str, &'static str)>, &Histogram)> {
+        let pairs: [(Option<(&'static str, &'static str)>, &Option<Histogram>); 2] =
+            match instrument {
+                Instrument::Duration => [(None, &self.duration), (None, &None)],
+                Instrument::TokenUsage => [
+                    (Some(("gen_ai.token.type", "input")), &self.input_tokens),
+                    (Some(("gen_ai.token.type", "output")), &self.output_tokens),
+                ],
+                Instrument::TimeToFirstChunk => [(None, &self.time_to_first_chunk), (None, &None)],
+                Instrument::TimePerOutputChunk => {
+                    [(None, &self.time_per_output_chunk), (None, &None)]
+                }
+            };
+        pairs
+            .into_iter()
+            .filter_map(|(extra, h)| h.as_ref().map(|h| (extra, h)))
+            .collect()
+    }
+}
+
+fn record(
+    h: &mut Option<Histogram>,
+    instrument: Instrument,
+    values: impl IntoIterator<Item = f64>,
+) {
+    let bounds = instrument.bounds();
+    let h = h.get_or_insert_with(|| Histogram::new(bounds));
+    for v in values {
+        h.record(bounds, v);
+    }
+}
+
+/// All series seen since start-up, by their (sorted) attribute set: one lookup per operation,
+/// with a fast hash (the keys are our own attribute sets, not adversarial input).
 #[derive(Default)]
 pub struct Aggregator {
-    pub series: HashMap<SeriesKey, Histogram>,
+    pub series: HashMap<Vec<(String, String)>, Series, rustc_hash::FxBuildHasher>,
     /// Points recorded since the last export.
     pub dirty: bool,
 }
 
 impl Aggregator {
-    /// Records `values` into one series: one key lookup however many values (a stream gives
-    /// a time_per_output_chunk value per chunk).
-    fn record(
-        &mut self,
-        instrument: Instrument,
-        attributes: Vec<(String, String)>,
-        values: impl IntoIterator<Item = f64>,
-    ) {
-        let bounds = instrument.bounds();
-        let h = self
-            .series
-            .entry((instrument, attributes))
-            .or_insert_with(|| Histogram::new(bounds));
-        for v in values {
-            h.record(bounds, v);
-        }
-        self.dirty = true;
-    }
-
     pub fn add(&mut self, mut p: GenAiPoint) {
         p.attributes.sort();
-        let attrs = p.attributes;
-        let with_type = |t: &str| {
-            let mut a = attrs.clone();
-            a.push(("gen_ai.token.type".into(), t.into()));
-            a.sort();
-            a
+        let series = match self.series.get_mut(&p.attributes) {
+            Some(s) => s,
+            None => self.series.entry(p.attributes).or_default(),
         };
         if let Some(n) = p.input_tokens {
-            self.record(Instrument::TokenUsage, with_type("input"), [n as f64]);
+            record(&mut series.input_tokens, Instrument::TokenUsage, [n as f64]);
         }
         if let Some(n) = p.output_tokens {
-            self.record(Instrument::TokenUsage, with_type("output"), [n as f64]);
+            record(
+                &mut series.output_tokens,
+                Instrument::TokenUsage,
+                [n as f64],
+            );
         }
         if let Some(t) = p.time_to_first_chunk {
-            self.record(Instrument::TimeToFirstChunk, attrs.clone(), [t]);
+            record(
+                &mut series.time_to_first_chunk,
+                Instrument::TimeToFirstChunk,
+                [t],
+            );
         }
         if !p.time_per_output_chunk.is_empty() {
-            self.record(
+            record(
+                &mut series.time_per_output_chunk,
                 Instrument::TimePerOutputChunk,
-                attrs.clone(),
                 p.time_per_output_chunk,
             );
         }
-        self.record(Instrument::Duration, attrs, [p.duration]);
+        record(&mut series.duration, Instrument::Duration, [p.duration]);
+        self.dirty = true;
     }
 }
 
@@ -199,8 +233,8 @@ mod tests {
         });
         let count = |i: Instrument| {
             a.series
-                .iter()
-                .filter(|((k, _), _)| *k == i)
+                .values()
+                .flat_map(|s| s.of(i))
                 .map(|(_, h)| h.count)
                 .sum::<u64>()
         };
@@ -208,16 +242,10 @@ mod tests {
         assert_eq!(count(Instrument::TokenUsage), 2);
         assert_eq!(count(Instrument::TimeToFirstChunk), 1);
         assert_eq!(count(Instrument::TimePerOutputChunk), 2);
-        let input = a
-            .series
-            .keys()
-            .find(|(i, attrs)| {
-                *i == Instrument::TokenUsage
-                    && attrs.contains(&("gen_ai.token.type".into(), "input".into()))
-            })
-            .unwrap();
-        assert!(input
-            .1
-            .contains(&("gen_ai.request.model".into(), "m".into())));
+        let (attrs, series) = a.series.iter().next().unwrap();
+        assert_eq!(attrs, &vec![("gen_ai.request.model".into(), "m".into())]);
+        let tokens = series.of(Instrument::TokenUsage);
+        assert_eq!(tokens[0].0, Some(("gen_ai.token.type", "input")));
+        assert_eq!((tokens[0].1.sum, tokens[1].1.sum), (10.0, 3.0));
     }
 }

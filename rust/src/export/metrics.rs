@@ -113,12 +113,21 @@ impl MetricsSink {
             let mut points: Vec<HistogramDataPoint> = agg
                 .series
                 .iter()
-                .filter(|((i, _), _)| *i == instrument)
-                .map(|((_, attrs), h)| HistogramDataPoint {
-                    attributes: attrs
-                        .iter()
-                        .map(|(k, v)| kv(k, any_value(&AttrValue::Str(v.clone()))))
-                        .collect(),
+                .flat_map(|(attrs, series)| {
+                    series.of(instrument).into_iter().map(move |h| (attrs, h))
+                })
+                .map(|(attrs, (extra, h))| HistogramDataPoint {
+                    attributes: {
+                        let mut all: Vec<(&str, &str)> = attrs
+                            .iter()
+                            .map(|(k, v)| (k.as_str(), v.as_str()))
+                            .collect();
+                        all.extend(extra);
+                        all.sort();
+                        all.into_iter()
+                            .map(|(k, v)| kv(k, any_value(&AttrValue::Str(v.to_string()))))
+                            .collect()
+                    },
                     start_time_unix_nano: self.start_ns,
                     time_unix_nano: now,
                     count: h.count,

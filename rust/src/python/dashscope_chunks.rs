@@ -58,11 +58,20 @@ fn index_of(v: Option<Bound<'_, PyAny>>, default: usize) -> u64 {
         .unwrap_or(default as u64)
 }
 
-/// A finish reason that says the answer finished ("null" says it has not yet).
-fn finished(v: Option<Bound<'_, PyAny>>) -> Option<String> {
-    v.as_ref()
-        .and_then(text_of)
-        .filter(|f| !f.is_empty() && f != "null")
+/// The text of a str, borrowed (no copy is made of what is only compared or appended).
+fn with_text<R>(v: &Bound<'_, PyAny>, f: impl FnOnce(&str) -> R) -> Option<R> {
+    v.cast::<PyString>().ok().map(|s| f(&str_of(s)))
+}
+
+/// Records a finish reason that says the answer finished ("null" says it has not yet).
+fn set_finish(finish: &mut Option<String>, v: Option<Bound<'_, PyAny>>) {
+    if let Some(v) = v {
+        with_text(&v, |f| {
+            if !f.is_empty() && f != "null" && finish.as_deref() != Some(f) {
+                *finish = Some(f.to_string());
+            }
+        });
+    }
 }
 
 #[derive(Default)]
@@ -133,9 +142,7 @@ impl DashScopeChunks {
                     content |= self.add_message(index, &Reader::of(&message), py);
                 }
                 let choice = self.choices.entry(index).or_default();
-                if let Some(f) = finished(item.get(intern!(py, "finish_reason"))) {
-                    choice.finish = Some(f);
-                }
+                set_finish(&mut choice.finish, item.get(intern!(py, "finish_reason")));
             }
             return content;
         }
@@ -143,15 +150,15 @@ impl DashScopeChunks {
         let choice = self.choices.entry(0).or_default();
         let Some(output) = output else { return false };
         let mut content = false;
-        if let Some(text) = output.get(intern!(py, "text")).as_ref().and_then(text_of) {
-            if !text.is_empty() {
-                join(incremental, &mut choice.text, &text);
-                content = true;
-            }
+        if let Some(text) = output.get(intern!(py, "text")) {
+            with_text(&text, |t| {
+                if !t.is_empty() {
+                    join(incremental, &mut choice.text, t);
+                    content = true;
+                }
+            });
         }
-        if let Some(f) = finished(output.get(intern!(py, "finish_reason"))) {
-            choice.finish = Some(f);
-        }
+        set_finish(&mut choice.finish, output.get(intern!(py, "finish_reason")));
         content
     }
 
@@ -159,28 +166,34 @@ impl DashScopeChunks {
         let incremental = self.incremental;
         let choice = self.choices.entry(index).or_default();
         let mut content = false;
-        if let Some(role) = message.get(intern!(py, "role")).as_ref().and_then(text_of) {
-            if !role.is_empty() {
-                choice.role = role;
-            }
+        if let Some(role) = message.get(intern!(py, "role")) {
+            with_text(&role, |r| {
+                if !r.is_empty() && choice.role != r {
+                    choice.role = r.to_string();
+                }
+            });
         }
-        let text = match message.get(intern!(py, "content")) {
-            Some(c) => match items(&c) {
+        if let Some(c) = message.get(intern!(py, "content")) {
+            let mut add = |text: &str| {
+                if !text.is_empty() {
+                    join(incremental, &mut choice.text, text);
+                    content = true;
+                }
+            };
+            match items(&c) {
                 // A multimodal answer: [{"text": ...}, ...].
-                Some(parts) => Some(
-                    parts
+                Some(parts) => {
+                    let text = parts
                         .iter()
                         .filter_map(|p| Reader::of(p).get(intern!(py, "text")))
-                        .filter_map(|t| t.cast::<PyString>().ok().map(|s| str_of(s).into_owned()))
-                        .collect::<String>(),
-                ),
-                None => text_of(&c),
-            },
-            None => None,
-        };
-        if let Some(text) = text.filter(|t| !t.is_empty()) {
-            join(incremental, &mut choice.text, &text);
-            content = true;
+                        .filter_map(|t| with_text(&t, str::to_string))
+                        .collect::<String>();
+                    add(&text);
+                }
+                None => {
+                    with_text(&c, add);
+                }
+            }
         }
         let calls = message
             .get(intern!(py, "tool_calls"))
