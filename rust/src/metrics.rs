@@ -113,6 +113,9 @@ impl Histogram {
     }
 }
 
+/// An attribute a histogram adds to its series' set (the token type of token usage).
+pub type Extra = Option<(&'static str, &'static str)>;
+
 /// The histograms of one attribute set: one per instrument (token usage: one per token type).
 #[derive(Debug, Clone, Default)]
 pub struct Series {
@@ -130,18 +133,15 @@ impl Series {
         &self,
         instrument: Instrument,
     ) -> Vec<(Option<(&'static str, &'static str)>, &Histogram)> {
-        let pairs: [(Option<(&'static str, &'static str)>, &Option<Histogram>); 2] =
-            match instrument {
-                Instrument::Duration => [(None, &self.duration), (None, &None)],
-                Instrument::TokenUsage => [
-                    (Some(("gen_ai.token.type", "input")), &self.input_tokens),
-                    (Some(("gen_ai.token.type", "output")), &self.output_tokens),
-                ],
-                Instrument::TimeToFirstChunk => [(None, &self.time_to_first_chunk), (None, &None)],
-                Instrument::TimePerOutputChunk => {
-                    [(None, &self.time_per_output_chunk), (None, &None)]
-                }
-            };
+        let pairs: [(Extra, &Option<Histogram>); 2] = match instrument {
+            Instrument::Duration => [(None, &self.duration), (None, &None)],
+            Instrument::TokenUsage => [
+                (Some(("gen_ai.token.type", "input")), &self.input_tokens),
+                (Some(("gen_ai.token.type", "output")), &self.output_tokens),
+            ],
+            Instrument::TimeToFirstChunk => [(None, &self.time_to_first_chunk), (None, &None)],
+            Instrument::TimePerOutputChunk => [(None, &self.time_per_output_chunk), (None, &None)],
+        };
         pairs
             .into_iter()
             .filter_map(|(extra, h)| h.as_ref().map(|h| (extra, h)))
