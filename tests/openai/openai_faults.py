@@ -37,6 +37,7 @@ PLUMBING = {
     "_wrap_manager",
     "_end",
     "_watch",
+    "_at_exit",
     "_then_finish",
     "_no_context_manager",
 }

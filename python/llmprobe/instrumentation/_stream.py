@@ -13,9 +13,9 @@ place. The proxy is a ``wrapt.ObjectProxy``: ``isinstance``, every attribute rea
   the end;
 - the end, exactly once, at the first of: the stream exhausted; an error raised by it;
   ``close()`` / ``aclose()``; the end of a ``with`` / ``async with`` block; the proxy garbage
-  collected (a stream left by ``break`` and dropped, or abandoned). A stream still alive at
-  interpreter exit is ended then, before llmprobe's exit flush (``weakref.finalize`` runs its
-  callbacks from an atexit hook registered after llmprobe's own, so it runs first).
+  collected (a stream left by ``break`` and dropped, or abandoned: a weak reference's
+  callback). A stream still alive at interpreter exit is ended then, before llmprobe's exit
+  flush (from an atexit hook registered after llmprobe's own, so it runs first).
 
 The end calls ``state.on_end(state, error)`` guarded: a failing ``on_end`` is logged once and
 the user's iteration goes on untouched. ``error`` is the exception the stream raised, or None.
@@ -38,7 +38,12 @@ from llmprobe import _core, _log
 from llmprobe.instrumentation._wrap import guarded
 
 _ObjectProxy = wrapt.ObjectProxy
-_finalize = weakref.finalize
+_ref = weakref.ref
+# The streams whose proxy is alive: id(weak reference to the proxy) -> (that reference, the
+# stream's state). The reference's callback ends a collected proxy's stream; the entry keeps
+# the reference alive until then. (weakref.finalize does the same at three times the cost.)
+_alive: dict = {}
+_exit_hook: list = []  # [True] once the exit hook is registered
 
 
 class StreamState:
@@ -84,10 +89,10 @@ def finish(state: StreamState, error: BaseException | None, how: str) -> None:
         state._once.pop()
     except IndexError:
         return
-    finalizer = state._finalizer
-    if finalizer is not None:
+    watched = state._finalizer
+    if watched is not None:
         state._finalizer = None
-        finalizer.detach()
+        _alive.pop(id(watched), None)
     state.how = how
     guarded(state.key, state.on_end, state, error)
 
@@ -97,13 +102,29 @@ def _end(state: StreamState, error: BaseException | None, how: str) -> None:
     guarded(state.key, finish, state, error, how)
 
 
-def _collected(state: StreamState) -> None:
-    # The weakref.finalize callback: the proxy is gone (or the interpreter is exiting).
-    _end(state, None, "collected")
+def _collected(ref: Any) -> None:
+    # The weak reference's callback: the proxy is gone.
+    entry = _alive.pop(id(ref), None)
+    if entry is not None:
+        _end(entry[1], None, "collected")
+
+
+def _at_exit() -> None:
+    # Streams still open at interpreter exit end now, before llmprobe's exit flush: this hook
+    # is registered at the first stream, after llmprobe's own, and atexit runs the last first.
+    for _, state in list(_alive.values()):
+        _end(state, None, "collected")
 
 
 def _watch(proxy: Any, state: StreamState) -> None:
-    state._finalizer = _finalize(proxy, _collected, state)
+    ref = _ref(proxy, _collected)
+    _alive[id(ref)] = (ref, state)
+    state._finalizer = ref
+    if not _exit_hook:
+        _exit_hook.append(True)
+        import atexit
+
+        atexit.register(_at_exit)
 
 
 def _no_context_manager(wrapped: Any, method: str) -> TypeError:
