@@ -341,6 +341,14 @@ def _complete(call: _genai.Call, response: Any) -> None:
     input_tokens = output_tokens = None
     try:
         request: _Request = call.extra
+        if request.kind == "chat":
+            # Ids, usage and answer, read and written into the span by the core at once.
+            input_tokens, output_tokens, model = _core.openai_chat_response(
+                call.span, response, request.capture
+            )
+            if model is not None:
+                call.metric_attributes["gen_ai.response.model"] = model
+            return
         attributes: dict = {}
         _response_ids(call, attributes, response)
         input_tokens, output_tokens = _usage(attributes, get(response, "usage"))
@@ -353,17 +361,12 @@ def _complete(call: _genai.Call, response: Any) -> None:
                     if isinstance(vector, SEQUENCES):
                         attributes["gen_ai.embeddings.dimension.count"] = len(vector)
         else:
-            if kind == "chat":
-                output = _core.chat_output(get(response, "choices"), request.capture)
-                _genai.put_output_json(attributes, output, request.capture)
-                messages = None
-            elif kind == "text_completion":
+            if kind == "text_completion":
                 messages = _messages.completion_output(get(response, "choices"))
             else:
                 finish = _responses_finish(response)
                 messages = _messages.responses_output(get(response, "output"), finish)
-            if messages is not None:
-                _genai.put_output(attributes, messages, request.capture)
+            _genai.put_output(attributes, messages, request.capture)
         call.span.set_attributes(attributes)
     finally:
         _genai.end(call, input_tokens, output_tokens)

@@ -5,6 +5,7 @@ mod convert;
 mod dashscope_chunks;
 mod json;
 mod messages;
+mod responses;
 mod span;
 
 use std::collections::{HashMap, HashSet};
@@ -233,6 +234,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(record_genai_metrics, m)?)?;
     m.add_function(wrap_pyfunction!(chat_input, m)?)?;
     m.add_function(wrap_pyfunction!(chat_output, m)?)?;
+    m.add_function(wrap_pyfunction!(responses::openai_chat_response, m)?)?;
     use crate::span::*;
     m.add("KIND_INTERNAL", KIND_INTERNAL)?;
     m.add("KIND_SERVER", KIND_SERVER)?;

@@ -277,3 +277,15 @@ impl PySpan {
         pipeline::submit(r);
     }
 }
+
+impl PySpan {
+    /// Attributes gathered in Rust (an answer read in one crossing); a span that ended or was
+    /// sampled out records none.
+    pub(super) fn set_all(&mut self, attributes: span::Attributes) {
+        if let Some(r) = self.record.as_mut() {
+            for (k, v) in attributes {
+                r.set_attribute(k, v);
+            }
+        }
+    }
+}

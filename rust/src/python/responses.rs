@@ -1,0 +1,169 @@
+//! A model's answer read in one crossing: its ids, token usage and output messages written
+//! straight into the span (what the instrumentations would otherwise gather field by field in
+//! Python), and what the metrics need handed back.
+
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyInt, PyString};
+
+use super::convert::str_of;
+use super::messages::{self, Reader};
+use super::span::PySpan;
+use super::{guard, output_of, Output};
+use crate::content::truncate_chars;
+use crate::span::{AttrValue, Attributes, LIMITS};
+
+/// An exact int (what the SDKs give; a bool or a float is not a token count).
+fn int_of(v: Option<Bound<'_, PyAny>>) -> Option<i64> {
+    v.filter(|v| v.is_exact_instance_of::<PyInt>())
+        .and_then(|v| v.extract::<i64>().ok())
+}
+
+fn put_str(out: &mut Attributes, key: &str, v: Option<&Bound<'_, PyAny>>) -> Option<String> {
+    let s = v?.cast::<PyString>().ok().map(|s| str_of(s).into_owned())?;
+    out.push((key.to_string(), AttrValue::Str(s.clone())));
+    Some(s)
+}
+
+/// Token usage into `out`: prompt/completion tokens (chat and text completions) or
+/// input/output tokens (the Responses API, DashScope); (input, output) for the metrics.
+pub(super) fn put_usage(
+    out: &mut Attributes,
+    usage: Option<Bound<'_, PyAny>>,
+) -> (Option<i64>, Option<i64>) {
+    let Some(usage) = usage else {
+        return (None, None);
+    };
+    let py = usage.py();
+    let u = Reader::of(&usage);
+    let input = int_of(
+        u.get(intern!(py, "prompt_tokens"))
+            .or_else(|| u.get(intern!(py, "input_tokens"))),
+    );
+    let output = int_of(
+        u.get(intern!(py, "completion_tokens"))
+            .or_else(|| u.get(intern!(py, "output_tokens"))),
+    );
+    if let Some(n) = input {
+        out.push(("gen_ai.usage.input_tokens".into(), AttrValue::Int(n)));
+    }
+    if let Some(n) = output {
+        out.push(("gen_ai.usage.output_tokens".into(), AttrValue::Int(n)));
+    }
+    if let Some(n) = int_of(u.get(intern!(py, "total_tokens"))) {
+        out.push(("gen_ai.usage.total_tokens".into(), AttrValue::Int(n)));
+    }
+    let truthy = |v: Bound<'_, PyAny>| v.is_truthy().unwrap_or(false);
+    let details = u
+        .get(intern!(py, "prompt_tokens_details"))
+        .filter(|d| truthy(d.clone()))
+        .or_else(|| u.get(intern!(py, "input_tokens_details")));
+    if let Some(n) = details.and_then(|d| int_of(Reader::of(&d).get(intern!(py, "cached_tokens"))))
+    {
+        out.push((
+            "gen_ai.usage.cache_read.input_tokens".into(),
+            AttrValue::Int(n),
+        ));
+    }
+    let details = u
+        .get(intern!(py, "completion_tokens_details"))
+        .filter(|d| truthy(d.clone()))
+        .or_else(|| u.get(intern!(py, "output_tokens_details")));
+    let reasoning = details
+        .and_then(|d| int_of(Reader::of(&d).get(intern!(py, "reasoning_tokens"))))
+        .or_else(|| int_of(u.get(intern!(py, "reasoning_tokens"))));
+    if let Some(n) = reasoning {
+        out.push((
+            "gen_ai.usage.reasoning.output_tokens".into(),
+            AttrValue::Int(n),
+        ));
+    }
+    (input, output)
+}
+
+/// Output messages (as chat_output writes them) into `out`: the finish reasons, and
+/// `gen_ai.output.messages` with `output.value` = the answer's text (the messages' JSON when
+/// the answer has no text, only tool calls), or only their size when content is not captured.
+pub(super) fn put_output(out: &mut Attributes, output: Output, capture: bool) {
+    let (json, answer, reasons, chars, has_parts) = output;
+    if !reasons.is_empty() {
+        out.push((
+            "gen_ai.response.finish_reasons".into(),
+            AttrValue::StrArray(reasons),
+        ));
+    }
+    if !capture {
+        out.push(("llmprobe.output.size".into(), AttrValue::Int(chars as i64)));
+        return;
+    }
+    let Some(json) = json.filter(|j| j != "[]") else {
+        return;
+    };
+    if !answer.is_empty() {
+        let text = truncate_chars(answer, LIMITS.content_length());
+        out.push(("output.value".into(), AttrValue::Str(text)));
+        out.push((
+            "output.mime_type".into(),
+            AttrValue::Str("text/plain".into()),
+        ));
+    } else if has_parts {
+        out.push(("output.value".into(), AttrValue::Str(json.clone())));
+        out.push((
+            "output.mime_type".into(),
+            AttrValue::Str("application/json".into()),
+        ));
+    }
+    out.push(("gen_ai.output.messages".into(), AttrValue::Str(json)));
+}
+
+/// Writes `attributes` into the span (a sampled-out span records none).
+fn write(span: &Bound<'_, PyAny>, attributes: Attributes) {
+    if let Ok(span) = span.cast::<PySpan>() {
+        if let Ok(mut span) = span.try_borrow_mut() {
+            span.set_all(attributes);
+        }
+    }
+}
+
+/// What the metrics need from an answer: (input tokens, output tokens, the response model).
+type ForMetrics = (Option<i64>, Option<i64>, Option<String>);
+
+/// An OpenAI chat completion (an SDK object, or its JSON as a dict): id, model, service tier,
+/// usage and answer, into `span`.
+#[pyfunction]
+pub fn openai_chat_response(
+    span: &Bound<'_, PyAny>,
+    response: &Bound<'_, PyAny>,
+    capture: bool,
+) -> ForMetrics {
+    guard("openai_chat_response", (None, None, None), || {
+        let py = response.py();
+        let r = Reader::of(response);
+        let mut out = Attributes::new();
+        put_str(
+            &mut out,
+            "gen_ai.response.id",
+            r.get(intern!(py, "id")).as_ref(),
+        );
+        let model = put_str(
+            &mut out,
+            "gen_ai.response.model",
+            r.get(intern!(py, "model")).as_ref(),
+        );
+        put_str(
+            &mut out,
+            "openai.response.service_tier",
+            r.get(intern!(py, "service_tier")).as_ref(),
+        );
+        let (input, output) = put_usage(&mut out, r.get(intern!(py, "usage")));
+        if let Some(choices) = r.get(intern!(py, "choices")) {
+            put_output(
+                &mut out,
+                output_of(messages::chat_output(&choices, capture, false)),
+                capture,
+            );
+        }
+        write(span, out);
+        Ok((input, output, model))
+    })
+}
