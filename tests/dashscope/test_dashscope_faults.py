@@ -13,20 +13,24 @@ print([c.output.text for c in dashscope.Generation.call(model="qwen-plus", promp
 """
 
 INJECT = """
+from llmprobe import _core
 from llmprobe.instrumentation import dashscope as probe
 def boom(*a, **k):
     raise RuntimeError("hook failure")
 probe._usage = boom
+_core.dashscope_response = boom
 probe._assemble_stream = boom
 probe._server = boom
 """
 
 # Only the after-hooks fail: the spans still start and end.
 INJECT_AFTER = """
+from llmprobe import _core
 from llmprobe.instrumentation import dashscope as probe
 def boom(*a, **k):
     raise RuntimeError("hook failure")
 probe._usage = boom
+_core.dashscope_response = boom
 probe._assemble_stream = boom
 """
 

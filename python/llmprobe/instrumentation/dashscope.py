@@ -317,6 +317,14 @@ def _complete(call: _genai.Call, response: Any) -> None:
     input_tokens = output_tokens = None
     try:
         request: _Request = call.extra
+        if request.kind in ("chat", "text_completion"):
+            # Request id, usage and answer, read and written into the span by the core at once.
+            failed, input_tokens, output_tokens = _core.dashscope_response(
+                call.span, response, request.capture
+            )
+            if failed:
+                _fail_response(call, response)
+            return
         attributes: dict = {}
         _response_id(attributes, response)
         if _is_error(response):

@@ -583,6 +583,17 @@ pub fn chat_output(choices: &Bound<'_, PyAny>, capture: bool, dashscope: bool) -
     m
 }
 
+/// A one-message answer given as text (DashScope's result_format text).
+pub fn text_answer(text: &str, finish: Option<&str>, capture: bool) -> Messages {
+    let mut m = Messages::new(capture, true).dashscope(true);
+    m.begin("assistant");
+    if !text.is_empty() {
+        m.text_part_str(text);
+    }
+    m.end(finish);
+    m
+}
+
 #[derive(Default)]
 pub(super) struct ToolCallState {
     pub(super) id: Option<String>,

@@ -167,3 +167,65 @@ pub fn openai_chat_response(
         Ok((input, output, model))
     })
 }
+
+/// A DashScope generation answer (`GenerationResponse`, `MultiModalConversationResponse`):
+/// request id, usage and answer (its choices, or its text with result_format text), into
+/// `span`. (whether the response says the call failed: its status code is not 200, and it
+/// is then read no further; input tokens, output tokens.)
+#[pyfunction]
+pub fn dashscope_response(
+    span: &Bound<'_, PyAny>,
+    response: &Bound<'_, PyAny>,
+    capture: bool,
+) -> (bool, Option<i64>, Option<i64>) {
+    guard("dashscope_response", (false, None, None), || {
+        let py = response.py();
+        let r = Reader::of(response);
+        let mut out = Attributes::new();
+        if let Some(id) = r.get(intern!(py, "request_id")) {
+            if id
+                .cast::<PyString>()
+                .is_ok_and(|s| s.len().unwrap_or(0) > 0)
+            {
+                put_str(&mut out, "gen_ai.response.id", Some(&id));
+            }
+        }
+        if let Some(status) = r.get(intern!(py, "status_code")) {
+            if status.extract::<i64>().ok() != Some(200) {
+                write(span, out);
+                return Ok((true, None, None));
+            }
+        }
+        let (input, output) = put_usage(&mut out, r.get(intern!(py, "usage")));
+        let has_total = out.iter().any(|(k, _)| k == "gen_ai.usage.total_tokens");
+        if let (false, Some(i), Some(o)) = (has_total, input, output) {
+            out.push(("gen_ai.usage.total_tokens".into(), AttrValue::Int(i + o)));
+        }
+        if let Some(answer) = r.get(intern!(py, "output")) {
+            let answer = Reader::of(&answer);
+            let choices = answer
+                .get(intern!(py, "choices"))
+                .filter(|c| c.len().is_ok_and(|n| n > 0));
+            let messages = match choices {
+                Some(choices) => Some(messages::chat_output(&choices, capture, true)),
+                None => answer.get(intern!(py, "text")).and_then(|text| {
+                    let text = text.cast::<PyString>().ok()?;
+                    let finish = answer
+                        .get(intern!(py, "finish_reason"))
+                        .and_then(|f| f.cast::<PyString>().ok().map(|f| str_of(&f).into_owned()))
+                        .filter(|f| f != "null");
+                    Some(messages::text_answer(
+                        &str_of(text),
+                        finish.as_deref(),
+                        capture,
+                    ))
+                }),
+            };
+            if let Some(m) = messages {
+                put_output(&mut out, output_of(m), capture);
+            }
+        }
+        write(span, out);
+        Ok((false, input, output))
+    })
+}
