@@ -212,7 +212,7 @@ pub fn dashscope_response(
                     let text = text.cast::<PyString>().ok()?;
                     let finish = answer
                         .get(intern!(py, "finish_reason"))
-                        .and_then(|f| f.cast::<PyString>().ok().map(|f| str_of(&f).into_owned()))
+                        .and_then(|f| f.cast::<PyString>().ok().map(|f| str_of(f).into_owned()))
                         .filter(|f| f != "null");
                     Some(messages::text_answer(
                         &str_of(text),
