@@ -140,33 +140,45 @@ def record_genai_metrics(
     input_tokens: int | None = None,
     output_tokens: int | None = None,
     time_to_first_chunk: float | None = None,
-    time_per_output_chunk: Sequence[float] | None = None,
-    chunk_times_ns: Sequence[int] | None = None,
+    chunks: ChunkCollector | Sequence[int] | None = None,
 ) -> None:
     """The GenAI client metrics of one operation, in one crossing: `duration` (s) into
     gen_ai.client.operation.duration; the token counts into gen_ai.client.token.usage with
-    gen_ai.token.type=input/output; for streams, time_to_first_chunk (s) and each
-    time_per_output_chunk value (s). `attributes` are the metric attributes (plain strings:
+    gen_ai.token.type=input/output; for streams, time_to_first_chunk (s) and the gaps between
+    the stream's chunks into time_per_output_chunk (s). `attributes` are the metric attributes (plain strings:
     gen_ai.operation.name, gen_ai.provider.name, gen_ai.request.model, gen_ai.response.model,
     error.type on failures, server.address, server.port). Returns at once: the values travel to
     the exporter thread, which aggregates them into histograms and exports them over OTLP
-    (OTEL_METRICS_EXPORTER; default otlp when an endpoint is set). `chunk_times_ns`, the
-    perf_counter_ns() of each chunk of a stream, adds the gaps between consecutive chunks to
-    time_per_output_chunk (so the caller need not compute them in Python)."""
+    (OTEL_METRICS_EXPORTER; default otlp when an endpoint is set). `chunks`: the stream's
+    ChunkCollector, or the perf_counter_ns() of each chunk (the gaps are computed here)."""
 
-def chat_input(messages: Any, capture: bool) -> tuple[str | None, int] | None:
+def chat_input(messages: Any, capture: bool, dashscope: bool = False) -> tuple[str | None, int] | None:
     """A chat request's messages (dicts, TypedDicts, pydantic models, objects) in the span
     contract's shape, read and written as JSON in one pass, every string cut to the content
     limit: (the JSON, or None when `capture` is off; the characters of their text). None when
-    `messages` is not a list or tuple (a one-shot iterable is never consumed)."""
+    `messages` is not a list or tuple (a one-shot iterable is never consumed). `dashscope`:
+    DashScope's messages (untyped content parts {"text"} / {"image"} / {"audio"} / {"video"},
+    no empty text next to tool calls)."""
 
 _Output: TypeAlias = tuple[str | None, str, list[str], int, bool]
 
-def chat_output(choices: Any, capture: bool) -> _Output:
+def chat_output(choices: Any, capture: bool, dashscope: bool = False) -> _Output:
     """A chat answer's choices as output messages, one per choice with its finish_reason:
     (the JSON or None with capture off, the answer's text (each message's text parts joined,
     a line between choices), the finish reasons, the characters of the text, whether any
-    message has parts)."""
+    message has parts). `dashscope`: as chat_input's, and a finish reason "null" is none."""
+
+def openai_chat_response(span: Span, response: Any, capture: bool) -> tuple[int | None, int | None, str | None]:
+    """An OpenAI chat completion (an SDK object, or its JSON as a dict) written into `span` in
+    one crossing: gen_ai.response.id / model, openai.response.service_tier, the usage, the
+    finish reasons and output messages (only their size with capture off). Returns (input
+    tokens, output tokens, the response model) for the metrics, also for a sampled-out span."""
+
+def dashscope_response(span: Span, response: Any, capture: bool) -> tuple[bool, int | None, int | None]:
+    """A DashScope generation answer written into `span` in one crossing: the request id as
+    gen_ai.response.id, the usage, the answer (its choices, or its text). Returns (whether its
+    status code says it failed: then nothing past the request id is read; input tokens,
+    output tokens)."""
 
 class ChunkCollector:
     """What a stream proxy records per item, in one crossing. ``ChunkCollector()`` keeps each
@@ -184,6 +196,8 @@ class ChunkCollector:
         """The items kept, in order (none when they were read as they passed)."""
     @property
     def times(self) -> list[int]: ...
+    def time_at(self, i: int) -> int | None:
+        """The arrival time of item `i` (negative: from the end); None when there is none."""
     @property
     def first(self) -> Any: ...
     @property

@@ -231,10 +231,10 @@ def end(
     output_tokens: int | None = None,
     time_to_first_chunk: float | None = None,
     ended_ns: int | None = None,
-    chunk_times_ns: list | None = None,
+    chunks: Any = None,
 ) -> None:
-    """Record the operation's metrics and end its span (`chunk_times_ns`: perf_counter_ns() of
-    each chunk of a stream, whose gaps go to time_per_output_chunk, computed in the core)."""
+    """Record the operation's metrics and end its span (`chunks`: a stream's ChunkCollector,
+    whose gaps between chunks go to time_per_output_chunk, computed in the core)."""
     duration = ((ended_ns or perf_counter_ns()) - call.started) / 1e9
     try:
         call.span.end()
@@ -245,7 +245,7 @@ def end(
             input_tokens,
             output_tokens,
             time_to_first_chunk,
-            chunk_times_ns,
+            chunks,
         )
 
 
@@ -258,20 +258,21 @@ def end_stream(state: Any, error: BaseException | None, assemble: Callable) -> N
     between chunks, the metrics, the end."""
     now = perf_counter_ns()
     call: Call = state.call
-    input_tokens = output_tokens = ttfc = times = None
+    collector = state.collector
+    input_tokens = output_tokens = ttfc = None
     try:
         if error is not None:
             fail(call, error)
-        times = state.times
         attributes: dict = {}
         first, input_tokens, output_tokens = assemble(call, attributes, state)
         if first is not None:
-            attributes["gen_ai.response.time_to_first_token"] = times[first] - call.started
-        if times:
-            ttfc = (times[0] - call.started) / 1e9
+            attributes["gen_ai.response.time_to_first_token"] = collector.time_at(first) - call.started
+        t0 = collector.time_at(0)
+        if t0 is not None:
+            ttfc = (t0 - call.started) / 1e9
         call.span.set_attributes(attributes)
     finally:
-        end(call, input_tokens, output_tokens, ttfc, now, times)
+        end(call, input_tokens, output_tokens, ttfc, now, collector)
 
 
 def record_metrics(
@@ -280,7 +281,7 @@ def record_metrics(
     input_tokens: int | None = None,
     output_tokens: int | None = None,
     time_to_first_chunk: float | None = None,
-    chunk_times_ns: list | None = None,
+    chunks: Any = None,
 ) -> None:
     """Hand one operation's measurements to the core's GenAI histograms (guarded: metrics
     never cost the caller an exception)."""
@@ -294,8 +295,7 @@ def record_metrics(
             input_tokens if type(input_tokens) is int else None,
             output_tokens if type(output_tokens) is int else None,
             time_to_first_chunk,
-            None,
-            chunk_times_ns,
+            chunks,
         )
     except Exception as exc:  # noqa: BLE001
         _log.log_once("GenAI metrics", exc)

@@ -22,7 +22,7 @@ the user's iteration goes on untouched. ``error`` is the exception the stream ra
 
     state = StreamState("openai chat stream", on_end, call)   # call: whatever on_end needs
     return SyncStreamProxy(stream, state)
-    # state.items, state.times, state.collector: what the stream gave, for on_end
+    # state.items, state.collector: what the stream gave (and when), for on_end
 """
 
 from __future__ import annotations
@@ -76,11 +76,6 @@ class StreamState:
     def items(self) -> list:
         """The items the stream gave (none when the collector reads them as they pass)."""
         return self.collector.items
-
-    @property
-    def times(self) -> list:
-        """perf_counter_ns() when each item arrived."""
-        return self.collector.times
 
 
 def finish(state: StreamState, error: BaseException | None, how: str) -> None:

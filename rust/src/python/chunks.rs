@@ -102,6 +102,13 @@ impl ChunkCollector {
         self.times.clone()
     }
 
+    /// The arrival time of item `i` (negative: from the end), None when there is no such item.
+    fn time_at(&self, i: isize) -> Option<i64> {
+        let n = self.times.len() as isize;
+        let i = if i < 0 { n + i } else { i };
+        (0..n).contains(&i).then(|| self.times[i as usize])
+    }
+
     #[getter]
     fn first(&self, py: Python<'_>) -> Option<Py<PyAny>> {
         self.first.as_ref().map(|i| i.clone_ref(py))
@@ -238,4 +245,22 @@ impl ChunkIter {
             }
         }
     }
+}
+
+/// The gaps between a stream's items, in seconds: from a ChunkCollector, or a list of
+/// perf_counter_ns() times.
+pub(super) fn gaps(chunks: &Bound<'_, PyAny>) -> Vec<f64> {
+    let of = |times: &[i64]| {
+        times
+            .windows(2)
+            .map(|w| (w[1] - w[0]) as f64 / 1e9)
+            .collect()
+    };
+    if let Ok(c) = chunks.cast::<ChunkCollector>() {
+        return c.try_borrow().map(|c| of(&c.times)).unwrap_or_default();
+    }
+    chunks
+        .extract::<Vec<i64>>()
+        .map(|t| of(&t))
+        .unwrap_or_default()
 }

@@ -137,15 +137,14 @@ fn truncate(value: &Bound<'_, PyString>, max_length: Option<usize>) -> String {
 }
 
 #[pyfunction]
-#[pyo3(signature = (attributes, duration, input_tokens=None, output_tokens=None, time_to_first_chunk=None, time_per_output_chunk=None, chunk_times_ns=None))]
+#[pyo3(signature = (attributes, duration, input_tokens=None, output_tokens=None, time_to_first_chunk=None, chunks=None))]
 fn record_genai_metrics(
     attributes: &Bound<'_, PyAny>,
     duration: f64,
     input_tokens: Option<i64>,
     output_tokens: Option<i64>,
     time_to_first_chunk: Option<f64>,
-    time_per_output_chunk: Option<Vec<f64>>,
-    chunk_times_ns: Option<Vec<i64>>,
+    chunks: Option<&Bound<'_, PyAny>>,
 ) {
     guard("record_genai_metrics", (), || {
         let mut attrs = Vec::new();
@@ -166,13 +165,7 @@ fn record_genai_metrics(
             input_tokens,
             output_tokens,
             time_to_first_chunk,
-            time_per_output_chunk: {
-                let mut gaps = time_per_output_chunk.unwrap_or_default();
-                if let Some(times) = chunk_times_ns {
-                    gaps.extend(times.windows(2).map(|w| (w[1] - w[0]) as f64 / 1e9));
-                }
-                gaps
-            },
+            time_per_output_chunk: chunks.map(chunks::gaps).unwrap_or_default(),
         }));
         Ok(())
     });
