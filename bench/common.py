@@ -1,7 +1,10 @@
-"""What the benchmarks share: the span they make, summary statistics, per-thread CPU, the receiver.
+"""What the benchmarks share: the span they make, the chat they send, the children's environment,
+summary statistics, per-thread CPU, the receiver.
 
 Every benchmark makes the same span as ../shared/peer-bench: the name ``chat gpt-4o-mini`` and
 ten GenAI-style attributes (strings, ints, a float), so numbers compare with the peers' anchors.
+The LLM-call benchmarks (openai_*.py, dashscope_*.py) send the same five messages (issue #3's
+workload), so their costs compare across libraries.
 """
 
 from __future__ import annotations
@@ -36,19 +39,51 @@ ATTRS = {
     "server.address": "api.openai.com",
 }
 
+MESSAGES = [
+    {
+        "role": "system",
+        "content": "You are a concise assistant that answers questions about observability, "
+        "tracing and OpenTelemetry. Keep answers short.",
+    },
+    {"role": "user", "content": "What is a span?"},
+    {"role": "assistant", "content": "A span is one timed operation, with attributes, inside a trace."},
+    {"role": "user", "content": "And a trace?"},
+    {
+        "role": "user",
+        "content": "In two sentences, what is the difference between a span and a trace, and why "
+        "would I batch spans before exporting them?",
+    },
+]
+
 # Variables that would change what a child measures (an exporter, a sampler, a queue size the
 # user happens to have set): children start without them and get only what the bench sets.
 _CLEARED_PREFIXES = ("OTEL_", "LLMPROBE_")
 
 
-def clean_env(**overrides: str) -> dict[str, str]:
-    """os.environ without OTEL_* / LLMPROBE_*, with a fixed hash seed, plus `overrides`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_CLEARED_PREFIXES)}
+def seeded_env(cleared: tuple[str, ...] = _CLEARED_PREFIXES) -> dict[str, str]:
+    """os.environ without the variables whose names start with `cleared` (by default OTEL_* and
+    LLMPROBE_*), with a fixed hash seed."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(cleared)}
     env["PYTHONHASHSEED"] = "0"
+    return env
+
+
+def clean_env(**overrides: str) -> dict[str, str]:
+    """seeded_env() (no OTEL_* / LLMPROBE_*) with this checkout on PYTHONPATH, plus `overrides`."""
+    env = seeded_env()
     # The children import llmprobe from this checkout whether or not it is pip-installed.
     env["PYTHONPATH"] = os.pathsep.join(p for p in (PYTHON_SRC, env.get("PYTHONPATH")) if p)
     env.update(overrides)
     return env
+
+
+def importable_llmprobe() -> None:
+    """Use this checkout's llmprobe when the running Python has none installed (its _core is abi3,
+    so the checkout's build loads in any venv of a supported Python)."""
+    try:
+        import llmprobe  # noqa: F401
+    except ImportError:
+        sys.path.insert(0, PYTHON_SRC)
 
 
 def quantile(values: list[float], q: float) -> float:

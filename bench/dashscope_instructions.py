@@ -20,20 +20,15 @@ for callgrind_annotate.
 
 from __future__ import annotations
 
-import argparse
-import gc
-import glob
-import os
-import subprocess
 import sys
-import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import callgrind
 import dashscope_overhead as workload  # the workload, transport and configs
+from common import seeded_env
 
 
 def child(config: str, mode: str, state: str, calls: int, warmup: int) -> None:
@@ -47,12 +42,7 @@ def child(config: str, mode: str, state: str, calls: int, warmup: int) -> None:
     if state == "off":
         h["disable"]()
     before = h["span_count"]()
-    # As in openai_instructions.py: no full collection may land in one run and not the other.
-    gc.collect()
-    gc.disable()
-    for _ in range(calls):
-        fn()
-    gc.enable()
+    callgrind.measured_calls(fn, calls)
     h["flush"]()
     spans = h["span_count"]() - before
     expected = calls if state == "on" else 0
@@ -61,80 +51,17 @@ def child(config: str, mode: str, state: str, calls: int, warmup: int) -> None:
     h["shutdown"]()
 
 
-def total_instructions(out_prefix: str) -> tuple[int, int]:
-    """(calling thread, all other threads) instructions of one run's per-thread outputs."""
-    main = others = 0
-    for path in glob.glob(out_prefix + "*"):
-        with open(path) as f:
-            for line in f:
-                if line.startswith(("totals:", "summary:")):
-                    count = int(line.split()[1])
-                    if path.endswith("-01"):
-                        main += count
-                    else:
-                        others += count
-                    break
-    return main, others
-
-
-def measure(config: str, mode: str, state: str, calls: int, warmup: int, workdir: str) -> tuple[int, int]:
-    prefix = os.path.join(workdir, f"cg.{config}.{mode}.{state}")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LLMPROBE_"))}
-    env["PYTHONHASHSEED"] = "0"
-    command = [
-        "valgrind",
-        "--tool=callgrind",
-        "--separate-threads=yes",
-        f"--callgrind-out-file={prefix}.%p",
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--child",
-        config,
-        mode,
-        state,
-        str(calls),
-        str(warmup),
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-    if done.returncode != 0:
-        sys.stderr.write(done.stderr[-3000:])
-        raise SystemExit(f"{config} {mode} {state} failed")
-    return total_instructions(prefix)
-
-
 def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        config, mode, state, calls, warmup = sys.argv[2:7]
-        child(config, mode, state, int(calls), int(warmup))
+    if callgrind.run_child(child):
         return
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--configs", default="loongsuite,llmprobe")
-    parser.add_argument("--modes", default="sync,stream")
-    parser.add_argument("--calls", type=int, default=100)
-    parser.add_argument("--warmup", type=int, default=30)
-    parser.add_argument("--jobs", type=int, default=2)
+    parser = callgrind.parser(__doc__, configs="loongsuite,llmprobe")
     parser.add_argument("--keep", help="keep the callgrind outputs in this directory")
     args = parser.parse_args()
     configs = args.configs.split(",")
     modes = args.modes.split(",")
-    runs = [(c, m, s) for c in configs for m in modes for s in ("on", "off")]
-    with tempfile.TemporaryDirectory() as scratch, ThreadPoolExecutor(args.jobs) as pool:
-        workdir = args.keep or scratch
-        os.makedirs(workdir, exist_ok=True)
-        counts = dict(zip(runs, pool.map(lambda r: measure(*r, args.calls, args.warmup, workdir), runs)))
-    print("\n| config | mode | instructions added per call: all threads | calling thread | other threads |")
-    print("|---|---|---|---|---|")
-    added = {}
-    for c in configs:
-        for m in modes:
-            (on_main, on_other), (off_main, off_other) = counts[(c, m, "on")], counts[(c, m, "off")]
-            main_thread = (on_main - off_main) / args.calls
-            other = (on_other - off_other) / args.calls
-            added[(c, m)] = main_thread + other
-            label = workload.LABELS.get(c, c)
-            print(f"| {label} | {m} | {main_thread + other:,.0f} | {main_thread:,.0f} | {other:,.0f} |")
+    # The environment of dashscope_overhead.py's children: no OTEL_* / LLMPROBE_*, fixed hash seed.
+    counts = callgrind.count(str(Path(__file__).resolve()), configs, modes, args, seeded_env())
+    added = callgrind.print_table(configs, modes, counts, args.calls, workload.LABELS)
     for m in modes:
         if "llmprobe" in configs and "loongsuite" in configs:
             ratio = added[("llmprobe", m)] / added[("loongsuite", m)]

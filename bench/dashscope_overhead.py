@@ -14,10 +14,10 @@ session an adapter that answers at once with the bytes the service sends (a JSON
 SSE stream of ``id:/event:result/:HTTP_STATUS/200/data:`` events), so the SDK's own request
 building and response parsing run unchanged. Nothing leaves the process.
 
-Workload: five messages (those of openai_overhead.py), ``result_format="message"``, content
-capture on for both; the stream is ``stream=True, incremental_output=True`` with 50 content
-chunks and a final chunk (finish_reason "stop", empty content). As the service does, every
-chunk carries ``usage``.
+Workload: the five messages of openai_overhead.py (common.MESSAGES), ``result_format="message"``,
+content capture on for both; the stream is ``stream=True, incremental_output=True`` with 50
+content chunks and a final chunk (finish_reason "stop", empty content). As the service does,
+every chunk carries ``usage``.
 
 | config | setup |
 |---|---|
@@ -46,6 +46,8 @@ import sys
 import time
 from pathlib import Path
 
+from common import MESSAGES, importable_llmprobe, seeded_env
+
 HERE = Path(__file__).resolve().parent
 PLUGIN = HERE / "peer_plugin_dashscope.py"
 CONFIGS = ["none", "loongsuite", "llmprobe"]
@@ -56,21 +58,6 @@ MODEL = "qwen-plus"
 STREAM_CHUNKS = 50
 REQUEST_ID = "5c5d0a2e-7d39-9d8f-a0f1-5fb0c1ab2c3d"
 
-MESSAGES = [
-    {
-        "role": "system",
-        "content": "You are a concise assistant that answers questions about observability, "
-        "tracing and OpenTelemetry. Keep answers short.",
-    },
-    {"role": "user", "content": "What is a span?"},
-    {"role": "assistant", "content": "A span is one timed operation, with attributes, inside a trace."},
-    {"role": "user", "content": "And a trace?"},
-    {
-        "role": "user",
-        "content": "In two sentences, what is the difference between a span and a trace, and why "
-        "would I batch spans before exporting them?",
-    },
-]
 REQUEST = {"model": MODEL, "messages": MESSAGES, "result_format": "message", "temperature": 0.2}
 REQUEST.update(max_tokens=256, top_p=0.8)
 
@@ -260,10 +247,7 @@ def _loongsuite() -> dict:
 
 
 def _llmprobe() -> dict:
-    try:
-        import llmprobe  # noqa: F401
-    except ImportError:  # this checkout's package (its _core is abi3)
-        sys.path.insert(0, str(HERE.parent / "python"))
+    importable_llmprobe()
     spec = importlib.util.spec_from_file_location("peer_plugin_dashscope", PLUGIN)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -387,12 +371,6 @@ def _quartiles(values: list[float]) -> tuple[float, float, float]:
     return q[0], statistics.median(values), q[2]
 
 
-def _child_env() -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LLMPROBE_"))}
-    env["PYTHONHASHSEED"] = "0"
-    return env
-
-
 def matrix(args: argparse.Namespace) -> None:
     runs: dict[str, list[dict]] = {c: [] for c in CONFIGS}
     loads = []
@@ -402,7 +380,7 @@ def matrix(args: argparse.Namespace) -> None:
             for flag in ("calls", "stream_calls", "reps", "warmup"):
                 command += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
             loads.append(os.getloadavg()[0])
-            done = subprocess.run(command, capture_output=True, text=True, env=_child_env(), check=False)
+            done = subprocess.run(command, capture_output=True, text=True, env=seeded_env(), check=False)
             if done.returncode != 0:
                 sys.stderr.write(done.stderr[-4000:])
                 raise SystemExit(f"config {config} failed")
@@ -494,7 +472,7 @@ def main() -> None:
     elif args.check:
         for config in CONFIGS[1:]:
             command = [sys.executable, str(Path(__file__).resolve()), "--check", "--config", config]
-            done = subprocess.run(command, capture_output=True, text=True, env=_child_env(), check=False)
+            done = subprocess.run(command, capture_output=True, text=True, env=seeded_env(), check=False)
             if done.returncode != 0:
                 sys.stderr.write(done.stderr[-4000:])
                 raise SystemExit(f"config {config} failed")

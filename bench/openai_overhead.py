@@ -30,6 +30,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from common import MESSAGES, importable_llmprobe, seeded_env
+
 HERE = Path(__file__).resolve().parent
 PEER_BENCH = Path(os.environ.get("LLMPROBE_PEER_BENCH", "/work/shared/peer-bench"))
 PLUGIN = HERE / "peer_plugin_openai.py"
@@ -41,22 +43,10 @@ LABELS = {
     f"plugin:{PLUGIN}": "llmprobe",
 }
 STREAM_CHUNKS = 50
-
-MESSAGES = [
-    {
-        "role": "system",
-        "content": "You are a concise assistant that answers questions about observability, "
-        "tracing and OpenTelemetry. Keep answers short.",
-    },
-    {"role": "user", "content": "What is a span?"},
-    {"role": "assistant", "content": "A span is one timed operation, with attributes, inside a trace."},
-    {"role": "user", "content": "And a trace?"},
-    {
-        "role": "user",
-        "content": "In two sentences, what is the difference between a span and a trace, and why "
-        "would I batch spans before exporting them?",
-    },
-]
+# The instrumentations' own variables (an exporter, a sampler, content capture the user happens
+# to have set): the children start without them. LLMPROBE_* stay, so that LLMPROBE_PEER_BENCH
+# reaches the children, which load the harness from it.
+CLEARED = ("OTEL_", "TRACELOOP_", "OPENINFERENCE_")
 
 
 def harness():
@@ -79,11 +69,7 @@ def harness():
 
 
 def run_one(argv: list[str]) -> None:
-    # llmprobe from this source tree when the venv does not have it installed.
-    try:
-        import llmprobe  # noqa: F401
-    except ImportError:
-        sys.path.insert(0, str(HERE.parent / "python"))
+    importable_llmprobe()
     b = harness()
     parser = argparse.ArgumentParser()
     parser.add_argument("--config", required=True)
@@ -107,9 +93,13 @@ def _quartiles(values: list[float]) -> tuple[float, float, float]:
     return q[0], statistics.median(values), q[2]
 
 
+def child_env() -> dict[str, str]:
+    """The environment of every measuring child (this script's and openai_instructions.py's)."""
+    return seeded_env(CLEARED)
+
+
 def matrix(args: argparse.Namespace) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TRACELOOP_", "OPENINFERENCE_"))}
-    env["PYTHONHASHSEED"] = "0"
+    env = child_env()
     runs: dict[str, list[dict]] = {c: [] for c in CONFIGS}
     for round_number in range(args.rounds):
         order = CONFIGS if round_number % 2 == 0 else list(reversed(CONFIGS))

@@ -35,17 +35,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-from common import PYTHON_SRC, Receiver, clean_env
+from common import Receiver, importable_llmprobe
+from export_throughput import child_env
 
 _receiver = None
-
-
-def _importable_llmprobe() -> None:
-    """Use this checkout's llmprobe when the venv has none installed."""
-    try:
-        import llmprobe  # noqa: F401
-    except ImportError:
-        sys.path.insert(0, PYTHON_SRC)
 
 
 # ---- bench_span_sdk.py -----------------------------------------------------------------------
@@ -63,7 +56,7 @@ def make_tracer():
         os.environ["OTEL_TRACES_EXPORTER"] = "otlp"
         os.environ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = _receiver.endpoint
         os.environ.setdefault("OTEL_BSP_MAX_QUEUE_SIZE", "262144")
-    _importable_llmprobe()
+    importable_llmprobe()
     import llmprobe
     from opentelemetry import trace
 
@@ -77,13 +70,8 @@ def make_tracer():
 # ---- bench_export.py --throughput-plugin -----------------------------------------------------
 def run_throughput(endpoint, duration, attrs):
     """1 thread makes spans for `duration` s, llmprobe exports them to `endpoint` (OTLP/HTTP)."""
-    env = clean_env(
-        OTEL_TRACES_EXPORTER="otlp",
-        OTEL_METRICS_EXPORTER="none",
-        OTEL_SERVICE_NAME="bench-export",
-        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=endpoint,
-        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
-    )
+    # The child is export_throughput.py's llmprobe config, so it gets that config's environment.
+    env = child_env("llmprobe", endpoint, [])
     rate = os.environ.get("LLMPROBE_BENCH_RATE")
     cmd = [
         sys.executable,
@@ -132,6 +120,6 @@ def _throughput_child(duration: float, attrs: dict, rate: float | None) -> dict:
 
 
 if __name__ == "__main__":
-    _importable_llmprobe()
+    importable_llmprobe()
     d, a, r = json.loads(sys.argv[1])
     print(json.dumps(_throughput_child(d, a, r)))
