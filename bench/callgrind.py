@@ -35,6 +35,13 @@ def parser(description: str, configs: str) -> argparse.ArgumentParser:
     p.add_argument("--calls", type=int, default=100)
     p.add_argument("--warmup", type=int, default=30)
     p.add_argument("--jobs", type=int, default=2)
+    p.add_argument(
+        "--seeds",
+        default="0",
+        help="PYTHONHASHSEED values, comma-separated: each state runs once per seed and the counts "
+        "are averaged (a process's hash layout can make every call of one run some 10-30k "
+        "instructions dearer than another's; several seeds average that out)",
+    )
     return p
 
 
@@ -80,13 +87,16 @@ def total_instructions(out_prefix: str) -> tuple[int, int]:
 
 
 def measure(
-    script: str, run: tuple[str, str, str], calls: int, warmup: int, env: Mapping[str, str], workdir: str
+    script: str, run: tuple[str, str, str, str], calls: int, warmup: int, env: Mapping[str, str], workdir: str
 ) -> tuple[int, int]:
-    """One child of `script` under callgrind: its (calling thread, other threads) instructions."""
-    config, mode, state = run
-    # Its outputs are cg.<config>.<mode>.<state>.<pid>-<thread> (what --keep leaves); a config
-    # that is a path (the peers' plugin:/.../x.py) must not make one a subdirectory.
-    prefix = os.path.join(workdir, f"cg.{config}.{mode}.{state}".replace("/", "_"))
+    """One child of `script` under callgrind, with hash seed `seed`: its (calling thread, other
+    threads) instructions."""
+    config, mode, state, seed = run
+    env = dict(env, PYTHONHASHSEED=seed)
+    # Its outputs are cg.<config>.<mode>.<state>[.s<seed>].<pid>-<thread> (what --keep leaves); a
+    # config that is a path (the peers' plugin:/.../x.py) must not make one a subdirectory.
+    name = f"cg.{config}.{mode}.{state}" + (f".s{seed}" if seed != "0" else "")
+    prefix = os.path.join(workdir, name.replace("/", "_"))
     command = [
         "valgrind",
         "--tool=callgrind",
@@ -110,16 +120,21 @@ def measure(
 
 def count(
     script: str, configs: list[str], modes: list[str], args: argparse.Namespace, env: Mapping[str, str]
-) -> dict[tuple[str, str, str], tuple[int, int]]:
-    """measure() of every (config, mode, state) with parser()'s options `args`, --jobs at a time,
-    with the outputs in args.keep (left there) if the script has that option, else in a scratch
-    directory."""
-    runs = [(c, m, s) for c in configs for m in modes for s in STATES]
+) -> dict[tuple[str, str, str], tuple[float, float]]:
+    """measure() of every (config, mode, state), once per seed of --seeds, with parser()'s
+    options `args`, --jobs at a time, with the outputs in args.keep (left there) if the script
+    has that option, else in a scratch directory. The counts are the mean over the seeds."""
+    seeds = args.seeds.split(",")
+    runs = [(c, m, s, seed) for c in configs for m in modes for s in STATES for seed in seeds]
     with tempfile.TemporaryDirectory() as scratch, ThreadPoolExecutor(args.jobs) as pool:
         workdir = getattr(args, "keep", None) or scratch
         os.makedirs(workdir, exist_ok=True)
-        results = pool.map(lambda r: measure(script, r, args.calls, args.warmup, env, workdir), runs)
-        return dict(zip(runs, results))
+        results = list(pool.map(lambda r: measure(script, r, args.calls, args.warmup, env, workdir), runs))
+    counts: dict = {}
+    for (c, m, s, _), (calling, other) in zip(runs, results):
+        total = counts.get((c, m, s), (0, 0))
+        counts[(c, m, s)] = (total[0] + calling / len(seeds), total[1] + other / len(seeds))
+    return counts
 
 
 def print_table(
