@@ -24,15 +24,14 @@ from opentelemetry import trace as _api
 
 from llmprobe import _core, _log
 from llmprobe._errors import qualified_name
-from llmprobe._tracer import _SPAN_KEY, Tracer
+from llmprobe._tracer import _SPAN_KEY, Tracer, _attach, _detach, _get_current
 from llmprobe.instrumentation import _messages
 from llmprobe.instrumentation._wrap import guarded
 
 _CLIENT = _api.SpanKind.CLIENT
+# _attach, _detach and _get_current (from _tracer) are the API's context functions without
+# their Python layers.
 _Context = _context.Context
-_get_current = _context.get_current
-_attach = _context.attach
-_detach = _context.detach
 _set_span_in_context = _api.set_span_in_context
 # The instrumentation whose model call is running, in the context (see hooks()).
 _OWNER_KEY = _context.create_key("llmprobe-genai-owner")
