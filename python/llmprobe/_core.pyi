@@ -109,6 +109,9 @@ class Span:
     def name(self) -> str: ...
     @property
     def ended(self) -> bool: ...
+    @property
+    def _kind(self) -> int:
+        """The kind the span was started with (KIND_*)."""
     def is_recording(self) -> bool:
         """True while sampled and not ended."""
 

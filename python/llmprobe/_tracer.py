@@ -114,8 +114,8 @@ def _status_value(code: Any) -> int:
 class Span(_CoreSpan, _api.Span):
     """A Rust span that is also an ``opentelemetry.trace.Span``."""
 
-    # Class-level defaults; an instance gets its own value only when it differs.
-    _kind = 0
+    # Class-level defaults; an instance gets its own value only when it differs. (The kind is
+    # the core span's own `_kind`: no instance dict for it.)
     _trace_state = DEFAULT_TRACE_STATE
     _span_context = None
     _record_exception = True
@@ -269,8 +269,6 @@ class Tracer(_api.Tracer):
             self._version,
             trace_state.to_header() if trace_state and core_parent.__class__ is tuple else None,
         )
-        if kind_value:
-            span._kind = kind_value
         if trace_state:
             span._trace_state = trace_state
         if not record_exception:

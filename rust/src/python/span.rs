@@ -22,6 +22,8 @@ pub struct PySpan {
     name: String,
     /// Kept here as well as in the record: children inherit it after this span ended.
     trace_state: Option<String>,
+    /// The span kind (span::KIND_*), also for a sampled-out span.
+    kind: u8,
 }
 
 /// A parent's trace id, span id, sampled flag and whether it is remote.
@@ -135,7 +137,14 @@ impl PySpan {
             sampled,
             name,
             trace_state,
+            kind: kind.min(span::KIND_CONSUMER),
         }
+    }
+
+    /// The span kind (the bridge's `kind` property reads it).
+    #[getter]
+    fn _kind(&self) -> u8 {
+        self.kind
     }
 
     #[getter]
