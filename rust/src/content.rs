@@ -27,12 +27,61 @@ pub fn truncate_str(s: &str, max: usize) -> &str {
     }
 }
 
-/// Appends `s` to `out` as a JSON string literal.
+/// Whether any of the 8 bytes in `x` must be escaped in a JSON string: a quote, a backslash or
+/// a control character (below 0x20). Bytes of multi-byte UTF-8 characters (0x80 and up) never
+/// match.
+fn any_escape(x: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let control = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
+    (control | has_zero(x ^ (ONES * b'"' as u64)) | has_zero(x ^ (ONES * b'\\' as u64))) != 0
+}
+
+/// Appends `s` to `out` as a JSON string literal, escaped as serde_json escapes it. The text
+/// of a span's messages is mostly plain: it is scanned 8 bytes at a time and copied in runs.
 pub fn write_json_str(out: &mut String, s: &str) {
-    // serde_json's escaping, written straight into our buffer.
-    // SAFETY: serde_json appends only valid UTF-8 (the escaped copy of a &str).
-    let buf = unsafe { out.as_mut_vec() };
-    serde_json::to_writer(buf, s).expect("writing a str to a Vec cannot fail");
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push('"');
+    let (mut start, mut i) = (0, 0);
+    while i < bytes.len() {
+        if let Some(block) = bytes.get(i..i + 8) {
+            if !any_escape(u64::from_le_bytes(block.try_into().expect("8 bytes"))) {
+                i += 8;
+                continue;
+            }
+        }
+        let escape = match bytes[i] {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..=0x1f => "",
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        // Escapes are ASCII: `start` and `i` are always on character boundaries.
+        out.push_str(&s[start..i]);
+        if escape.is_empty() {
+            let b = bytes[i];
+            out.push_str("\\u00");
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 0xf) as usize] as char);
+        } else {
+            out.push_str(escape);
+        }
+        i += 1;
+        start = i;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
 }
 
 /// Cuts every string inside a JSON value to `max` characters.
@@ -67,6 +116,29 @@ pub fn truncate_json_text(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escapes_as_serde_json_does() {
+        let mut samples: Vec<String> = vec![
+            String::new(),
+            "plain text that is longer than eight bytes".into(),
+            "quote \" and backslash \\ at odd places\"".into(),
+            "controls \u{0}\u{1}\u{8}\u{9}\u{a}\u{c}\u{d}\u{1f}\u{7f} end".into(),
+            "non-ASCII: é, 中文, emoji 🙂, then \"quoted\"".into(),
+        ];
+        // Every byte value a str can hold next to plain text, at each offset in a block.
+        for c in (0u32..0x80).chain([0xe9, 0x4e2d, 0x1f642]) {
+            let c = char::from_u32(c).unwrap();
+            for pad in 0..9 {
+                samples.push(format!("{}{c}{}", "a".repeat(pad), "b".repeat(9 - pad)));
+            }
+        }
+        for s in samples {
+            let mut ours = String::new();
+            write_json_str(&mut ours, &s);
+            assert_eq!(ours, serde_json::to_string(&s).unwrap(), "{s:?}");
+        }
+    }
 
     #[test]
     fn cuts_in_characters_not_bytes() {
