@@ -171,7 +171,9 @@ def chat_output(choices: Any, capture: bool, dashscope: bool = False) -> _Output
     a line between choices), the finish reasons, the characters of the text, whether any
     message has parts). `dashscope`: as chat_input's, and a finish reason "null" is none."""
 
-def openai_chat_response(span: Span, response: Any, capture: bool) -> tuple[int | None, int | None, str | None]:
+def openai_chat_response(
+    span: Span, response: Any, capture: bool
+) -> tuple[int | None, int | None, str | None]:
     """An OpenAI chat completion (an SDK object, or its JSON as a dict) written into `span` in
     one crossing: gen_ai.response.id / model, openai.response.service_tier, the usage, the
     finish reasons and output messages (only their size with capture off). Returns (input
@@ -205,7 +207,19 @@ class ChunkCollector:
     def first(self) -> Any: ...
     @property
     def last(self) -> Any: ...
-    def answer(self, capture: bool) -> tuple[int | None, Any, Any, _Output]:
-        """For chunks read as they passed: (the position of the first chunk with content, the
-        last usage seen or None, the last chunk that reported an error or None, then what
-        chat_output returns)."""
+    def write_answer(
+        self, span: Span, capture: bool
+    ) -> tuple[int | None, int | None, int | None, str | None, Any]:
+        """For chunks read as they passed, written into `span` in one crossing: the response
+        ids (OpenAI: the first chunk's id, model and service tier, or the last chunk's when its
+        model differs; DashScope: the last chunk's request id), the usage, the finish reasons
+        and output messages. Returns (the position of the first chunk with content, input
+        tokens, output tokens, the response model or None, the last chunk that reported an
+        error or None)."""
+
+def usage(attributes: dict[str, Any], usage: Any, dashscope: bool = False) -> tuple[int | None, int | None]:
+    """Token usage (an SDK object or a dict) into `attributes`: gen_ai.usage.input_tokens,
+    output_tokens, total_tokens, cache_read.input_tokens, reasoning.output_tokens, from
+    prompt/completion or input/output tokens (`dashscope`: with the total as their sum when
+    none is given, and an application's usage summed over its models). Returns (input
+    tokens, output tokens)."""

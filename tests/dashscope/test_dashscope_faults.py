@@ -17,7 +17,7 @@ from llmprobe import _core
 from llmprobe.instrumentation import dashscope as probe
 def boom(*a, **k):
     raise RuntimeError("hook failure")
-probe._usage = boom
+_core.usage = boom
 _core.dashscope_response = boom
 probe._assemble_stream = boom
 probe._server = boom
@@ -29,7 +29,7 @@ from llmprobe import _core
 from llmprobe.instrumentation import dashscope as probe
 def boom(*a, **k):
     raise RuntimeError("hook failure")
-probe._usage = boom
+_core.usage = boom
 _core.dashscope_response = boom
 probe._assemble_stream = boom
 """

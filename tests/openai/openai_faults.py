@@ -113,6 +113,7 @@ def inject(mode: str) -> None:
         _core.record_genai_metrics = boom
         _core.ChunkIter = boom  # a stream's for loop then runs over the stream's own iterator
         _core.openai_chat_response = boom
+        _core.usage = boom
         if mode == "core":
             _core.to_json = boom
     elif mode != "none":

@@ -236,45 +236,6 @@ def _fail_response(call: _genai.Call, response: Any) -> None:
     call.span.set_status(STATUS_ERROR, message if isinstance(message, str) and message else error_type)
 
 
-def _usage(attributes: dict, usage: Any) -> tuple:
-    if usage is None:
-        return None, None
-    models = get(usage, "models")
-    if isinstance(models, SEQUENCES) and models:
-        # An application call: the usage of each model it called, summed.
-        usage = {
-            key: sum(v for v in (get(m, key) for m in models) if type(v) is int)
-            for key in ("input_tokens", "output_tokens")
-        }
-    input_tokens = get(usage, "input_tokens")
-    output_tokens = get(usage, "output_tokens")
-    total = get(usage, "total_tokens")
-    if type(input_tokens) is int:
-        attributes["gen_ai.usage.input_tokens"] = input_tokens
-    else:
-        input_tokens = None
-    if type(output_tokens) is int:
-        attributes["gen_ai.usage.output_tokens"] = output_tokens
-    else:
-        output_tokens = None
-    if type(total) is int:
-        attributes["gen_ai.usage.total_tokens"] = total
-    elif input_tokens is not None and output_tokens is not None:
-        attributes["gen_ai.usage.total_tokens"] = input_tokens + output_tokens
-    details = get(usage, "prompt_tokens_details")
-    if details is not None:
-        cached = get(details, "cached_tokens")
-        if type(cached) is int:
-            attributes["gen_ai.usage.cache_read.input_tokens"] = cached
-    reasoning = get(usage, "reasoning_tokens")
-    if reasoning is None:
-        details = get(usage, "output_tokens_details")
-        reasoning = get(details, "reasoning_tokens") if details is not None else None
-    if type(reasoning) is int:
-        attributes["gen_ai.usage.reasoning.output_tokens"] = reasoning
-    return input_tokens, output_tokens
-
-
 def _response_id(attributes: dict, response: Any) -> None:
     request_id = get(response, "request_id")
     if isinstance(request_id, str) and request_id:
@@ -330,7 +291,7 @@ def _complete(call: _genai.Call, response: Any) -> None:
         if _is_error(response):
             _fail_response(call, response)
         else:
-            input_tokens, output_tokens = _usage(attributes, get(response, "usage"))
+            input_tokens, output_tokens = _core.usage(attributes, get(response, "usage"), True)
             output = get(response, "output")
             if request.kind == "embeddings":
                 _embedding_output(attributes, output)
@@ -367,20 +328,17 @@ def _end_stream(state: _stream.StreamState, error: BaseException | None) -> None
 
 def _assemble_stream(call: _genai.Call, attributes: dict, state: _stream.StreamState) -> tuple:
     """The answer, usage and errors of a stream's chunks (each a whole response), which the
-    core read as they passed (full-so-far or delta, see the module's docstring): the position
-    of the first chunk with content, and the token counts."""
+    core read as they passed (full-so-far or delta, see the module's docstring) and writes into
+    the span: the position of the first chunk with content, and the token counts."""
     request: _Request = call.extra
     collector = state.collector
-    first, usage, failed, output = collector.answer(request.capture)
-    last = collector.last
-    if last is not None:
-        _response_id(attributes, last)
-        if request.kind == "chain":
-            _session(attributes, get(last, "output"), request)
+    first, input_tokens, output_tokens, _, failed = collector.write_answer(call.span, request.capture)
     if failed is not None:
         _fail_response(call, failed)
-    input_tokens, output_tokens = _usage(attributes, usage)
-    _genai.put_output_json(attributes, output, request.capture)
+    if request.kind == "chain":
+        last = collector.last
+        if last is not None:
+            _session(attributes, get(last, "output"), request)
     return first, input_tokens, output_tokens
 
 

@@ -283,45 +283,6 @@ def _before_embeddings(instance: Any, args: tuple, kwargs: dict) -> _genai.Call:
 # ---- the end of a call -----------------------------------------------------------------------
 
 
-def _usage(attributes: dict, usage: Any) -> tuple:
-    """Token counts into `attributes`; (input, output) for the metrics. Chat and text
-    completions say prompt/completion tokens, the Responses API input/output tokens."""
-    if usage is None:
-        return None, None
-    usage = _messages.attrs(usage)
-    input_tokens = getattr(usage, "prompt_tokens", None)
-    if input_tokens is None:
-        input_tokens = getattr(usage, "input_tokens", None)
-    output_tokens = getattr(usage, "completion_tokens", None)
-    if output_tokens is None:
-        output_tokens = getattr(usage, "output_tokens", None)
-    total = getattr(usage, "total_tokens", None)
-    if type(input_tokens) is int:
-        attributes["gen_ai.usage.input_tokens"] = input_tokens
-    else:
-        input_tokens = None
-    if type(output_tokens) is int:
-        attributes["gen_ai.usage.output_tokens"] = output_tokens
-    else:
-        output_tokens = None
-    if type(total) is int:
-        attributes["gen_ai.usage.total_tokens"] = total
-    details = getattr(usage, "prompt_tokens_details", None) or getattr(usage, "input_tokens_details", None)
-    if details is not None:
-        # attrs(): an older SDK keeps a field it does not know as a plain dict.
-        cached = getattr(_messages.attrs(details), "cached_tokens", None)
-        if type(cached) is int:
-            attributes["gen_ai.usage.cache_read.input_tokens"] = cached
-    details = getattr(usage, "completion_tokens_details", None) or getattr(
-        usage, "output_tokens_details", None
-    )
-    if details is not None:
-        reasoning = getattr(_messages.attrs(details), "reasoning_tokens", None)
-        if type(reasoning) is int:
-            attributes["gen_ai.usage.reasoning.output_tokens"] = reasoning
-    return input_tokens, output_tokens
-
-
 def _response_ids(call: _genai.Call, attributes: dict, response: Any) -> None:
     response_id = get(response, "id")
     if isinstance(response_id, str):
@@ -351,7 +312,7 @@ def _complete(call: _genai.Call, response: Any) -> None:
             return
         attributes: dict = {}
         _response_ids(call, attributes, response)
-        input_tokens, output_tokens = _usage(attributes, get(response, "usage"))
+        input_tokens, output_tokens = _core.usage(attributes, get(response, "usage"))
         kind = request.kind
         if kind == "embeddings":
             if request.dimensions is None:
@@ -394,26 +355,24 @@ def _assemble_stream(call: _genai.Call, attributes: dict, state: _stream.StreamS
 
 
 def _chunks_stream(call: _genai.Call, attributes: dict, collector: Any, request: _Request) -> tuple:
-    """Chat or text-completion chunks: the answer, rebuilt (chat chunks were read by the
-    collector as they passed); the index of the first chunk with content; the token counts of
-    the usage chunk, when the stream had one."""
+    """Chat or text-completion chunks: the answer (chat chunks were read by the collector as
+    they passed, and it writes ids, usage and answer into the span itself); the index of the
+    first chunk with content; the token counts of the usage chunk, when the stream had one."""
     if request.kind == "chat":
-        first, usage, _, output = collector.answer(request.capture)
-    else:
-        assembler = _messages.CompletionAssembler()
-        first, usage = assembler.add_chunks(collector.items)
-        output = None
+        first, input_tokens, output_tokens, model, _ = collector.write_answer(call.span, request.capture)
+        if model is not None:
+            call.metric_attributes["gen_ai.response.model"] = model
+        return first, input_tokens, output_tokens
+    assembler = _messages.CompletionAssembler()
+    first, usage = assembler.add_chunks(collector.items)
     head, tail = collector.first, collector.last
     if head is not None:
         _response_ids(call, attributes, head)
         last_model = get(tail, "model")
         if isinstance(last_model, str) and last_model != attributes.get("gen_ai.response.model"):
             _response_ids(call, attributes, tail)
-    input_tokens, output_tokens = _usage(attributes, usage)
-    if output is not None:
-        _genai.put_output_json(attributes, output, request.capture)
-    else:
-        _genai.put_output(attributes, assembler.messages(), request.capture)
+    input_tokens, output_tokens = _core.usage(attributes, usage)
+    _genai.put_output(attributes, assembler.messages(), request.capture)
     return first, input_tokens, output_tokens
 
 
@@ -452,7 +411,7 @@ def _responses_stream(call: _genai.Call, attributes: dict, items: list, capture:
         _response_ids(call, attributes, response)
     input_tokens = output_tokens = None
     if final is not None:
-        input_tokens, output_tokens = _usage(attributes, get(final, "usage"))
+        input_tokens, output_tokens = _core.usage(attributes, get(final, "usage"))
         finish = _responses_finish(final)
         messages = _messages.responses_output(get(final, "output"), finish)
     else:

@@ -4,7 +4,7 @@
 use pyo3::prelude::*;
 use pyo3::types::PyIterator;
 
-use super::{dashscope_chunks, guard, messages, output_of, Output};
+use super::{dashscope_chunks, guard, messages, output_of, responses};
 
 /// How a collector reads the items of its stream.
 enum Reading {
@@ -29,13 +29,14 @@ pub struct ChunkCollector {
     last: Option<Py<PyAny>>,
 }
 
-/// What ChunkCollector.answer() yields: (position of the first chunk with content, the last
-/// usage, the last chunk that reported an error, the output messages).
-type Answer<'py> = (
+/// What ChunkCollector.write_answer() yields: (position of the first chunk with content,
+/// input tokens, output tokens, the response model, the last chunk that reported an error).
+type Written<'py> = (
     Option<usize>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
     Option<Bound<'py, PyAny>>,
-    Option<Bound<'py, PyAny>>,
-    Output,
 );
 
 #[pymethods]
@@ -122,21 +123,57 @@ impl ChunkCollector {
         }
     }
 
-    /// For chunks read as they passed: (the position of the first chunk with content, the
-    /// last usage, the last chunk that reported an error, then chat_output()'s five values).
-    fn answer<'py>(&self, py: Python<'py>, capture: bool) -> Answer<'py> {
-        guard("ChunkCollector.answer", Default::default(), || {
-            Ok(match &self.reading {
-                Reading::Items(_) => Default::default(),
+    /// For chunks read as they passed, written into `span` in one crossing: the response ids
+    /// (OpenAI: the first chunk's id, model and service tier, or the last chunk's when its model
+    /// differs; DashScope: the last chunk's request id), the usage, the finish reasons and
+    /// output messages. Returns (the position of the first chunk with content, input tokens,
+    /// output tokens, the response model, the last chunk that reported an error).
+    fn write_answer<'py>(
+        &self,
+        py: Python<'py>,
+        span: &Bound<'py, PyAny>,
+        capture: bool,
+    ) -> Written<'py> {
+        guard("ChunkCollector.write_answer", Default::default(), || {
+            let mut out = crate::span::Attributes::new();
+            let written = match &self.reading {
+                Reading::Items(_) => return Ok(Default::default()),
                 Reading::Chat(chat) => {
+                    let mut model = None;
+                    if let Some(first) = &self.first {
+                        model = responses::put_openai_ids(
+                            &mut out,
+                            &messages::Reader::of(first.bind(py)),
+                        );
+                    }
+                    if let Some(last) = &self.last {
+                        let last = messages::Reader::of(last.bind(py));
+                        let last_model = last.get(pyo3::intern!(py, "model"));
+                        let last_model = last_model.as_ref().and_then(messages::text_of);
+                        if last_model.is_some() && last_model != model {
+                            let mut ids = crate::span::Attributes::new();
+                            model = responses::put_openai_ids(&mut ids, &last);
+                            out.retain(|(k, _)| !ids.iter().any(|(i, _)| i == k));
+                            out.extend(ids);
+                        }
+                    }
                     let a = chat.finish(py, capture);
-                    (a.first, a.usage, None, output_of(a.messages))
+                    let (input, output) = responses::put_usage(&mut out, a.usage);
+                    responses::put_output(&mut out, output_of(a.messages), capture);
+                    (a.first, input, output, model, None)
                 }
                 Reading::DashScope(chunks) => {
+                    if let Some(last) = &self.last {
+                        responses::put_request_id(&mut out, last.bind(py));
+                    }
                     let a = chunks.finish(py, capture);
-                    (a.first, a.usage, a.failed, output_of(a.messages))
+                    let (input, output) = responses::put_dashscope_usage(&mut out, a.usage);
+                    responses::put_output(&mut out, output_of(a.messages), capture);
+                    (a.first, input, output, None, a.failed)
                 }
-            })
+            };
+            responses::write(span, out);
+            Ok(written)
         })
     }
 }

@@ -73,6 +73,10 @@ pub(super) struct Reader<'py> {
 }
 
 impl<'py> Reader<'py> {
+    pub(super) fn py(&self) -> Python<'py> {
+        self.obj.py()
+    }
+
     pub(super) fn of(obj: &Bound<'py, PyAny>) -> Self {
         if let Ok(d) = obj.cast::<PyDict>() {
             return Reader {

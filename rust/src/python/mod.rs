@@ -229,6 +229,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(chat_output, m)?)?;
     m.add_function(wrap_pyfunction!(responses::openai_chat_response, m)?)?;
     m.add_function(wrap_pyfunction!(responses::dashscope_response, m)?)?;
+    m.add_function(wrap_pyfunction!(responses::usage, m)?)?;
     use crate::span::*;
     m.add("KIND_INTERNAL", KIND_INTERNAL)?;
     m.add("KIND_SERVER", KIND_SERVER)?;

@@ -4,7 +4,7 @@
 
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyInt, PyString};
+use pyo3::types::{PyDict, PyInt, PyString};
 
 use super::convert::str_of;
 use super::messages::{self, Reader};
@@ -117,12 +117,81 @@ pub(super) fn put_output(out: &mut Attributes, output: Output, capture: bool) {
 }
 
 /// Writes `attributes` into the span (a sampled-out span records none).
-fn write(span: &Bound<'_, PyAny>, attributes: Attributes) {
+pub(super) fn write(span: &Bound<'_, PyAny>, attributes: Attributes) {
     if let Ok(span) = span.cast::<PySpan>() {
         if let Ok(mut span) = span.try_borrow_mut() {
             span.set_all(attributes);
         }
     }
+}
+
+/// An OpenAI answer's (or chunk's) id, model and service tier into `out`; the model.
+pub(super) fn put_openai_ids(out: &mut Attributes, r: &Reader<'_>) -> Option<String> {
+    let py = r.py();
+    put_str(out, "gen_ai.response.id", r.get(intern!(py, "id")).as_ref());
+    let model = put_str(
+        out,
+        "gen_ai.response.model",
+        r.get(intern!(py, "model")).as_ref(),
+    );
+    put_str(
+        out,
+        "openai.response.service_tier",
+        r.get(intern!(py, "service_tier")).as_ref(),
+    );
+    model
+}
+
+/// A DashScope answer's (or chunk's) request id, when it has one, as `gen_ai.response.id`.
+pub(super) fn put_request_id(out: &mut Attributes, response: &Bound<'_, PyAny>) {
+    let py = response.py();
+    if let Some(id) = Reader::of(response).get(intern!(py, "request_id")) {
+        if id
+            .cast::<PyString>()
+            .is_ok_and(|s| s.len().unwrap_or(0) > 0)
+        {
+            put_str(out, "gen_ai.response.id", Some(&id));
+        }
+    }
+}
+
+/// DashScope's usage into `out`: put_usage(), the total as input + output when the service
+/// gave none, and an application's usage summed over the models it called.
+pub(super) fn put_dashscope_usage(
+    out: &mut Attributes,
+    usage: Option<Bound<'_, PyAny>>,
+) -> (Option<i64>, Option<i64>) {
+    let Some(usage) = usage else {
+        return (None, None);
+    };
+    let py = usage.py();
+    let models = Reader::of(&usage)
+        .get(intern!(py, "models"))
+        .and_then(|m| messages::items(&m))
+        .filter(|m| !m.is_empty());
+    let (input, output) = match models {
+        Some(models) => {
+            let sum = |key: &Bound<'_, PyString>| -> i64 {
+                models
+                    .iter()
+                    .filter_map(|m| int_of(Reader::of(m).get(key)))
+                    .sum()
+            };
+            let (i, o) = (
+                sum(intern!(py, "input_tokens")),
+                sum(intern!(py, "output_tokens")),
+            );
+            out.push(("gen_ai.usage.input_tokens".into(), AttrValue::Int(i)));
+            out.push(("gen_ai.usage.output_tokens".into(), AttrValue::Int(o)));
+            (Some(i), Some(o))
+        }
+        None => put_usage(out, Some(usage)),
+    };
+    let has_total = out.iter().any(|(k, _)| k == "gen_ai.usage.total_tokens");
+    if let (false, Some(i), Some(o)) = (has_total, input, output) {
+        out.push(("gen_ai.usage.total_tokens".into(), AttrValue::Int(i + o)));
+    }
+    (input, output)
 }
 
 /// What the metrics need from an answer: (input tokens, output tokens, the response model).
@@ -140,21 +209,7 @@ pub fn openai_chat_response(
         let py = response.py();
         let r = Reader::of(response);
         let mut out = Attributes::new();
-        put_str(
-            &mut out,
-            "gen_ai.response.id",
-            r.get(intern!(py, "id")).as_ref(),
-        );
-        let model = put_str(
-            &mut out,
-            "gen_ai.response.model",
-            r.get(intern!(py, "model")).as_ref(),
-        );
-        put_str(
-            &mut out,
-            "openai.response.service_tier",
-            r.get(intern!(py, "service_tier")).as_ref(),
-        );
+        let model = put_openai_ids(&mut out, &r);
         let (input, output) = put_usage(&mut out, r.get(intern!(py, "usage")));
         if let Some(choices) = r.get(intern!(py, "choices")) {
             put_output(
@@ -182,25 +237,14 @@ pub fn dashscope_response(
         let py = response.py();
         let r = Reader::of(response);
         let mut out = Attributes::new();
-        if let Some(id) = r.get(intern!(py, "request_id")) {
-            if id
-                .cast::<PyString>()
-                .is_ok_and(|s| s.len().unwrap_or(0) > 0)
-            {
-                put_str(&mut out, "gen_ai.response.id", Some(&id));
-            }
-        }
+        put_request_id(&mut out, response);
         if let Some(status) = r.get(intern!(py, "status_code")) {
             if status.extract::<i64>().ok() != Some(200) {
                 write(span, out);
                 return Ok((true, None, None));
             }
         }
-        let (input, output) = put_usage(&mut out, r.get(intern!(py, "usage")));
-        let has_total = out.iter().any(|(k, _)| k == "gen_ai.usage.total_tokens");
-        if let (false, Some(i), Some(o)) = (has_total, input, output) {
-            out.push(("gen_ai.usage.total_tokens".into(), AttrValue::Int(i + o)));
-        }
+        let (input, output) = put_dashscope_usage(&mut out, r.get(intern!(py, "usage")));
         if let Some(answer) = r.get(intern!(py, "output")) {
             let answer = Reader::of(&answer);
             let choices = answer
@@ -227,5 +271,32 @@ pub fn dashscope_response(
         }
         write(span, out);
         Ok((false, input, output))
+    })
+}
+
+/// Token usage (an SDK object or a dict) into the Python dict `attributes`, as the answers
+/// above record it (`dashscope`: DashScope's, with its total and an application's per-model
+/// sums); (input tokens, output tokens) for the metrics.
+#[pyfunction]
+#[pyo3(signature = (attributes, usage, dashscope=false))]
+pub fn usage(
+    attributes: &Bound<'_, PyDict>,
+    usage: Option<Bound<'_, PyAny>>,
+    dashscope: bool,
+) -> (Option<i64>, Option<i64>) {
+    guard("usage", (None, None), || {
+        let usage = usage.filter(|u| !u.is_none());
+        let mut out = Attributes::new();
+        let counts = if dashscope {
+            put_dashscope_usage(&mut out, usage)
+        } else {
+            put_usage(&mut out, usage)
+        };
+        for (k, v) in out {
+            if let AttrValue::Int(n) = v {
+                attributes.set_item(k, n)?;
+            }
+        }
+        Ok(counts)
     })
 }
