@@ -257,7 +257,7 @@ class Tracer(_api.Tracer):
                 core_parent = None
         else:
             core_parent = None  # not a span at all: get_current_span would say INVALID_SPAN
-        kind_value = 0 if kind is _INTERNAL else _kind_value(kind)
+        kind_value = 0 if kind is _INTERNAL else (_KIND_VALUES.get(id(kind)) or _kind_value(kind))
         span = Span(
             name,
             kind_value,

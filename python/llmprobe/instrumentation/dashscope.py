@@ -28,6 +28,7 @@ counted twice.
 from __future__ import annotations
 
 import inspect
+import types
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -41,6 +42,8 @@ SCOPE = "llmprobe.instrumentation.dashscope"
 PROVIDER = "dashscope"
 
 _tracer: Any = None
+_GENERATOR = types.GeneratorType
+_ASYNC_GENERATOR = types.AsyncGeneratorType
 _NUMBERS = (int, float)
 
 # (call argument, span attribute) of the numeric request parameters.
@@ -266,9 +269,10 @@ def _state(call: _genai.Call) -> _stream.StreamState:
 
 
 def _after_generation(call: _genai.Call, result: Any) -> Any:
-    if inspect.isgenerator(result):
+    # isinstance itself: inspect.isgenerator / isasyncgen are a Python call each.
+    if isinstance(result, _GENERATOR):
         return _stream.SyncStreamProxy(result, _state(call))
-    if inspect.isasyncgen(result):
+    if isinstance(result, _ASYNC_GENERATOR):
         return _stream.AsyncStreamProxy(result, _state(call))
     _complete(call, result)
     return None
