@@ -7,6 +7,8 @@
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
+
 use crate::config::OtlpSettings;
 
 const MAX_RETRIES: usize = 3;
@@ -20,8 +22,12 @@ const MAX_THROTTLE: Duration = Duration::from_secs(600);
 #[derive(Clone)]
 pub struct HttpTarget {
     client: reqwest::Client,
+    /// The endpoint as configured (for messages), and parsed once: a request built from a
+    /// string parses it again (IDNA included) every time.
     url: String,
-    headers: Vec<(String, String)>,
+    parsed: reqwest::Url,
+    /// OTEL_EXPORTER_OTLP_*HEADERS, validated and built once.
+    headers: HeaderMap,
     gzip: bool,
     timeout: Duration,
 }
@@ -35,10 +41,21 @@ enum Outcome {
 
 impl HttpTarget {
     pub fn new(cfg: &OtlpSettings) -> Result<Self, String> {
+        let parsed = reqwest::Url::parse(&cfg.endpoint)
+            .map_err(|e| format!("{}: not a URL: {e}", cfg.endpoint))?;
+        let mut headers = HeaderMap::new();
+        for (k, v) in &cfg.headers {
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| format!("header {k:?}: not a valid header name"))?;
+            let value = HeaderValue::from_str(v)
+                .map_err(|_| format!("header {k:?}: not a valid header value"))?;
+            headers.append(name, value);
+        }
         Ok(HttpTarget {
             client: super::otlp::http_client(cfg)?,
             url: cfg.endpoint.clone(),
-            headers: cfg.headers.clone(),
+            parsed,
+            headers,
             gzip: cfg.gzip,
             timeout: cfg.timeout,
         })
@@ -91,14 +108,12 @@ impl HttpTarget {
     async fn once(&self, body: bytes::Bytes, content_type: &'static str) -> Outcome {
         let mut req = self
             .client
-            .post(&self.url)
-            .header("Content-Type", content_type)
+            .post(self.parsed.clone())
+            .headers(self.headers.clone())
+            .header(CONTENT_TYPE, HeaderValue::from_static(content_type))
             .body(body);
         if self.gzip {
-            req = req.header("Content-Encoding", "gzip");
-        }
-        for (k, v) in &self.headers {
-            req = req.header(k.as_str(), v.as_str());
+            req = req.header(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         }
         let resp = match req.send().await {
             Ok(r) => r,
@@ -106,9 +121,11 @@ impl HttpTarget {
             // No answer at all (refused, reset): worth another try.
             Err(e) => return Outcome::Retry(None, format!("{}: {}", self.url, cause(&e))),
         };
+        if resp.status().is_success() {
+            return Outcome::Done;
+        }
         let problem = format!("{}: HTTP {}", self.url, resp.status());
         match resp.status().as_u16() {
-            200..=299 => Outcome::Done,
             429 | 503 => Outcome::Retry(
                 resp.headers()
                     .get("retry-after")
