@@ -31,7 +31,7 @@ pub struct OtlpSink {
 enum How {
     Direct {
         encoder: super::encode::TraceEncoder,
-        target: super::http::HttpTarget,
+        target: Box<super::http::HttpTarget>,
     },
     Sdk {
         exporter: Box<opentelemetry_otlp::SpanExporter>,
@@ -45,7 +45,7 @@ impl OtlpSink {
             return Ok(OtlpSink {
                 how: Arc::new(How::Direct {
                     encoder: super::encode::TraceEncoder::new(&resource.attributes),
-                    target: super::http::HttpTarget::new(cfg)?,
+                    target: Box::new(super::http::HttpTarget::new(cfg)?),
                 }),
             });
         }
