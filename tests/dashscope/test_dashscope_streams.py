@@ -158,3 +158,21 @@ def test_aio_multimodal_conversation(dashscope_app):
     assert json.loads(a["gen_ai.input.messages"]) == [
         {"role": "user", "parts": [{"type": "text", "content": "hi"}]}
     ]
+
+
+def test_stream_iterated_straight_from_the_call_is_recorded_whole(dashscope_app):
+    # No name holds the stream: only the loop's iterator keeps it alive, and its span must not
+    # end (as a collected stream) before the first chunk.
+    app = dashscope_app(
+        """
+        import dashscope
+        msgs = [{"role": "user", "content": "hi"}]
+        print(sum(1 for _ in dashscope.Generation.call(model="qwen-plus", messages=msgs, stream=True,
+                                                         incremental_output=True, result_format="message")))
+        """
+    )
+    assert app.lines() == ["3"]
+    a = app.one()["attributes"]
+    assert a["output.value"] == ANSWER
+    assert a["gen_ai.usage.output_tokens"] == 3
+    assert a["gen_ai.response.time_to_first_token"] > 0
