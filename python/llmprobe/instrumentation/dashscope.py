@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import inspect
 import types
+from sys import modules as _modules
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -109,8 +110,9 @@ def _arguments(names: tuple, args: tuple, kwargs: dict) -> dict:
 
 
 def _server() -> tuple:
-    import dashscope
-
+    # The module is looked up in sys.modules, not imported: an import statement per call costs
+    # more than the lookup of the URL itself.
+    dashscope = _modules.get("dashscope")
     url = getattr(dashscope, "base_http_api_url", None) or ""
     cached = _servers.get(url)
     if cached is not None:
