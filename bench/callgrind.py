@@ -73,7 +73,8 @@ def measured_calls(fn: Callable[..., object], calls: int, *args: object) -> None
 def total_instructions(out_prefix: str) -> tuple[int, int]:
     """(calling thread, all other threads) instructions of one run's per-thread outputs."""
     main = others = 0
-    for path in glob.glob(out_prefix + "*"):
+    # "<prefix>.<pid>" and "<prefix>.<pid>-<thread>" only: another run's prefix may extend this one.
+    for path in glob.glob(out_prefix + ".[0-9]*"):
         with open(path) as f:
             for line in f:
                 if line.startswith(("totals:", "summary:")):
@@ -93,9 +94,9 @@ def measure(
     threads) instructions."""
     config, mode, state, seed = run
     env = dict(env, PYTHONHASHSEED=seed)
-    # Its outputs are cg.<config>.<mode>.<state>[.s<seed>].<pid>-<thread> (what --keep leaves); a
+    # Its outputs are cg.<config>.<mode>.<state>.s<seed>.<pid>-<thread> (what --keep leaves); a
     # config that is a path (the peers' plugin:/.../x.py) must not make one a subdirectory.
-    name = f"cg.{config}.{mode}.{state}" + (f".s{seed}" if seed != "0" else "")
+    name = f"cg.{config}.{mode}.{state}.s{seed}"
     prefix = os.path.join(workdir, name.replace("/", "_"))
     command = [
         "valgrind",

@@ -14,7 +14,7 @@ final flush that exports the N spans.
     /tmp/venv-dsbench/bin/python bench/dashscope_instructions.py               # ~6 min on 2 cores
     /tmp/venv-dsbench/bin/python bench/dashscope_instructions.py --configs llmprobe --modes sync --keep DIR
 
-With ``--keep DIR`` the callgrind outputs stay in DIR (``cg.<config>.<mode>.<state>.<pid>-<thread>``)
+With ``--keep DIR`` the callgrind outputs stay in DIR (``cg.<config>.<mode>.<state>.s<seed>.<pid>-<thread>``)
 for callgrind_annotate.
 """
 
