@@ -175,7 +175,11 @@ def hooks(key: str, before: Callable, after: Callable, error: Callable, owner: s
         if token is not None:
             call.token = None
             _detach(token)
-        replacement = guarded(key, after, call, result)
+        try:  # guarded(), without its call: this runs once per model call
+            replacement = after(call, result)
+        except Exception as exc:  # noqa: BLE001
+            _log.log_once(key, exc)
+            return result
         return result if replacement is None else replacement
 
     return wrapper
@@ -208,7 +212,11 @@ def async_hooks(key: str, before: Callable, after: Callable, error: Callable, ow
         if token is not None:
             call.token = None
             _detach(token)
-        replacement = guarded(key, after, call, result)
+        try:  # guarded(), without its call: this runs once per model call
+            replacement = after(call, result)
+        except Exception as exc:  # noqa: BLE001
+            _log.log_once(key, exc)
+            return result
         return result if replacement is None else replacement
 
     return wrapper
@@ -233,19 +241,24 @@ def end(
     chunks: Any = None,
 ) -> None:
     """Record the operation's metrics and end its span (`chunks`: a stream's ChunkCollector,
-    whose gaps between chunks go to time_per_output_chunk, computed in the core)."""
+    whose gaps between chunks go to time_per_output_chunk, computed in the core). The metrics
+    go to the core's GenAI histograms in one crossing; they never cost the caller an
+    exception."""
     duration = ((ended_ns or perf_counter_ns()) - call.started) / 1e9
     try:
         call.span.end()
     finally:
-        record_metrics(
-            call.metric_attributes,
-            duration,
-            input_tokens,
-            output_tokens,
-            time_to_first_chunk,
-            chunks,
-        )
+        try:
+            _core.record_genai_metrics(
+                call.metric_attributes,
+                duration,
+                input_tokens if type(input_tokens) is int else None,
+                output_tokens if type(output_tokens) is int else None,
+                time_to_first_chunk,
+                chunks,
+            )
+        except Exception as exc:  # noqa: BLE001
+            _log.log_once("GenAI metrics", exc)
 
 
 def end_stream(state: Any, error: BaseException | None, assemble: Callable) -> None:
@@ -272,32 +285,6 @@ def end_stream(state: Any, error: BaseException | None, assemble: Callable) -> N
         call.span.set_attributes(attributes)
     finally:
         end(call, input_tokens, output_tokens, ttfc, now, collector)
-
-
-def record_metrics(
-    attributes: dict,
-    duration: float,
-    input_tokens: int | None = None,
-    output_tokens: int | None = None,
-    time_to_first_chunk: float | None = None,
-    chunks: Any = None,
-) -> None:
-    """Hand one operation's measurements to the core's GenAI histograms (guarded: metrics
-    never cost the caller an exception)."""
-    record = getattr(_core, "record_genai_metrics", None)  # a core without it records none
-    if record is None:
-        return
-    try:
-        record(
-            attributes,
-            duration,
-            input_tokens if type(input_tokens) is int else None,
-            output_tokens if type(output_tokens) is int else None,
-            time_to_first_chunk,
-            chunks,
-        )
-    except Exception as exc:  # noqa: BLE001
-        _log.log_once("GenAI metrics", exc)
 
 
 def content_json(value: Any) -> str:

@@ -102,8 +102,7 @@ def _positional_names(function: Any) -> tuple:
 
 
 def _arguments(names: tuple, args: tuple, kwargs: dict) -> dict:
-    if not args:
-        return kwargs
+    """The call's arguments by name (the caller skips this when all came by keyword)."""
     bound = dict(zip(names, args))
     bound.update(kwargs)
     return bound
@@ -199,7 +198,7 @@ def _put_generation_input(attributes: dict, arguments: dict, capture: bool) -> s
 
 def _before_generation(names: tuple):
     def before(instance: Any, args: tuple, kwargs: dict) -> _genai.Call:
-        arguments = _arguments(names, args, kwargs)
+        arguments = _arguments(names, args, kwargs) if args else kwargs
         capture = _genai.capture_content()
         stream = bool(arguments.get("stream"))
         attributes: dict = {"gen_ai.request.stream": stream}
@@ -353,7 +352,7 @@ def _assemble_stream(call: _genai.Call, attributes: dict, state: _stream.StreamS
 
 def _before_embedding(names: tuple):
     def before(instance: Any, args: tuple, kwargs: dict) -> _genai.Call:
-        arguments = _arguments(names, args, kwargs)
+        arguments = _arguments(names, args, kwargs) if args else kwargs
         capture = _genai.capture_content()
         attributes: dict = {}
         dimension = arguments.get("dimension")
@@ -377,7 +376,7 @@ def _before_embedding(names: tuple):
 
 def _before_multimodal_embedding(names: tuple):
     def before(instance: Any, args: tuple, kwargs: dict) -> _genai.Call:
-        arguments = _arguments(names, args, kwargs)
+        arguments = _arguments(names, args, kwargs) if args else kwargs
         capture = _genai.capture_content()
         attributes: dict = {}
         dimension = arguments.get("dimension")
@@ -414,7 +413,7 @@ def _embedding_output(attributes: dict, output: Any) -> None:
 
 def _before_rerank(names: tuple):
     def before(instance: Any, args: tuple, kwargs: dict) -> _genai.Call:
-        arguments = _arguments(names, args, kwargs)
+        arguments = _arguments(names, args, kwargs) if args else kwargs
         capture = _genai.capture_content()
         model = arguments.get("model")
         attributes: dict = {}
@@ -470,7 +469,7 @@ def _rerank_output(attributes: dict, output: Any, request: _Request) -> None:
 
 def _before_application(names: tuple):
     def before(instance: Any, args: tuple, kwargs: dict) -> _genai.Call:
-        arguments = _arguments(names, args, kwargs)
+        arguments = _arguments(names, args, kwargs) if args else kwargs
         capture = _genai.capture_content()
         attributes: dict = {"gen_ai.request.stream": bool(arguments.get("stream"))}
         app_id = arguments.get("app_id")
