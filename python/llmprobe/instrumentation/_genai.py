@@ -112,19 +112,17 @@ def start(
     span = tracer.start_span(name, kind=_CLIENT, attributes=attributes)
     call = Call(span, metric_attributes)
     call.extra = extra
-    call.token = _activate(span, owner)
+    # The span and the owner become current.
+    if _SPAN_KEY is None:
+        call.token = _attach(_context.set_value(_OWNER_KEY, owner, _set_span_in_context(span)))
+    else:
+        # What set_span_in_context does, without its layers of Python calls (as the tracer does).
+        values = _get_current().copy()
+        values[_SPAN_KEY] = span
+        values[_OWNER_KEY] = owner
+        call.token = _attach(_Context(values))
     call.started = perf_counter_ns()
     return call
-
-
-def _activate(span: Any, owner: str | None) -> Any:
-    if _SPAN_KEY is None:
-        return _attach(_context.set_value(_OWNER_KEY, owner, _set_span_in_context(span)))
-    # What set_span_in_context does, without its layers of Python calls (as the tracer does).
-    values = _get_current().copy()
-    values[_SPAN_KEY] = span
-    values[_OWNER_KEY] = owner
-    return _attach(_Context(values))
 
 
 def leave(call: Call) -> None:
