@@ -109,7 +109,7 @@ def start(
     attributes["gen_ai.operation.name"] = operation
     attributes["gen_ai.span.kind"] = span_kind
     name = f"{operation} {model}" if model else operation
-    span = tracer.start_span(name, kind=_CLIENT, attributes=attributes)
+    span = tracer.start_span(name, None, _CLIENT, attributes)  # positional: no keyword matching
     call = Call(span, metric_attributes)
     call.extra = extra
     # The span and the owner become current.
