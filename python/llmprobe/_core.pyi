@@ -143,7 +143,7 @@ def record_genai_metrics(
     input_tokens: int | None = None,
     output_tokens: int | None = None,
     time_to_first_chunk: float | None = None,
-    chunks: ChunkCollector | Sequence[int] | None = None,
+    chunks: ChunkCollector | None = None,
 ) -> None:
     """The GenAI client metrics of one operation, in one crossing: `duration` (s) into
     gen_ai.client.operation.duration; the token counts into gen_ai.client.token.usage with
@@ -153,7 +153,7 @@ def record_genai_metrics(
     error.type on failures, server.address, server.port). Returns at once: the values travel to
     the exporter thread, which aggregates them into histograms and exports them over OTLP
     (OTEL_METRICS_EXPORTER; default otlp when an endpoint is set). `chunks`: the stream's
-    ChunkCollector, or the perf_counter_ns() of each chunk (the gaps are computed here)."""
+    ChunkCollector (the gaps between its chunks are computed here)."""
 
 def chat_input(messages: Any, capture: bool, dashscope: bool = False) -> tuple[str | None, int] | None:
     """A chat request's messages (dicts, TypedDicts, pydantic models, objects) in the span
@@ -162,14 +162,6 @@ def chat_input(messages: Any, capture: bool, dashscope: bool = False) -> tuple[s
     `messages` is not a list or tuple (a one-shot iterable is never consumed). `dashscope`:
     DashScope's messages (untyped content parts {"text"} / {"image"} / {"audio"} / {"video"},
     no empty text next to tool calls)."""
-
-_Output: TypeAlias = tuple[str | None, str, list[str], int, bool]
-
-def chat_output(choices: Any, capture: bool, dashscope: bool = False) -> _Output:
-    """A chat answer's choices as output messages, one per choice with its finish_reason:
-    (the JSON or None with capture off, the answer's text (each message's text parts joined,
-    a line between choices), the finish reasons, the characters of the text, whether any
-    message has parts). `dashscope`: as chat_input's, and a finish reason "null" is none."""
 
 def openai_chat_response(
     span: Span, response: Any, capture: bool
@@ -199,10 +191,8 @@ class ChunkCollector:
     @property
     def items(self) -> list[Any]:
         """The items kept, in order (none when they were read as they passed)."""
-    @property
-    def times(self) -> list[int]: ...
     def time_at(self, i: int) -> int | None:
-        """The arrival time of item `i` (negative: from the end); None when there is none."""
+        """The arrival time of item `i`; None when there is none."""
     @property
     def first(self) -> Any: ...
     @property

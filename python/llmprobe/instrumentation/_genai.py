@@ -334,32 +334,15 @@ def put_output(attributes: dict, messages: list, capture: bool) -> None:
         return
     if not messages:
         return
-    put_output_json(
-        attributes,
-        (_core.to_json(messages), _messages.message_text(messages), [], 0, _messages.has_parts(messages)),
-        True,
-    )
-
-
-def put_output_json(attributes: dict, output: tuple, capture: bool) -> None:
-    """put_output() for what the core's chat_output / ChunkCollector.answer wrote: (JSON, answer
-    text, finish reasons, characters, whether any message has parts); the finish reasons go to
-    ``gen_ai.response.finish_reasons``."""
-    text, answer, reasons, chars, has_parts = output
-    if reasons:
-        attributes["gen_ai.response.finish_reasons"] = reasons
-    if not capture:
-        attributes["llmprobe.output.size"] = chars
-        return
-    if text is None or text == "[]":
-        return
+    text = _core.to_json(messages)
     attributes["gen_ai.output.messages"] = text
+    answer = _messages.message_text(messages)
     if _capture is None:
         refresh()  # the content limit below comes from the settings
     if answer:
         # len() counts code points, the characters Rust cuts by: a short answer needs no crossing.
         attributes["output.value"] = answer if len(answer) <= _max_length else _core.truncate(answer)
         attributes["output.mime_type"] = "text/plain"
-    elif has_parts:
+    elif _messages.has_parts(messages):
         attributes["output.value"] = text
         attributes["output.mime_type"] = "application/json"

@@ -14,7 +14,7 @@ is never iterated: the library still has to send it, so it is left out of the sp
 
 Serialising and cutting happen later, in Rust (``_core.to_json``); nothing here builds JSON text.
 Chat-completions messages, the hot path of most applications, are read and written by the core
-itself in one pass (``_core.chat_input`` / ``chat_output`` / ``ChunkCollector``, in
+itself in one pass (``_core.chat_input``, ``openai_chat_response``, ``ChunkCollector``, in
 rust/src/python/messages.rs); the shapes are the same.
 """
 
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from functools import partial
 from typing import Any
 
 # Containers that can be read without consuming them.
@@ -132,64 +131,7 @@ def content_parts(content: Any) -> list:
     return parts
 
 
-def _tool_calls(tool_calls: Any) -> list:
-    parts = []
-    if not isinstance(tool_calls, SEQUENCES):
-        return parts
-    for call in tool_calls:
-        function = get(call, "function")
-        if function is None:  # a custom tool call: {type: custom, custom: {name, input}}
-            custom = get(call, "custom")
-            parts.append(
-                tool_call_part(
-                    get(call, "id"),
-                    get(custom, "name") if custom is not None else None,
-                    get(custom, "input") if custom is not None else None,
-                )
-            )
-        else:
-            parts.append(tool_call_part(get(call, "id"), get(function, "name"), get(function, "arguments")))
-    return parts
-
-
 # ---- chat completions ------------------------------------------------------------------------
-
-
-def reader(obj: Any) -> Any:
-    """``read(key, default)`` over `obj` without a Python call per read: the mapping's own get,
-    or getattr bound to the object."""
-    kind = type(obj)
-    if kind is dict:
-        return obj.get
-    how = _mapping_types.get(kind)
-    if how is None:
-        how = _reading(obj)
-    if how is _DICT:
-        return partial(_dict_get, obj)
-    return obj.get if how is _MAPPING else partial(getattr, obj)
-
-
-def chat_message(message: Any) -> dict:
-    """One chat-completions message (request or response side) in the contract's shape."""
-    read = reader(message)
-    role = read("role", None)
-    content = read("content", None)
-    if role == "tool":
-        parts = [tool_response_part(read("tool_call_id", None), _response_text(content))]
-    elif role == "function":  # the legacy function-calling answer
-        parts = [tool_response_part(read("name", None), _response_text(content))]
-    else:
-        parts = content_parts(content)
-        refusal = read("refusal", None)
-        if refusal:
-            parts.append({"type": "refusal", "content": refusal})
-        tool_calls = read("tool_calls", None)
-        if tool_calls:
-            parts.extend(_tool_calls(tool_calls))
-        function_call = read("function_call", None)
-        if function_call:
-            parts.append(tool_call_part(None, get(function_call, "name"), get(function_call, "arguments")))
-    return {"role": role if type(role) is str else str(role), "parts": parts}
 
 
 def _response_text(content: Any) -> Any:

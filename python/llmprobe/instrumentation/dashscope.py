@@ -246,22 +246,6 @@ def _response_id(attributes: dict, response: Any) -> None:
         attributes["gen_ai.response.id"] = request_id
 
 
-def _put_answer(attributes: dict, output: Any, capture: bool) -> None:
-    """The answer of a Generation response, read by the core: its choices (result_format
-    message), or its text (result_format text, read as the one choice it stands for)."""
-    if output is None:
-        return
-    choices = get(output, "choices")
-    if not (isinstance(choices, SEQUENCES) and choices):
-        text = get(output, "text")
-        if not isinstance(text, str):
-            return
-        message = {"role": "assistant", "content": text}
-        choices = [{"message": message, "finish_reason": get(output, "finish_reason")}]
-    written = _core.chat_output(choices, capture, True)
-    _genai.put_output_json(attributes, written, capture)
-
-
 def _state(call: _genai.Call) -> _stream.StreamState:
     # The core reads each chunk as it passes (no chunk is kept for the end).
     incremental = call.extra.incremental
@@ -283,13 +267,17 @@ def _complete(call: _genai.Call, response: Any) -> None:
     input_tokens = output_tokens = None
     try:
         request: _Request = call.extra
-        if request.kind in ("chat", "text_completion"):
+        if request.kind in ("chat", "text_completion", "chain"):
             # Request id, usage and answer, read and written into the span by the core at once.
             failed, input_tokens, output_tokens = _core.dashscope_response(
                 call.span, response, request.capture
             )
             if failed:
                 _fail_response(call, response)
+            elif request.kind == "chain":
+                attributes: dict = {}
+                _session(attributes, get(response, "output"), request)
+                call.span.set_attributes(attributes)
             return
         attributes: dict = {}
         _response_id(attributes, response)
@@ -305,12 +293,8 @@ def _complete(call: _genai.Call, response: Any) -> None:
                     # call is an input token.
                     input_tokens = attributes["gen_ai.usage.total_tokens"]
                     attributes["gen_ai.usage.input_tokens"] = input_tokens
-            elif request.kind == "rerank":
-                _rerank_output(attributes, output, request)
             else:
-                if request.kind == "chain":
-                    _session(attributes, output, request)
-                _put_answer(attributes, output, request.capture)
+                _rerank_output(attributes, output, request)
         call.span.set_attributes(attributes)
     finally:
         _genai.end(call, input_tokens, output_tokens)

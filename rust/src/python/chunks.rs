@@ -39,6 +39,16 @@ type Written<'py> = (
     Option<Bound<'py, PyAny>>,
 );
 
+impl ChunkCollector {
+    /// The gaps between the stream's items, in seconds (time_per_output_chunk).
+    pub(super) fn gaps(&self) -> Vec<f64> {
+        self.times
+            .windows(2)
+            .map(|w| (w[1] - w[0]) as f64 / 1e9)
+            .collect()
+    }
+}
+
 #[pymethods]
 impl ChunkCollector {
     #[new]
@@ -70,23 +80,15 @@ impl ChunkCollector {
         if self.first.is_none() {
             self.first = Some(item.clone().unbind());
         }
-        match &mut self.reading {
-            Reading::Items(items) => items.push(item.clone().unbind()),
-            Reading::Chat(chat) => {
-                self.last = Some(item.clone().unbind());
-                guard("ChunkCollector.add", (), || {
-                    chat.add(item);
-                    Ok(())
-                });
+        self.last = Some(item.clone().unbind());
+        guard("ChunkCollector.add", (), || {
+            match &mut self.reading {
+                Reading::Items(items) => items.push(item.clone().unbind()),
+                Reading::Chat(chat) => chat.add(item),
+                Reading::DashScope(chunks) => chunks.add(item),
             }
-            Reading::DashScope(chunks) => {
-                self.last = Some(item.clone().unbind());
-                guard("ChunkCollector.add", (), || {
-                    chunks.add(item);
-                    Ok(())
-                });
-            }
-        }
+            Ok(())
+        });
     }
 
     /// The items kept (none when they were read as they passed), in order.
@@ -98,16 +100,9 @@ impl ChunkCollector {
         }
     }
 
-    #[getter]
-    fn times(&self) -> Vec<i64> {
-        self.times.clone()
-    }
-
-    /// The arrival time of item `i` (negative: from the end), None when there is no such item.
-    fn time_at(&self, i: isize) -> Option<i64> {
-        let n = self.times.len() as isize;
-        let i = if i < 0 { n + i } else { i };
-        (0..n).contains(&i).then(|| self.times[i as usize])
+    /// The arrival time of item `i`, None when there is no such item.
+    fn time_at(&self, i: usize) -> Option<i64> {
+        self.times.get(i).copied()
     }
 
     #[getter]
@@ -117,10 +112,7 @@ impl ChunkCollector {
 
     #[getter]
     fn last(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        match &self.reading {
-            Reading::Items(items) => items.last().map(|i| i.clone_ref(py)),
-            _ => self.last.as_ref().map(|i| i.clone_ref(py)),
-        }
+        self.last.as_ref().map(|i| i.clone_ref(py))
     }
 
     /// For chunks read as they passed, written into `span` in one crossing: the response ids
@@ -282,22 +274,4 @@ impl ChunkIter {
             }
         }
     }
-}
-
-/// The gaps between a stream's items, in seconds: from a ChunkCollector, or a list of
-/// perf_counter_ns() times.
-pub(super) fn gaps(chunks: &Bound<'_, PyAny>) -> Vec<f64> {
-    let of = |times: &[i64]| {
-        times
-            .windows(2)
-            .map(|w| (w[1] - w[0]) as f64 / 1e9)
-            .collect()
-    };
-    if let Ok(c) = chunks.cast::<ChunkCollector>() {
-        return c.try_borrow().map(|c| of(&c.times)).unwrap_or_default();
-    }
-    chunks
-        .extract::<Vec<i64>>()
-        .map(|t| of(&t))
-        .unwrap_or_default()
 }

@@ -108,11 +108,9 @@ impl DashScopeChunks {
         let position = self.position;
         self.position += 1;
         let reader = Reader::of(chunk);
-        if let Some(status) = reader.get(intern!(py, "status_code")) {
-            if status.extract::<i64>().ok() != Some(200) {
-                self.failed = Some(chunk.clone().unbind());
-                return;
-            }
+        if super::responses::dashscope_failed(&reader) {
+            self.failed = Some(chunk.clone().unbind());
+            return;
         }
         let content = self.add_output(reader.get(intern!(py, "output")), py);
         if content && self.first.is_none() {

@@ -144,7 +144,7 @@ fn record_genai_metrics(
     input_tokens: Option<i64>,
     output_tokens: Option<i64>,
     time_to_first_chunk: Option<f64>,
-    chunks: Option<&Bound<'_, PyAny>>,
+    chunks: Option<PyRef<'_, chunks::ChunkCollector>>,
 ) {
     guard("record_genai_metrics", (), || {
         let mut attrs = Vec::new();
@@ -165,7 +165,7 @@ fn record_genai_metrics(
             input_tokens,
             output_tokens,
             time_to_first_chunk,
-            time_per_output_chunk: chunks.map(chunks::gaps).unwrap_or_default(),
+            time_per_output_chunk: chunks.map(|c| c.gaps()).unwrap_or_default(),
         }));
         Ok(())
     });
@@ -199,18 +199,6 @@ pub(crate) fn output_of(mut m: messages::Messages) -> Output {
     (m.json(), answer, reasons, chars, has_parts)
 }
 
-/// A chat answer's choices as output messages: (JSON or None with capture off, the answer's
-/// text, the finish reasons, the characters of the text, whether any message has parts).
-#[pyfunction]
-#[pyo3(signature = (choices, capture, dashscope=false))]
-fn chat_output(choices: &Bound<'_, PyAny>, capture: bool, dashscope: bool) -> Output {
-    guard("chat_output", Default::default(), || {
-        Ok(output_of(messages::chat_output(
-            choices, capture, dashscope,
-        )))
-    })
-}
-
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<span::PySpan>()?;
@@ -226,7 +214,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(truncate, m)?)?;
     m.add_function(wrap_pyfunction!(record_genai_metrics, m)?)?;
     m.add_function(wrap_pyfunction!(chat_input, m)?)?;
-    m.add_function(wrap_pyfunction!(chat_output, m)?)?;
     m.add_function(wrap_pyfunction!(responses::openai_chat_response, m)?)?;
     m.add_function(wrap_pyfunction!(responses::dashscope_response, m)?)?;
     m.add_function(wrap_pyfunction!(responses::usage, m)?)?;

@@ -155,6 +155,13 @@ pub(super) fn put_request_id(out: &mut Attributes, response: &Bound<'_, PyAny>) 
     }
 }
 
+/// Whether a DashScope response (or stream chunk) says the call failed: a status code that is
+/// not 200 (the SDK returns most API errors instead of raising them).
+pub(super) fn dashscope_failed(r: &Reader<'_>) -> bool {
+    r.get(intern!(r.py(), "status_code"))
+        .is_some_and(|status| status.extract::<i64>().ok() != Some(200))
+}
+
 /// DashScope's usage into `out`: put_usage(), the total as input + output when the service
 /// gave none, and an application's usage summed over the models it called.
 pub(super) fn put_dashscope_usage(
@@ -238,11 +245,9 @@ pub fn dashscope_response(
         let r = Reader::of(response);
         let mut out = Attributes::new();
         put_request_id(&mut out, response);
-        if let Some(status) = r.get(intern!(py, "status_code")) {
-            if status.extract::<i64>().ok() != Some(200) {
-                write(span, out);
-                return Ok((true, None, None));
-            }
+        if dashscope_failed(&r) {
+            write(span, out);
+            return Ok((true, None, None));
         }
         let (input, output) = put_dashscope_usage(&mut out, r.get(intern!(py, "usage")));
         if let Some(answer) = r.get(intern!(py, "output")) {
