@@ -13,7 +13,10 @@ final flush that exports the N spans. The cyclic garbage collector is off during
 the result by up to 200k instructions per call.
 
     /tmp/venv-peers/bin/python bench/openai_instructions.py              # ~15 min on 2 cores
-    /tmp/venv-peers/bin/python bench/openai_instructions.py --configs plugin --modes sync
+    /tmp/venv-peers/bin/python bench/openai_instructions.py --configs plugin --modes sync --keep DIR
+
+With ``--keep DIR`` the callgrind outputs stay in DIR (``cg.<config>.<mode>.<state>.s<seed>.<pid>-<thread>``)
+for callgrind_annotate.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ def main() -> None:
     if callgrind.run_child(child):
         return
     parser = callgrind.parser(__doc__, configs="otel-v2,openllmetry,openinference,plugin")
+    parser.add_argument("--keep", help="keep the callgrind outputs in this directory")
     args = parser.parse_args()
     configs = [SHORT.get(c, c) for c in args.configs.split(",")]
     modes = args.modes.split(",")

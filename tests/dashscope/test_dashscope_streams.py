@@ -69,6 +69,9 @@ def test_stream_error_event_is_error_span(dashscope_app):
     span = app.one()
     assert span["attributes"]["error.type"] == "DataInspectionFailed"
     assert span["status"] == {"code": "ERROR", "message": "inappropriate content"}
+    # The error chunk has no usage: the tokens are those of the last chunk that had an answer.
+    usage = [span["attributes"].get(f"gen_ai.usage.{k}_tokens") for k in ("input", "output")]
+    assert usage == [11, 1]
 
 
 def test_aio_generation_plain_and_streamed(dashscope_app):

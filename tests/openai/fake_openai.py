@@ -14,7 +14,8 @@ What it answers is decided by the request, as a real server's answer is:
 - the model name picks the special cases: ``error-400`` / ``error-429`` / ``error-500`` (an
   OpenAI error body; 429 and 500 with ``retry-after-ms: 1``), ``stall`` (no answer for
   STALL_SECONDS), ``stall-stream`` (two chunks, then silence), ``chunks-N`` (N content chunks),
-  ``refuse`` (a refusal instead of content), ``truncated-stream`` (the connection closes in the
+  ``refuse`` (a refusal instead of content), ``usage-with-finish`` (the usage comes in the
+  chunk with the finish reason, not in a chunk of its own), ``truncated-stream`` (the connection closes in the
   middle of the stream).
 
 Every request is recorded (path, headers, parsed body). Run on its own for the example app:
@@ -385,14 +386,16 @@ class _Handler(BaseHTTPRequestHandler):
                     self.wfile.flush()
                     return  # the body ends without its last chunk: the client sees a broken stream
             finishes = ["stop"] * n
+        final_usage = _usage(prompt_tokens, _tokens(answer) * n)
         for i in range(n):
-            self._event(
-                dict(
-                    base, choices=[{"index": i, "delta": {}, "logprobs": None, "finish_reason": finishes[i]}]
-                )
+            finish = dict(
+                base, choices=[{"index": i, "delta": {}, "logprobs": None, "finish_reason": finishes[i]}]
             )
-        if include_usage:
-            self._event(dict(base, choices=[], usage=_usage(prompt_tokens, _tokens(answer) * n)))
+            if model == "usage-with-finish":
+                finish["usage"] = final_usage  # as vLLM and DashScope's compatible mode send it
+            self._event(finish)
+        if include_usage and model != "usage-with-finish":
+            self._event(dict(base, choices=[], usage=final_usage))
         self._end_sse()
 
     # ---- legacy text completions -------------------------------------------------------------

@@ -86,6 +86,25 @@ print(json.dumps({{"text": text, "started": started, "last": last, "after": time
     assert ("stream_options" in request["body"]) is usage
 
 
+def test_stream_with_usage_in_the_finish_chunk(openai_app):
+    # vLLM and DashScope's compatible mode send the usage with the finish reason, not in a chunk
+    # of its own: it is recorded all the same, and so is the answer.
+    app = openai_app(
+        """
+import openai
+client = openai.OpenAI(max_retries=0)
+stream = client.chat.completions.create(model="usage-with-finish", stream=True,
+                                        messages=[{"role": "user", "content": "count it"}])
+print("".join(c.choices[0].delta.content or "" for c in stream if c.choices))
+"""
+    )
+    assert app.lines()[-1] == "Echo: count it"
+    a = attrs(app.one())
+    assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) == (2, 3)
+    assert a["gen_ai.response.finish_reasons"] == ["stop"]
+    assert a["output.value"] == "Echo: count it"
+
+
 @pytest.mark.parametrize("usage", [True, False], ids=["usage-chunk", "no-usage-chunk"])
 def test_async_stream(openai_app, usage):
     app = openai_app(

@@ -129,15 +129,17 @@ enum ScalarRef<'a> {
     Float(f64),
 }
 
-/// The scalars of an array value, or the value itself as a one-item "array" (None).
-fn array_items(v: &AttrValue) -> Option<Vec<ScalarRef<'_>>> {
-    Some(match v {
-        AttrValue::StrArray(a) => a.iter().map(|s| ScalarRef::Str(s)).collect(),
-        AttrValue::BoolArray(a) => a.iter().map(|b| ScalarRef::Bool(*b)).collect(),
-        AttrValue::IntArray(a) => a.iter().map(|i| ScalarRef::Int(*i)).collect(),
-        AttrValue::FloatArray(a) => a.iter().map(|f| ScalarRef::Float(*f)).collect(),
-        _ => return None,
-    })
+/// `f` with each scalar of an array value, in order; false when `v` is a scalar itself.
+/// (No list of them is built: this runs for every array attribute of every span, twice.)
+fn each_scalar(v: &AttrValue, mut f: impl FnMut(ScalarRef<'_>)) -> bool {
+    match v {
+        AttrValue::StrArray(a) => a.iter().for_each(|s| f(ScalarRef::Str(s))),
+        AttrValue::BoolArray(a) => a.iter().for_each(|b| f(ScalarRef::Bool(*b))),
+        AttrValue::IntArray(a) => a.iter().for_each(|i| f(ScalarRef::Int(*i))),
+        AttrValue::FloatArray(a) => a.iter().for_each(|x| f(ScalarRef::Float(*x))),
+        _ => return false,
+    }
+    true
 }
 
 fn scalar_of(v: &AttrValue) -> ScalarRef<'_> {
@@ -146,51 +148,54 @@ fn scalar_of(v: &AttrValue) -> ScalarRef<'_> {
         AttrValue::Bool(b) => ScalarRef::Bool(*b),
         AttrValue::Int(i) => ScalarRef::Int(*i),
         AttrValue::Float(f) => ScalarRef::Float(*f),
-        _ => unreachable!("arrays are handled by array_items"),
+        _ => unreachable!("arrays are handled by each_scalar"),
     }
 }
 
-/// The body of an ArrayValue: its values, each an AnyValue.
-fn array_body_len(items: &[ScalarRef<'_>]) -> usize {
-    items.iter().map(|x| len_field(1, scalar_len(x))).sum()
+/// The body of an ArrayValue (its values, each an AnyValue); None for a scalar.
+fn array_body_len(v: &AttrValue) -> Option<usize> {
+    let mut len = 0;
+    each_scalar(v, |x| len += len_field(1, scalar_len(&x))).then_some(len)
 }
 
 fn any_len(v: &AttrValue) -> usize {
-    match array_items(v) {
-        Some(items) => len_field(5, array_body_len(&items)),
+    match array_body_len(v) {
+        Some(body) => len_field(5, body),
         None => scalar_len(&scalar_of(v)),
     }
 }
 
 fn put_any(buf: &mut Vec<u8>, v: &AttrValue) {
-    match array_items(v) {
-        Some(items) => {
-            put_len(buf, 5, array_body_len(&items));
-            for x in &items {
-                put_len(buf, 1, scalar_len(x));
-                put_scalar(buf, x);
-            }
+    match array_body_len(v) {
+        Some(body) => {
+            put_len(buf, 5, body);
+            each_scalar(v, |x| {
+                put_len(buf, 1, scalar_len(&x));
+                put_scalar(buf, &x);
+            });
         }
         None => put_scalar(buf, &scalar_of(v)),
     }
 }
 
-fn kv_len(k: &str, v: &AttrValue) -> usize {
-    len_field(1, k.len()) + len_field(2, any_len(v))
+/// A KeyValue's body length, given its AnyValue's.
+fn kv_len(k: &str, any: usize) -> usize {
+    len_field(1, k.len()) + len_field(2, any)
 }
 
 fn attrs_len(field: u32, attrs: &[(String, AttrValue)]) -> usize {
     attrs
         .iter()
-        .map(|(k, v)| len_field(field, kv_len(k, v)))
+        .map(|(k, v)| len_field(field, kv_len(k, any_len(v))))
         .sum()
 }
 
 fn put_attrs(buf: &mut Vec<u8>, field: u32, attrs: &[(String, AttrValue)]) {
     for (k, v) in attrs {
-        put_len(buf, field, kv_len(k, v));
+        let any = any_len(v);
+        put_len(buf, field, kv_len(k, any));
         put_bytes(buf, 1, k.as_bytes());
-        put_len(buf, 2, any_len(v));
+        put_len(buf, 2, any);
         put_any(buf, v);
     }
 }
