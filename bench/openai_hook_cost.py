@@ -75,7 +75,10 @@ def main() -> None:
             return self._chunks
 
     lp._SYNC_STREAMS = (*lp._SYNC_STREAMS, Stream)
-    wrapper = _genai.hooks("bench", lp._before_chat, lp._after, lp._error, lp.OWNER)
+    passed_on = lp._SYNC_STREAMS + lp._ASYNC_STREAMS + lp._RAW_RESPONSES
+    wrapper = _genai.hooks(
+        "bench", lp._before_chat, lp._after, lp._error, lp.OWNER, lp._tracer, "openai_chat", passed_on
+    )
     resource = client.chat.completions
 
     def hooked_sync() -> None:

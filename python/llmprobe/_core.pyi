@@ -5,7 +5,7 @@ Anything else (None, dict, mixed list) is dropped from the span, as the OpenTele
 Times are nanoseconds since the Unix epoch. Ids are Python ints (128-bit trace, 64-bit span).
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from typing_extensions import Self, TypeAlias
@@ -213,3 +213,66 @@ def usage(attributes: dict[str, Any], usage: Any, dashscope: bool = False) -> tu
     prompt/completion or input/output tokens (`dashscope`: with the total as their sum when
     none is given, and an application's usage summed over its models). Returns (input
     tokens, output tokens)."""
+
+class Call:
+    """One model call in flight (made by ModelHook.begin)."""
+
+    span: Span
+    token: Any  # the context token to give back; None once given back
+    started: int  # perf_counter_ns() when the request left
+    metric_attributes: dict[str, Any]
+    extra: Any  # what the instrumentation keeps for the end (its request data)
+
+    def __init__(
+        self, span: Span, metric_attributes: dict[str, Any], extra: Any = None, started: int = 0
+    ) -> None: ...
+
+class ModelHook:
+    """The wrapt wrapper around one model API (see rust/src/python/hook.rs and _genai.hooks):
+    `before(instance, args, kwargs)` gives (span name, attributes, metric attributes, extra) or
+    None; the hook starts the span (of `tracer`'s scope and _span_class, kind CLIENT),
+    makes it current with `owner`, calls the wrapped method once, restores the context, and
+    reads the answer itself (`answer`: "dashscope", "openai_chat") or hands the result to
+    `after(call, result)` (always for instances of `python_results`: streams). An exception
+    goes to `error(call, exc)` and is raised on. `env`: the context functions (_genai._context_env)."""
+
+    def __init__(
+        self,
+        key: str,
+        before: Callable[..., Any],
+        after: Callable[[Call, Any], Any],
+        error: Callable[[Call, BaseException], None],
+        owner: Any,
+        tracer: Any,
+        client_kind: Any,
+        env: dict[str, Any],
+        answer: str | None = None,
+        python_results: tuple[type, ...] | None = None,
+    ) -> None: ...
+    def __call__(
+        self, wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict | None = None
+    ) -> Any: ...
+    def nested(self) -> bool:
+        """Whether a call of the hook's owner runs in the current context (then untraced)."""
+    def begin(self, started: tuple) -> Call:
+        """Start the span `before` described and make it current."""
+    def leave(self, call: Call) -> None:
+        """Give the caller its context back (once)."""
+    def complete(self, call: Call, result: Any) -> Any:
+        """The end of a call that returned `result`: what the caller gets. Never raises."""
+
+def end_call(
+    call: Call,
+    input_tokens: int | None = None,
+    output_tokens: int | None = None,
+    time_to_first_chunk: float | None = None,
+    ended_ns: int | None = None,
+    chunks: ChunkCollector | None = None,
+) -> None:
+    """End the call's span and record its metrics (record_genai_metrics), `ended_ns` (perf_counter_ns)
+    or now being the end. Never raises."""
+
+def dashscope_failure(call: Call, response: Any) -> None:
+    """A DashScope response whose status code is not 200: error.type (its code, or its status),
+    http.response.status_code and status ERROR with its message on the span; error.type on the
+    call's metric attributes. Never raises."""

@@ -206,6 +206,9 @@ def _core_links(links: Any) -> list | None:
 class Tracer(_api.Tracer):
     """Starts llmprobe spans for one instrumentation scope."""
 
+    # The class of the spans it starts (a model call's hook starts them itself: _core.ModelHook).
+    _span_class = Span
+
     def __init__(
         self,
         scope: str,
@@ -258,7 +261,7 @@ class Tracer(_api.Tracer):
         else:
             core_parent = None  # not a span at all: get_current_span would say INVALID_SPAN
         kind_value = 0 if kind is _INTERNAL else (_KIND_VALUES.get(id(kind)) or _kind_value(kind))
-        span = Span(
+        span = self._span_class(
             name,
             kind_value,
             core_parent,

@@ -30,7 +30,6 @@ PLUMBING = {
     "refresh",
     "settings",
     "hooks",
-    "async_hooks",
     "tracer",
     "_classes",
     "_try_wrap",
@@ -40,6 +39,7 @@ PLUMBING = {
     "_at_exit",
     "_then_finish",
     "_no_context_manager",
+    "_context_env",
 }
 AFTER = {
     "llmprobe.instrumentation.openai": [
@@ -101,6 +101,9 @@ def inject(mode: str) -> None:
             set_attributes = set_attribute = end = record_failure = boom
 
         class FaultyTracer(_tracer.Tracer):
+            # What a model call's hook starts its spans with (it does not go through start_span).
+            _span_class = boom if mode == "core" else FaultySpan
+
             def start_span(self, *args, **kwargs):
                 if mode == "core":
                     boom()

@@ -1,14 +1,12 @@
 """GenAI span helpers shared by the provider instrumentations (openai, dashscope, ...).
 
-One model call is one ``Call``: ``start()`` opens its span (name, kind CLIENT, the contract's
-``gen_ai.*`` attributes, all in one crossing into Rust) and makes it the current span while the
-library works, so spans the call causes (an HTTP client span) nest under it; ``leave()`` restores
-the caller's context; ``fail()`` records an exception as the contract says; ``end()`` records the
-metrics and ends the span. Content goes through ``content_json()`` / ``put_input()`` /
-``put_output()`` (serialised and cut in Rust; only sizes when capture is off).
-
-``hooks()`` / ``async_hooks()`` are ``_wrap.hooks`` for a model call: the wrapper restores the
-caller's context itself and lets ``after`` hand back a replacement result (a stream proxy).
+One model call is one ``Call``. The wrapper around an SDK method is a ``hooks()`` (the core's
+``ModelHook``): the instrumentation's ``before`` reads the request into ``request()`` (span name,
+kind CLIENT, the contract's ``gen_ai.*`` attributes), the hook starts the span and makes it the
+current span while the library works, so spans the call causes (an HTTP client span) nest under
+it, and restores the caller's context after. ``fail()`` records an exception as the contract
+says; ``end()`` ends the span and records the metrics. Content goes through ``content_json()`` /
+``put_input()`` / ``put_output()`` (serialised and cut in Rust; only sizes when capture is off).
 
 A Call is not bound to the thread or task that started it: a stream's span is ended by whoever
 exhausts, closes or collects the stream.
@@ -22,15 +20,13 @@ from typing import Any, Callable
 from opentelemetry import context as _context
 from opentelemetry import trace as _api
 
-from llmprobe import _core, _log
+from llmprobe import _core, _log, _tracer
 from llmprobe._errors import qualified_name
-from llmprobe._tracer import _SPAN_KEY, Tracer, _attach, _detach, _get_current
+from llmprobe._tracer import _SPAN_KEY, Tracer
 from llmprobe.instrumentation import _messages
 from llmprobe.instrumentation._wrap import guarded
 
 _CLIENT = _api.SpanKind.CLIENT
-# _attach, _detach and _get_current (from _tracer) are the API's context functions without
-# their Python layers.
 _Context = _context.Context
 _set_span_in_context = _api.set_span_in_context
 # The instrumentation whose model call is running, in the context (see hooks()).
@@ -78,144 +74,105 @@ def tracer(scope: str, version: str | None = None) -> Tracer:
     return Tracer(scope, version)
 
 
-class Call:
-    """One model call in flight."""
-
-    __slots__ = ("extra", "metric_attributes", "span", "started", "token")
-
-    def __init__(self, span: Any, metric_attributes: dict) -> None:
-        self.span = span
-        self.token: Any = None
-        self.started = 0  # perf_counter_ns() when the request left
-        self.metric_attributes = metric_attributes
-        self.extra: Any = None  # what the instrumentation needs at the end (request data)
+# One model call in flight (its span, context token, start time, metric attributes and
+# `extra`, what the instrumentation keeps for the end): a core class, made by ModelHook.begin.
+Call = _core.Call
 
 
-def start(
-    tracer: Tracer,
+def request(
     operation: str,
     model: str | None,
     attributes: dict,
     span_kind: str,
     metric_attributes: dict,
     extra: Any = None,
-    owner: str | None = None,
-) -> Call:
-    """Start the span of one operation and make it current (`owner`, the instrumentation's
-    name, is recorded in the context too, so that hooks() sees calls nested in it). `attributes`
-    gets the contract's common ones added; `metric_attributes` and `extra` are kept for the end.
-    The caller must do nothing that can fail after this returns: hooks() restores the context
-    only for a Call it was given."""
+) -> tuple:
+    """What a ``before`` hook returns: the span of one operation, to be started by the hook
+    (see hooks()). `attributes` gets the contract's common ones added; `metric_attributes` and
+    `extra` are kept for the end."""
     attributes["gen_ai.operation.name"] = operation
     attributes["gen_ai.span.kind"] = span_kind
-    name = f"{operation} {model}" if model else operation
-    span = tracer.start_span(name, None, _CLIENT, attributes)  # positional: no keyword matching
-    call = Call(span, metric_attributes)
-    call.extra = extra
-    # The span and the owner become current.
-    if _SPAN_KEY is None:
-        call.token = _attach(_context.set_value(_OWNER_KEY, owner, _set_span_in_context(span)))
-    else:
-        # What set_span_in_context does, without its layers of Python calls (as the tracer does).
-        values = _get_current().copy()
-        values[_SPAN_KEY] = span
-        values[_OWNER_KEY] = owner
-        call.token = _attach(_Context(values))
-    call.started = perf_counter_ns()
-    return call
+    return (f"{operation} {model}" if model else operation, attributes, metric_attributes, extra)
 
 
-def leave(call: Call) -> None:
-    """Give the caller its context back (once; the library's call has returned or raised)."""
-    token = call.token
-    if token is not None:
-        call.token = None
-        _detach(token)
+def _contextualize(span: Any, owner: Any) -> Any:
+    # The context a call runs in when the API's context is not the standard contextvars one.
+    return _context.set_value(_OWNER_KEY, owner, _set_span_in_context(span))
+
+
+def _context_env() -> dict:
+    """The OpenTelemetry context as a hook uses it: the ContextVar's own methods (no Python
+    frame) when the runtime context is the standard one, the API's functions otherwise."""
+    var = _tracer._CONTEXT_VAR
+    standard = var is not None and _SPAN_KEY is not None
+    return {
+        "get_current": var.get if standard else _context.get_current,
+        "attach": var.set if standard else _context.attach,
+        "reset": var.reset if standard else _context.detach,
+        "detach": _context.detach,
+        "span_key": _SPAN_KEY,
+        "owner_key": _OWNER_KEY,
+        "context_class": _Context,
+        "contextualize": _contextualize,
+        "log_once": _log.log_once,
+    }
 
 
 # ---- wrapping --------------------------------------------------------------------------------
 
 
-def hooks(key: str, before: Callable, after: Callable, error: Callable, owner: str | None = None):
-    """A wrapt wrapper for a model call: ``_wrap.hooks`` (the call runs exactly once, outside any
-    try that could change its outcome; a failing hook is logged once under `key` and skipped),
-    plus what a model call needs:
+def hooks(
+    key: str,
+    before: Callable,
+    after: Callable,
+    error: Callable,
+    owner: str | None,
+    tracer: Tracer,
+    answer: str | None = None,
+    python_results: tuple = (),
+    coroutine: bool = False,
+):
+    """A wrapt wrapper for a model call (``_core.ModelHook``; for a coroutine function, the
+    coroutine below, which awaits the call between the hook's steps): the call runs exactly
+    once, outside anything that could change its outcome; a failing hook is logged once under
+    `key` and skipped; and:
 
-    - ``before(instance, args, kwargs)`` returns a started Call (see start) or None (not traced);
-    - the caller's context is restored right after the call, by the wrapper itself, so that no
+    - ``before(instance, args, kwargs)`` returns request() (the span to start) or None (not
+      traced); the hook starts the span with `tracer`'s scope and makes it current;
+    - the caller's context is restored right after the call, by the hook itself, so that no
       failing hook can leave llmprobe's span current in the application;
-    - ``after(call, result)`` may return a replacement for the result (a stream proxy); None
-      (or a failing ``after``) hands back the result itself;
+    - `answer` ("dashscope", "openai_chat") has the core read the answer and end the span;
+      a result of one of the `python_results` types (a stream), or any result without an
+      `answer`, goes to ``after(call, result)``, which may return a replacement for it (a stream
+      proxy); None (or a failing ``after``) hands back the result itself;
+    - an exception goes to ``error(call, exc)`` and is raised on as it came;
     - a call made while a call of the same `owner` is running (the SDK calling itself, such as
       a helper that calls create) runs untraced, so that one model call gives one span.
     """
-
-    def wrapper(wrapped, instance, args, kwargs):
-        if owner is not None and _get_current().get(_OWNER_KEY) is owner:
-            return wrapped(*args, **kwargs)
-        try:
-            call = before(instance, args, kwargs)
-        except Exception as exc:  # noqa: BLE001
-            _log.log_once(key, exc)
-            return wrapped(*args, **kwargs)
-        if call is None:
-            return wrapped(*args, **kwargs)
-        try:
-            result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            token = call.token
-            if token is not None:
-                call.token = None
-                _detach(token)
-            guarded(key, error, call, exc)
-            raise
-        token = call.token
-        if token is not None:
-            call.token = None
-            _detach(token)
-        try:  # guarded(), without its call: this runs once per model call
-            replacement = after(call, result)
-        except Exception as exc:  # noqa: BLE001
-            _log.log_once(key, exc)
-            return result
-        return result if replacement is None else replacement
-
-    return wrapper
-
-
-def async_hooks(key: str, before: Callable, after: Callable, error: Callable, owner: str | None = None):
-    """hooks() for coroutine functions: the span starts when the coroutine is awaited, and
-    `after` sees the awaited result."""
+    hook = _core.ModelHook(
+        key, before, after, error, owner, tracer, _CLIENT, _context_env(), answer, tuple(python_results)
+    )
+    if not coroutine:
+        return hook
 
     async def wrapper(wrapped, instance, args, kwargs):
-        if owner is not None and _get_current().get(_OWNER_KEY) is owner:
-            return await wrapped(*args, **kwargs)
+        # The span starts when the coroutine is awaited; the answer is read once awaited.
         try:
-            call = before(instance, args, kwargs)
+            started = None if hook.nested() else before(instance, args, kwargs)
+            call = None if started is None else hook.begin(started)
         except Exception as exc:  # noqa: BLE001
             _log.log_once(key, exc)
-            return await wrapped(*args, **kwargs)
+            call = None
         if call is None:
             return await wrapped(*args, **kwargs)
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:
-            token = call.token
-            if token is not None:
-                call.token = None
-                _detach(token)
+            hook.leave(call)
             guarded(key, error, call, exc)
             raise
-        token = call.token
-        if token is not None:
-            call.token = None
-            _detach(token)
-        try:  # guarded(), without its call: this runs once per model call
-            replacement = after(call, result)
-        except Exception as exc:  # noqa: BLE001
-            _log.log_once(key, exc)
-            return result
-        return result if replacement is None else replacement
+        hook.leave(call)
+        return hook.complete(call, result)
 
     return wrapper
 
@@ -238,37 +195,37 @@ def end(
     ended_ns: int | None = None,
     chunks: Any = None,
 ) -> None:
-    """Record the operation's metrics and end its span (`chunks`: a stream's ChunkCollector,
-    whose gaps between chunks go to time_per_output_chunk, computed in the core). The metrics
-    go to the core's GenAI histograms in one crossing; they never cost the caller an
-    exception."""
-    duration = ((ended_ns or perf_counter_ns()) - call.started) / 1e9
-    try:
-        call.span.end()
-    finally:
-        try:
-            _core.record_genai_metrics(
-                call.metric_attributes,
-                duration,
-                input_tokens if type(input_tokens) is int else None,
-                output_tokens if type(output_tokens) is int else None,
-                time_to_first_chunk,
-                chunks,
-            )
-        except Exception as exc:  # noqa: BLE001
-            _log.log_once("GenAI metrics", exc)
+    """End the operation's span and record its metrics (`chunks`: a stream's ChunkCollector,
+    whose gaps between chunks go to time_per_output_chunk), in one crossing into the core; it
+    never costs the caller an exception."""
+    _core.end_call(
+        call,
+        input_tokens if type(input_tokens) is int else None,
+        output_tokens if type(output_tokens) is int else None,
+        time_to_first_chunk,
+        ended_ns,
+        chunks,
+    )
 
 
-def end_stream(state: Any, error: BaseException | None, assemble: Callable) -> None:
+def end_stream(state: Any, error: BaseException | None, assemble: Callable | None = None) -> None:
     """Fill and end the span of a streamed call (the ``on_end`` of a stream proxy's state).
     ``assemble(call, attributes, state)`` is the library's part: it reads what the stream gave
     (``state.items``, or its ``state.collector``) into `attributes` and returns (the position of
-    the first chunk with content or None, input tokens, output tokens). The rest is the same for
-    every library: the error, the time to the first token and to the first chunk, the gaps
-    between chunks, the metrics, the end."""
+    the first chunk with content or None, input tokens, output tokens). Without one, the
+    collector read the chunks as they passed and the core writes the answer (_core.end_stream).
+    The rest is the same for every library: the error, the time to the first token and to the
+    first chunk, the gaps between chunks, the metrics, the end."""
     now = perf_counter_ns()
     call: Call = state.call
     collector = state.collector
+    if assemble is None:
+        try:
+            if error is not None:
+                fail(call, error)
+        finally:
+            _core.end_stream(call, collector, call.extra.capture, now)
+        return
     input_tokens = output_tokens = ttfc = None
     try:
         if error is not None:

@@ -35,7 +35,6 @@ from typing import Any, Callable
 import wrapt
 
 from llmprobe import _core, _log
-from llmprobe.instrumentation._wrap import guarded
 
 _ObjectProxy = wrapt.ObjectProxy
 _ref = weakref.ref
@@ -89,12 +88,18 @@ def finish(state: StreamState, error: BaseException | None, how: str) -> None:
         state._finalizer = None
         _alive.pop(id(watched), None)
     state.how = how
-    guarded(state.key, state.on_end, state, error)
+    try:  # guarded(), without its call: this runs once per stream
+        state.on_end(state, error)
+    except Exception as exc:  # noqa: BLE001
+        _log.log_once(state.key, exc)
 
 
 def _end(state: StreamState, error: BaseException | None, how: str) -> None:
     # What the proxies call: even a failure of finish() itself never reaches the iteration.
-    guarded(state.key, finish, state, error, how)
+    try:
+        finish(state, error, how)
+    except Exception as exc:  # noqa: BLE001
+        _log.log_once(state.key, exc)
 
 
 def _collected(ref: Any) -> None:

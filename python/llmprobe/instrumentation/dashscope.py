@@ -34,7 +34,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from llmprobe import _core
-from llmprobe._core import STATUS_ERROR
 from llmprobe.instrumentation import _genai, _messages, _stream, _wrap
 from llmprobe.instrumentation._messages import SEQUENCES, get
 
@@ -45,6 +44,7 @@ PROVIDER = "dashscope"
 _tracer: Any = None
 _GENERATOR = types.GeneratorType
 _ASYNC_GENERATOR = types.AsyncGeneratorType
+_STREAMS = (_GENERATOR, _ASYNC_GENERATOR)
 _NUMBERS = (int, float)
 
 # (call argument, span attribute) of the numeric request parameters.
@@ -132,9 +132,8 @@ def _server() -> tuple:
     return span_attributes, metric_attributes
 
 
-def _begin(model: Any, operation: str, span_kind: str, attributes: dict, request: _Request) -> _genai.Call:
-    """Add the server, provider and model and start the span, last: nothing that can fail may
-    come after the span became current."""
+def _begin(model: Any, operation: str, span_kind: str, attributes: dict, request: _Request) -> tuple:
+    """Add the server, provider and model: the span to start (_genai.request)."""
     server, server_metrics = _server()
     attributes.update(server)
     metric_attributes = dict(server_metrics)
@@ -144,7 +143,7 @@ def _begin(model: Any, operation: str, span_kind: str, attributes: dict, request
     if model is not None:
         attributes["gen_ai.request.model"] = model
         metric_attributes["gen_ai.request.model"] = model
-    return _genai.start(_tracer, operation, model, attributes, span_kind, metric_attributes, request, OWNER)
+    return _genai.request(operation, model, attributes, span_kind, metric_attributes, request)
 
 
 # ---- Generation ------------------------------------------------------------------------------
@@ -197,7 +196,7 @@ def _put_generation_input(attributes: dict, arguments: dict, capture: bool) -> s
 
 
 def _before_generation(names: tuple):
-    def before(instance: Any, args: tuple, kwargs: dict) -> _genai.Call:
+    def before(instance: Any, args: tuple, kwargs: dict) -> tuple:
         arguments = _arguments(names, args, kwargs) if args else kwargs
         capture = _genai.capture_content()
         stream = bool(arguments.get("stream"))
@@ -226,39 +225,26 @@ def _is_error(response: Any) -> bool:
     return status is not None and status != 200
 
 
-def _fail_response(call: _genai.Call, response: Any) -> None:
-    """A response that says the call failed: status ERROR with its message, error.type = its code."""
-    code = get(response, "code")
-    message = get(response, "message")
-    status = get(response, "status_code")
-    error_type = code if isinstance(code, str) and code else str(status)
-    call.metric_attributes["error.type"] = error_type
-    attributes = {"error.type": error_type}
-    if status is not None:
-        attributes["http.response.status_code"] = int(status)
-    call.span.set_attributes(attributes)
-    call.span.set_status(STATUS_ERROR, message if isinstance(message, str) and message else error_type)
-
-
 def _response_id(attributes: dict, response: Any) -> None:
     request_id = get(response, "request_id")
     if isinstance(request_id, str) and request_id:
         attributes["gen_ai.response.id"] = request_id
 
 
-def _state(call: _genai.Call) -> _stream.StreamState:
-    # The core reads each chunk as it passes (no chunk is kept for the end).
-    incremental = call.extra.incremental
-    collector = _core.ChunkCollector("dashscope", incremental if type(incremental) is bool else None)
-    return _stream.StreamState("dashscope stream", _end_stream, call, collector)
-
-
-def _after_generation(call: _genai.Call, result: Any) -> Any:
-    # isinstance itself: inspect.isgenerator / isasyncgen are a Python call each.
-    if isinstance(result, _GENERATOR):
-        return _stream.SyncStreamProxy(result, _state(call))
-    if isinstance(result, _ASYNC_GENERATOR):
-        return _stream.AsyncStreamProxy(result, _state(call))
+def _after(call: _genai.Call, result: Any) -> Any:
+    """A stream: handed back in a proxy that ends the span. Anything else is an answer the core
+    did not read itself (a generation's is read by the hook: answer "dashscope")."""
+    if isinstance(result, _STREAMS):
+        # The core reads each chunk as it passes (no chunk is kept for the end) and, but for an
+        # application's (its session id), writes the answer and ends the span itself.
+        request: _Request = call.extra
+        incremental = request.incremental
+        collector = _core.ChunkCollector("dashscope", incremental if type(incremental) is bool else None)
+        on_end = _end_stream if request.kind == "chain" else _genai.end_stream
+        state = _stream.StreamState("dashscope stream", on_end, call, collector)
+        if isinstance(result, _GENERATOR):
+            return _stream.SyncStreamProxy(result, state)
+        return _stream.AsyncStreamProxy(result, state)
     _complete(call, result)
     return None
 
@@ -267,14 +253,14 @@ def _complete(call: _genai.Call, response: Any) -> None:
     input_tokens = output_tokens = None
     try:
         request: _Request = call.extra
-        if request.kind in ("chat", "text_completion", "chain"):
+        if request.kind == "chain":
             # Request id, usage and answer, read and written into the span by the core at once.
             failed, input_tokens, output_tokens = _core.dashscope_response(
                 call.span, response, request.capture
             )
             if failed:
-                _fail_response(call, response)
-            elif request.kind == "chain":
+                _core.dashscope_failure(call, response)
+            else:
                 attributes: dict = {}
                 _session(attributes, get(response, "output"), request)
                 call.span.set_attributes(attributes)
@@ -282,7 +268,7 @@ def _complete(call: _genai.Call, response: Any) -> None:
         attributes: dict = {}
         _response_id(attributes, response)
         if _is_error(response):
-            _fail_response(call, response)
+            _core.dashscope_failure(call, response)
         else:
             input_tokens, output_tokens = _core.usage(attributes, get(response, "usage"), True)
             output = get(response, "output")
@@ -311,23 +297,23 @@ def _error(call: _genai.Call, error: BaseException) -> None:
 
 
 def _end_stream(state: _stream.StreamState, error: BaseException | None) -> None:
-    """Fill and end the span of a streamed call from the chunks the stream gave."""
+    """Fill and end the span of an application's stream from the chunks it gave."""
     _genai.end_stream(state, error, _assemble_stream)
 
 
 def _assemble_stream(call: _genai.Call, attributes: dict, state: _stream.StreamState) -> tuple:
-    """The answer, usage and errors of a stream's chunks (each a whole response), which the
-    core read as they passed (full-so-far or delta, see the module's docstring) and writes into
-    the span: the position of the first chunk with content, and the token counts."""
+    """The answer, usage and errors of an application stream's chunks (each a whole response),
+    which the core read as they passed (full-so-far or delta, see the module's docstring) and
+    writes into the span, and the session id of its last chunk: the position of the first chunk
+    with content, and the token counts."""
     request: _Request = call.extra
     collector = state.collector
     first, input_tokens, output_tokens, _, failed = collector.write_answer(call.span, request.capture)
     if failed is not None:
-        _fail_response(call, failed)
-    if request.kind == "chain":
-        last = collector.last
-        if last is not None:
-            _session(attributes, get(last, "output"), request)
+        _core.dashscope_failure(call, failed)
+    last = collector.last
+    if last is not None:
+        _session(attributes, get(last, "output"), request)
     return first, input_tokens, output_tokens
 
 
@@ -335,7 +321,7 @@ def _assemble_stream(call: _genai.Call, attributes: dict, state: _stream.StreamS
 
 
 def _before_embedding(names: tuple):
-    def before(instance: Any, args: tuple, kwargs: dict) -> _genai.Call:
+    def before(instance: Any, args: tuple, kwargs: dict) -> tuple:
         arguments = _arguments(names, args, kwargs) if args else kwargs
         capture = _genai.capture_content()
         attributes: dict = {}
@@ -359,7 +345,7 @@ def _before_embedding(names: tuple):
 
 
 def _before_multimodal_embedding(names: tuple):
-    def before(instance: Any, args: tuple, kwargs: dict) -> _genai.Call:
+    def before(instance: Any, args: tuple, kwargs: dict) -> tuple:
         arguments = _arguments(names, args, kwargs) if args else kwargs
         capture = _genai.capture_content()
         attributes: dict = {}
@@ -396,7 +382,7 @@ def _embedding_output(attributes: dict, output: Any) -> None:
 
 
 def _before_rerank(names: tuple):
-    def before(instance: Any, args: tuple, kwargs: dict) -> _genai.Call:
+    def before(instance: Any, args: tuple, kwargs: dict) -> tuple:
         arguments = _arguments(names, args, kwargs) if args else kwargs
         capture = _genai.capture_content()
         model = arguments.get("model")
@@ -452,7 +438,7 @@ def _rerank_output(attributes: dict, output: Any, request: _Request) -> None:
 
 
 def _before_application(names: tuple):
-    def before(instance: Any, args: tuple, kwargs: dict) -> _genai.Call:
+    def before(instance: Any, args: tuple, kwargs: dict) -> tuple:
         arguments = _arguments(names, args, kwargs) if args else kwargs
         capture = _genai.capture_content()
         attributes: dict = {"gen_ai.request.stream": bool(arguments.get("stream"))}
@@ -471,7 +457,7 @@ def _before_application(names: tuple):
         metric_attributes = dict(server_metrics)
         metric_attributes["gen_ai.operation.name"] = "chain"
         name = app_id if isinstance(app_id, str) else None
-        return _genai.start(_tracer, "chain", name, attributes, "CHAIN", metric_attributes, request, OWNER)
+        return _genai.request("chain", name, attributes, "CHAIN", metric_attributes, request)
 
     return before
 
@@ -515,9 +501,12 @@ def instrument() -> None:
         except (ImportError, AttributeError):
             continue  # an SDK without this API
         names = _positional_names(function)
-        hooks = _genai.async_hooks if is_async else _genai.hooks
         before = _BEFORE[kind](names)
-        wrapper = hooks(f"dashscope {path}", before, _after_generation, _error, OWNER)
+        # A generation's answer is read by the core; a stream goes to _after for its proxy.
+        answer = "dashscope" if kind == "generation" else None
+        wrapper = _genai.hooks(
+            f"dashscope {path}", before, _after, _error, OWNER, _tracer, answer, _STREAMS, is_async
+        )
         _wrap.wrap(module, path, wrapper, owner=OWNER)
 
 

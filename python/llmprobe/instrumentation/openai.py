@@ -177,9 +177,8 @@ def _begin(
     operation: str,
     span_kind: str,
     attributes: dict,
-) -> _genai.Call:
-    """Add what every call has (model, server, provider) and start the span, last: nothing
-    that can fail may come after the span became current."""
+) -> tuple:
+    """Add what every call has (model, server, provider): the span to start (_genai.request)."""
     server, server_metrics = _server(instance)
     model = _model(kwargs)
     attributes.update(server)
@@ -188,10 +187,10 @@ def _begin(
     if model is not None:
         attributes["gen_ai.request.model"] = model
         metric_attributes["gen_ai.request.model"] = model
-    return _genai.start(_tracer, operation, model, attributes, span_kind, metric_attributes, request, OWNER)
+    return _genai.request(operation, model, attributes, span_kind, metric_attributes, request)
 
 
-def _before_chat(instance: Any, args: tuple, kwargs: dict) -> _genai.Call:
+def _before_chat(instance: Any, args: tuple, kwargs: dict) -> tuple:
     capture = _genai.capture_content()
     stream = bool(kwargs.get("stream"))
     attributes: dict = {"gen_ai.request.stream": stream}
@@ -214,7 +213,7 @@ def _before_chat(instance: Any, args: tuple, kwargs: dict) -> _genai.Call:
     return _begin(instance, kwargs, _Request("chat", capture, stream), "chat", "LLM", attributes)
 
 
-def _before_completion(instance: Any, args: tuple, kwargs: dict) -> _genai.Call:
+def _before_completion(instance: Any, args: tuple, kwargs: dict) -> tuple:
     capture = _genai.capture_content()
     stream = bool(kwargs.get("stream"))
     attributes: dict = {"gen_ai.request.stream": stream}
@@ -224,7 +223,7 @@ def _before_completion(instance: Any, args: tuple, kwargs: dict) -> _genai.Call:
     return _begin(instance, kwargs, request, "text_completion", "LLM", attributes)
 
 
-def _before_responses(instance: Any, args: tuple, kwargs: dict) -> _genai.Call:
+def _before_responses(instance: Any, args: tuple, kwargs: dict) -> tuple:
     capture = _genai.capture_content()
     stream = bool(kwargs.get("stream"))
     attributes: dict = {"gen_ai.request.stream": stream}
@@ -255,7 +254,7 @@ def _before_responses(instance: Any, args: tuple, kwargs: dict) -> _genai.Call:
     return _begin(instance, kwargs, _Request("responses", capture, stream), "chat", "LLM", attributes)
 
 
-def _before_embeddings(instance: Any, args: tuple, kwargs: dict) -> _genai.Call:
+def _before_embeddings(instance: Any, args: tuple, kwargs: dict) -> tuple:
     capture = _genai.capture_content()
     attributes: dict = {}
     dimensions = kwargs.get("dimensions")
@@ -355,14 +354,9 @@ def _assemble_stream(call: _genai.Call, attributes: dict, state: _stream.StreamS
 
 
 def _chunks_stream(call: _genai.Call, attributes: dict, collector: Any, request: _Request) -> tuple:
-    """Chat or text-completion chunks: the answer (chat chunks were read by the collector as
-    they passed, and it writes ids, usage and answer into the span itself); the index of the
-    first chunk with content; the token counts of the usage chunk, when the stream had one."""
-    if request.kind == "chat":
-        first, input_tokens, output_tokens, model, _ = collector.write_answer(call.span, request.capture)
-        if model is not None:
-            call.metric_attributes["gen_ai.response.model"] = model
-        return first, input_tokens, output_tokens
+    """Text-completion chunks (a chat stream's are read by the core: _genai.end_stream): the
+    answer; the index of the first chunk with content; the token counts of the usage chunk,
+    when the stream had one."""
     assembler = _messages.CompletionAssembler()
     first, usage = assembler.add_chunks(collector.items)
     head, tail = collector.first, collector.last
@@ -439,8 +433,14 @@ def _after(call: _genai.Call, result: Any) -> Any:
 def _proxy(call: _genai.Call, stream: Any, proxy_class: type) -> Any:
     try:
         # Chat chunks are read as they pass; other streams keep theirs.
-        collector = _core.ChunkCollector("chat" if call.extra.kind == "chat" else None)
-        return proxy_class(stream, _stream.StreamState("openai stream", _end_stream, call, collector))
+        if call.extra.kind == "chat":
+            # The core reads the chunks as they pass, writes the answer and ends the span.
+            state = _stream.StreamState(
+                "openai stream", _genai.end_stream, call, _core.ChunkCollector("chat")
+            )
+        else:
+            state = _stream.StreamState("openai stream", _end_stream, call, _core.ChunkCollector())
+        return proxy_class(stream, state)
     except BaseException:
         _genai.end(call)  # no proxy, no later end: end the span now rather than never
         raise
@@ -698,9 +698,15 @@ def instrument() -> None:
         "openai._response", "APIResponse", "AsyncAPIResponse"
     )
     hooks = globals()
+    # Streams and raw responses go to _after (for their proxies); a chat completion is read by
+    # the core (answer "openai_chat"); everything else by _after.
+    passed_on = _SYNC_STREAMS + _ASYNC_STREAMS + _RAW_RESPONSES
     for module, path, key, before, is_async in _RESOURCE_TARGETS:
-        make = _genai.async_hooks if is_async else _genai.hooks
-        _try_wrap(module, path, make(key, hooks[before], hooks["_after"], hooks["_error"], OWNER))
+        answer = "openai_chat" if before == "_before_chat" else None
+        wrapper = _genai.hooks(
+            key, hooks[before], hooks["_after"], hooks["_error"], OWNER, _tracer, answer, passed_on, is_async
+        )
+        _try_wrap(module, path, wrapper)
     for module, path in _MANAGER_TARGETS:
         _try_wrap(module, path, _wrap_manager)
 

@@ -101,7 +101,7 @@ impl ChunkCollector {
     }
 
     /// The arrival time of item `i`, None when there is no such item.
-    fn time_at(&self, i: usize) -> Option<i64> {
+    pub(super) fn time_at(&self, i: usize) -> Option<i64> {
         self.times.get(i).copied()
     }
 
@@ -120,7 +120,7 @@ impl ChunkCollector {
     /// differs; DashScope: the last chunk's request id), the usage, the finish reasons and
     /// output messages. Returns (the position of the first chunk with content, input tokens,
     /// output tokens, the response model, the last chunk that reported an error).
-    fn write_answer<'py>(
+    pub(super) fn write_answer<'py>(
         &self,
         py: Python<'py>,
         span: &Bound<'py, PyAny>,
@@ -172,7 +172,7 @@ impl ChunkCollector {
 
 /// Now on the clock of Python's `time.perf_counter_ns()`, which the instrumentations time a
 /// call's start and end with: CLOCK_MONOTONIC on Linux, read here without a Python call.
-fn perf_counter_ns(py: Python<'_>) -> i64 {
+pub(super) fn perf_counter_ns(py: Python<'_>) -> i64 {
     #[cfg(target_os = "linux")]
     {
         let _ = py;

@@ -3,6 +3,7 @@
 mod chunks;
 mod convert;
 mod dashscope_chunks;
+mod hook;
 mod json;
 mod messages;
 mod responses;
@@ -204,6 +205,11 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<span::PySpan>()?;
     m.add_class::<chunks::ChunkCollector>()?;
     m.add_class::<chunks::ChunkIter>()?;
+    m.add_class::<hook::ModelHook>()?;
+    m.add_class::<hook::Call>()?;
+    m.add_function(wrap_pyfunction!(hook::end_call, m)?)?;
+    m.add_function(wrap_pyfunction!(hook::end_stream, m)?)?;
+    m.add_function(wrap_pyfunction!(hook::dashscope_failure, m)?)?;
     m.add_function(wrap_pyfunction!(configure, m)?)?;
     m.add_function(wrap_pyfunction!(start, m)?)?;
     m.add_function(wrap_pyfunction!(force_flush, m)?)?;

@@ -278,7 +278,7 @@ impl PySpan {
     }
 
     #[pyo3(signature = (end_time=None))]
-    fn end(&mut self, end_time: Option<u64>) {
+    pub(super) fn end(&mut self, end_time: Option<u64>) {
         let Some(mut r) = self.record.take() else {
             return;
         };
@@ -288,6 +288,18 @@ impl PySpan {
 }
 
 impl PySpan {
+    /// Whether the span carries a W3C trace state (its children inherit it).
+    pub(super) fn has_trace_state(&self) -> bool {
+        self.trace_state.is_some()
+    }
+
+    /// set_status() from Rust.
+    pub(super) fn set_status_text(&mut self, code: u8, description: Option<String>) {
+        if let Some(r) = self.record.as_mut() {
+            r.set_status(code, description);
+        }
+    }
+
     /// Attributes gathered in Rust (an answer read in one crossing); a span that ended or was
     /// sampled out records none.
     pub(super) fn set_all(&mut self, attributes: span::Attributes) {
