@@ -33,10 +33,11 @@ _set_span_in_context = _api.set_span_in_context
 _OWNER_KEY = _context.create_key("llmprobe-genai-owner")
 
 _DEFAULT_SETTINGS = {"capture_content": True}
-# Read from the agent's settings by refresh() (an instrumentation calls it when it is applied,
-# or the first call does): the settings come from the environment once, at start-up, so a call
-# never has to look them up again. None: not read yet.
-_capture: bool | None = None
+# Read from the agent's settings by refresh(), which an instrumentation calls when it is applied:
+# the settings come from the environment once, at start-up, so a call never looks them up again.
+# `capture`: whether message content is recorded (OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT);
+# read by the hooks as ``_genai.capture`` (a module attribute: no call per model call).
+capture = True
 _max_length = 4096
 
 
@@ -52,20 +53,11 @@ def settings() -> dict:
 
 def refresh() -> None:
     """Take the agent's current settings (an instrumentation calls this when it is applied)."""
-    global _capture, _max_length
+    global capture, _max_length
     current = settings()
-    _capture = bool(current.get("capture_content", True))
+    capture = bool(current.get("capture_content", True))
     limit = current.get("content_max_length")
     _max_length = int(limit) if limit is not None else 4096
-
-
-def capture_content() -> bool:
-    """Whether message content is recorded (OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT)."""
-    capture = _capture
-    if capture is None:
-        refresh()
-        capture = bool(_capture)
-    return capture
 
 
 def tracer(scope: str, version: str | None = None) -> Tracer:
@@ -294,8 +286,6 @@ def put_output(attributes: dict, messages: list, capture: bool) -> None:
     text = _core.to_json(messages)
     attributes["gen_ai.output.messages"] = text
     answer = _messages.message_text(messages)
-    if _capture is None:
-        refresh()  # the content limit below comes from the settings
     if answer:
         # len() counts code points, the characters Rust cuts by: a short answer needs no crossing.
         attributes["output.value"] = answer if len(answer) <= _max_length else _core.truncate(answer)

@@ -198,7 +198,7 @@ def _put_generation_input(attributes: dict, arguments: dict, capture: bool) -> s
 def _before_generation(names: tuple):
     def before(instance: Any, args: tuple, kwargs: dict) -> tuple:
         arguments = _arguments(names, args, kwargs) if args else kwargs
-        capture = _genai.capture_content()
+        capture = _genai.capture
         stream = bool(arguments.get("stream"))
         attributes: dict = {"gen_ai.request.stream": stream}
         for name, key in _PARAMETERS:
@@ -323,7 +323,7 @@ def _assemble_stream(call: _genai.Call, attributes: dict, state: _stream.StreamS
 def _before_embedding(names: tuple):
     def before(instance: Any, args: tuple, kwargs: dict) -> tuple:
         arguments = _arguments(names, args, kwargs) if args else kwargs
-        capture = _genai.capture_content()
+        capture = _genai.capture
         attributes: dict = {}
         dimension = arguments.get("dimension")
         if type(dimension) is int:
@@ -347,7 +347,7 @@ def _before_embedding(names: tuple):
 def _before_multimodal_embedding(names: tuple):
     def before(instance: Any, args: tuple, kwargs: dict) -> tuple:
         arguments = _arguments(names, args, kwargs) if args else kwargs
-        capture = _genai.capture_content()
+        capture = _genai.capture
         attributes: dict = {}
         dimension = arguments.get("dimension")
         if type(dimension) is int:
@@ -384,7 +384,7 @@ def _embedding_output(attributes: dict, output: Any) -> None:
 def _before_rerank(names: tuple):
     def before(instance: Any, args: tuple, kwargs: dict) -> tuple:
         arguments = _arguments(names, args, kwargs) if args else kwargs
-        capture = _genai.capture_content()
+        capture = _genai.capture
         model = arguments.get("model")
         attributes: dict = {}
         if isinstance(model, str):
@@ -440,7 +440,7 @@ def _rerank_output(attributes: dict, output: Any, request: _Request) -> None:
 def _before_application(names: tuple):
     def before(instance: Any, args: tuple, kwargs: dict) -> tuple:
         arguments = _arguments(names, args, kwargs) if args else kwargs
-        capture = _genai.capture_content()
+        capture = _genai.capture
         attributes: dict = {"gen_ai.request.stream": bool(arguments.get("stream"))}
         app_id = arguments.get("app_id")
         if isinstance(app_id, str):

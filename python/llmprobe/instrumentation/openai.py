@@ -127,13 +127,6 @@ def _provider(host: str, client: Any) -> str:
     return "openai"
 
 
-def _model(kwargs: dict) -> str | None:
-    model = kwargs.get("model")
-    if model is None or isinstance(model, str):
-        return model
-    return str(getattr(model, "value", model))  # an enum member, say
-
-
 def _numbers(attributes: dict, kwargs: dict, parameters: tuple) -> None:
     for name, key in parameters:
         value = kwargs.get(name)
@@ -180,7 +173,9 @@ def _begin(
 ) -> tuple:
     """Add what every call has (model, server, provider): the span to start (_genai.request)."""
     server, server_metrics = _server(instance)
-    model = _model(kwargs)
+    model = kwargs.get("model")
+    if model is not None and not isinstance(model, str):
+        model = str(getattr(model, "value", model))  # an enum member, say
     attributes.update(server)
     metric_attributes = dict(server_metrics)
     metric_attributes["gen_ai.operation.name"] = operation
@@ -191,13 +186,15 @@ def _begin(
 
 
 def _before_chat(instance: Any, args: tuple, kwargs: dict) -> tuple:
-    capture = _genai.capture_content()
+    capture = _genai.capture
     stream = bool(kwargs.get("stream"))
     attributes: dict = {"gen_ai.request.stream": stream}
     _sampling(attributes, kwargs)
-    output_type = _output_type(kwargs.get("response_format"))
-    if output_type is not None:
-        attributes["gen_ai.output.type"] = output_type
+    response_format = kwargs.get("response_format")
+    if response_format is not None:
+        output_type = _output_type(response_format)
+        if output_type is not None:
+            attributes["gen_ai.output.type"] = output_type
     tier = kwargs.get("service_tier")
     if isinstance(tier, str):
         attributes["openai.request.service_tier"] = tier
@@ -214,7 +211,7 @@ def _before_chat(instance: Any, args: tuple, kwargs: dict) -> tuple:
 
 
 def _before_completion(instance: Any, args: tuple, kwargs: dict) -> tuple:
-    capture = _genai.capture_content()
+    capture = _genai.capture
     stream = bool(kwargs.get("stream"))
     attributes: dict = {"gen_ai.request.stream": stream}
     _sampling(attributes, kwargs)
@@ -224,7 +221,7 @@ def _before_completion(instance: Any, args: tuple, kwargs: dict) -> tuple:
 
 
 def _before_responses(instance: Any, args: tuple, kwargs: dict) -> tuple:
-    capture = _genai.capture_content()
+    capture = _genai.capture
     stream = bool(kwargs.get("stream"))
     attributes: dict = {"gen_ai.request.stream": stream}
     _numbers(attributes, kwargs, _RESPONSES_PARAMETERS)
@@ -255,7 +252,7 @@ def _before_responses(instance: Any, args: tuple, kwargs: dict) -> tuple:
 
 
 def _before_embeddings(instance: Any, args: tuple, kwargs: dict) -> tuple:
-    capture = _genai.capture_content()
+    capture = _genai.capture
     attributes: dict = {}
     dimensions = kwargs.get("dimensions")
     if type(dimensions) is int:

@@ -99,7 +99,9 @@ struct ContextEnv {
     log_once: Py<PyAny>,
 }
 
-#[pyclass(module = "llmprobe._core")]
+/// Never changed after it is made (frozen: no borrow flag to check per call, and calls on many
+/// threads at once, nested or not, share it freely).
+#[pyclass(frozen, module = "llmprobe._core")]
 pub struct ModelHook {
     key: Py<PyString>,
     before: Py<PyAny>,
