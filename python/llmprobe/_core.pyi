@@ -272,6 +272,18 @@ def end_call(
     """End the call's span and record its metrics (record_genai_metrics), `ended_ns` (perf_counter_ns)
     or now being the end. Never raises."""
 
+def end_stream(
+    call: Call,
+    collector: ChunkCollector,
+    capture: bool,
+    ended_ns: int,
+    assembled: tuple[int | None, int | None, int | None] | None = None,
+) -> None:
+    """The end of a streamed call: the answer written into the span (by the collector's
+    write_answer, unless the instrumentation `assembled` it: (first chunk with content, input
+    tokens, output tokens)), the time to the first token and to the first chunk, then end_call.
+    Never raises."""
+
 def dashscope_failure(call: Call, response: Any) -> None:
     """A DashScope response whose status code is not 200: error.type (its code, or its status),
     http.response.status_code and status ERROR with its message on the span; error.type on the

@@ -210,28 +210,17 @@ def end_stream(state: Any, error: BaseException | None, assemble: Callable | Non
     first chunk, the gaps between chunks, the metrics, the end."""
     now = perf_counter_ns()
     call: Call = state.call
-    collector = state.collector
-    if assemble is None:
-        try:
-            if error is not None:
-                fail(call, error)
-        finally:
-            _core.end_stream(call, collector, call.extra.capture, now)
-        return
-    input_tokens = output_tokens = ttfc = None
+    assembled = None
     try:
         if error is not None:
             fail(call, error)
-        attributes: dict = {}
-        first, input_tokens, output_tokens = assemble(call, attributes, state)
-        if first is not None:
-            attributes["gen_ai.response.time_to_first_token"] = collector.time_at(first) - call.started
-        t0 = collector.time_at(0)
-        if t0 is not None:
-            ttfc = (t0 - call.started) / 1e9
-        call.span.set_attributes(attributes)
+        if assemble is not None:
+            attributes: dict = {}
+            assembled = (None, None, None)  # what the core is told if assemble() fails
+            assembled = assemble(call, attributes, state)
+            call.span.set_attributes(attributes)
     finally:
-        end(call, input_tokens, output_tokens, ttfc, now, collector)
+        _core.end_stream(call, state.collector, call.extra.capture, now, assembled)
 
 
 def content_json(value: Any) -> str:

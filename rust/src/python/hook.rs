@@ -477,16 +477,20 @@ pub fn end_call(
     );
 }
 
-/// The end of a stream whose chunks `collector` read as they passed (ChunkCollector "chat" or
-/// "dashscope"): the answer, ids and usage written into the span (write_answer), a failure the
-/// stream reported, the response model for the metrics, the time to the first token and to the
-/// first chunk; then end_call, `ended_ns` being when the stream ended. Never raises.
+/// The end of a streamed call: the answer, ids and usage written into the span, unless the
+/// instrumentation `assembled` them itself ((first chunk with content, input tokens, output
+/// tokens)); otherwise `collector` read the chunks as they passed ("chat" or "dashscope") and
+/// write_answer writes them, with a failure the stream reported and the response model for the
+/// metrics. Then, either way, the time to the first token and to the first chunk, and end_call,
+/// `ended_ns` being when the stream ended. Never raises.
 #[pyfunction]
+#[pyo3(signature = (call, collector, capture, ended_ns, assembled=None))]
 pub fn end_stream(
     call: &Bound<'_, Call>,
     collector: PyRef<'_, ChunkCollector>,
     capture: bool,
     ended_ns: i64,
+    assembled: Option<(Option<usize>, Option<i64>, Option<i64>)>,
 ) {
     let py = call.py();
     let Ok((span, started)) = call
@@ -495,26 +499,32 @@ pub fn end_stream(
     else {
         return;
     };
-    let (first, input, output, model, failed) = collector.write_answer(py, &span, capture);
-    if let Some(failed) = failed {
-        dashscope_failure(call, &failed);
+    let (first, input, output) = match assembled {
+        Some(given) => given,
+        None => {
+            let (first, input, output, model, failed) = collector.write_answer(py, &span, capture);
+            if let Some(failed) = failed {
+                dashscope_failure(call, &failed);
+            }
+            if let Some(model) = model {
+                guard("end of a stream", (), || {
+                    call.borrow()
+                        .metric_attributes
+                        .bind(py)
+                        .set_item("gen_ai.response.model", model)?;
+                    Ok(())
+                });
+            }
+            (first, input, output)
+        }
+    };
+    if let Some(t) = first.and_then(|i| collector.time_at(i)) {
+        let ttft = (
+            "gen_ai.response.time_to_first_token".to_string(),
+            AttrValue::Int(t - started),
+        );
+        responses::write(&span, vec![ttft]);
     }
-    guard("end of a stream", (), || {
-        if let Some(model) = model {
-            call.borrow()
-                .metric_attributes
-                .bind(py)
-                .set_item("gen_ai.response.model", model)?;
-        }
-        if let Some(t) = first.and_then(|i| collector.time_at(i)) {
-            let ttft = (
-                "gen_ai.response.time_to_first_token".to_string(),
-                AttrValue::Int(t - started),
-            );
-            responses::write(&span, vec![ttft]);
-        }
-        Ok(())
-    });
     let ttfc = collector.time_at(0).map(|t0| (t0 - started) as f64 / 1e9);
     end_call(call, input, output, ttfc, Some(ended_ns), Some(collector));
 }
