@@ -21,24 +21,13 @@ use super::messages::{
     each_item, field, items, items_len, only_item, text_of, Messages, Reader, ToolCallState,
 };
 
+#[derive(Default)]
 struct Choice {
-    role: String,
-    role_seen: bool,
+    /// None until a chunk names it (an answer's role is "assistant" when none did).
+    role: Option<String>,
     text: String,
     tools: BTreeMap<u64, ToolCallState>,
     finish: Option<String>,
-}
-
-impl Default for Choice {
-    fn default() -> Self {
-        Choice {
-            role: "assistant".to_string(),
-            role_seen: false,
-            text: String::new(),
-            tools: BTreeMap::new(),
-            finish: None,
-        }
-    }
 }
 
 /// How a piece of text or arguments joins what came before it.
@@ -87,12 +76,11 @@ fn add_message(
     py: Python<'_>,
 ) -> bool {
     let mut content = false;
-    if !choice.role_seen {
+    if choice.role.is_none() {
         if let Some(role) = message.get(intern!(py, "role")) {
             with_text(&role, |r| {
                 if !r.is_empty() {
-                    choice.role = r.to_string();
-                    choice.role_seen = true;
+                    choice.role = Some(r.to_string());
                 }
             });
         }
@@ -222,7 +210,7 @@ impl DashScopeChunks {
             return false;
         }
         let incremental = self.incremental;
-        let Some(choice) = self.choices.get_mut(&0).filter(|c| c.role_seen) else {
+        let Some(choice) = self.choices.get_mut(&0).filter(|c| c.role.is_some()) else {
             return false;
         };
         let Ok(fields) = chunk.cast::<PyDict>() else {
@@ -316,7 +304,7 @@ impl DashScopeChunks {
         let mut m = Messages::new(capture, true);
         let last_finish = self.last_finish(py);
         for choice in self.choices.values() {
-            m.begin(&choice.role);
+            m.begin(choice.role.as_deref().unwrap_or("assistant"));
             if !choice.text.is_empty() {
                 m.text_part_str(&choice.text);
             }
