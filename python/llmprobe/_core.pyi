@@ -207,6 +207,54 @@ class ChunkCollector:
         tokens, output tokens, the response model or None, the last chunk that reported an
         error or None)."""
 
+class StreamState:
+    """What a stream proxy records (its `collector`: kept items when none is given) and how its
+    operation ends: ``on_end(state, error)``, once, guarded (a failure is logged once under
+    `key`). With `core_end` (`on_end` being _genai.end_stream without an assembler), a stream
+    that ends without an error is ended by the core itself (end_stream)."""
+
+    def __init__(
+        self,
+        key: str,
+        on_end: Callable[[StreamState, BaseException | None], None],
+        call: Any,
+        collector: ChunkCollector | None = None,
+        core_end: bool = False,
+    ) -> None: ...
+    def add(self, item: Any, time_ns: int) -> None:
+        """The collector's add."""
+    def finish(self, error: BaseException | None, how: str) -> None:
+        """Ends the stream's operation ("exhausted", "error", "closed", "collected": why), if it
+        was not ended already. Never raises."""
+    def watch(self, proxy: Any) -> None:
+        """Ends the stream ("collected") when `proxy` is garbage collected, or at interpreter
+        exit (before llmprobe's exit flush), if nothing ended it before."""
+    @property
+    def collector(self) -> ChunkCollector: ...
+    @property
+    def items(self) -> list[Any]: ...
+    @property
+    def call(self) -> Any: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def on_end(self) -> Callable[[StreamState, BaseException | None], None]: ...
+    @property
+    def how(self) -> str:
+        """Why the stream ended; "" while it runs."""
+    @property
+    def ended(self) -> bool: ...
+
+class ChunkIter:
+    """The iterator a synchronous stream proxy hands a ``for`` loop: each item of `iterator` goes
+    to the state's collector with its arrival time; the end of `iterator` (exhausted, or
+    raising) ends the state. `owner` (the proxy) is kept alive while the loop runs."""
+
+    def __init__(self, iterator: Any, state: StreamState, owner: Any) -> None: ...
+    def __iter__(self) -> ChunkIter: ...
+    def __next__(self) -> Any: ...
+    def close(self) -> None: ...
+
 def usage(attributes: dict[str, Any], usage: Any, dashscope: bool = False) -> tuple[int | None, int | None]:
     """Token usage (an SDK object or a dict) into `attributes`: gen_ai.usage.input_tokens,
     output_tokens, total_tokens, cache_read.input_tokens, reasoning.output_tokens, from
@@ -233,8 +281,10 @@ class ModelHook:
     None; the hook starts the span (of `tracer`'s scope and _span_class, kind CLIENT),
     makes it current with `owner`, calls the wrapped method once, restores the context, and
     reads the answer itself (`answer`: "dashscope", "openai_chat") or hands the result to
-    `after(call, result)` (always for instances of `python_results`: streams). An exception
-    goes to `error(call, exc)` and is raised on. `env`: the context functions (_genai._context_env)."""
+    `after(call, result)` (always for instances of `python_results`: streams, but for those of
+    `streams`, ``((classes, proxy class), ...)``, whose proxy the core makes, reading the chunks
+    by `answer` and ending with `stream_end` on an error). An exception goes to
+    `error(call, exc)` and is raised on. `env`: the context functions (_genai._context_env)."""
 
     def __init__(
         self,
@@ -248,6 +298,8 @@ class ModelHook:
         env: dict[str, Any],
         answer: str | None = None,
         python_results: tuple[type, ...] | None = None,
+        streams: tuple[tuple[tuple[type, ...], type], ...] | None = None,
+        stream_end: Callable[[StreamState, BaseException | None], None] | None = None,
     ) -> None: ...
     def __call__(
         self, wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict | None = None

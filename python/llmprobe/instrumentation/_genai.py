@@ -123,6 +123,7 @@ def hooks(
     answer: str | None = None,
     python_results: tuple = (),
     coroutine: bool = False,
+    streams: tuple = (),
 ):
     """A wrapt wrapper for a model call (``_core.ModelHook``; for a coroutine function, the
     coroutine below, which awaits the call between the hook's steps): the call runs exactly
@@ -137,12 +138,26 @@ def hooks(
       a result of one of the `python_results` types (a stream), or any result without an
       `answer`, goes to ``after(call, result)``, which may return a replacement for it (a stream
       proxy); None (or a failing ``after``) hands back the result itself;
+    - `streams`, ``((stream classes, proxy class), ...)``: a stream of those classes (also in
+      `python_results`) is not given to `after`: the core makes its proxy (``_stream.wrap``'s,
+      whose state reads the chunks as they pass, by `answer`, and ends with ``end_stream``);
     - an exception goes to ``error(call, exc)`` and is raised on as it came;
     - a call made while a call of the same `owner` is running (the SDK calling itself, such as
       a helper that calls create) runs untraced, so that one model call gives one span.
     """
     hook = _core.ModelHook(
-        key, before, after, error, owner, tracer, _CLIENT, _context_env(), answer, tuple(python_results)
+        key,
+        before,
+        after,
+        error,
+        owner,
+        tracer,
+        _CLIENT,
+        _context_env(),
+        answer,
+        tuple(python_results),
+        tuple(streams),
+        end_stream,
     )
     if not coroutine:
         return hook

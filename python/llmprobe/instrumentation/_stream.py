@@ -1,9 +1,10 @@
 """Transparent proxies over streamed answers, which end the operation's span exactly once.
 
 A library returns a stream object (the openai SDK's ``Stream``, a DashScope generator); the
-instrumentation returns ``SyncStreamProxy(stream, state)`` or ``AsyncStreamProxy(...)`` in its
-place. The proxy is a ``wrapt.ObjectProxy``: ``isinstance``, every attribute read and write,
-``repr`` and equality are the stream's own. What it adds:
+instrumentation returns ``wrap(SyncStreamProxy, stream, state)`` (or ``AsyncStreamProxy``) in
+its place, or the model hook makes that proxy itself for a stream whose chunks the core reads.
+The proxy is a ``wrapt.ObjectProxy``: ``isinstance``, every attribute read and write, ``repr``
+and equality are the stream's own. What it adds:
 
 - per item, one call into the core (no JSON, no attribute writes): a ``for`` loop over a
   synchronous stream runs the core's ``ChunkIter``, every other read calls
@@ -19,112 +20,42 @@ place. The proxy is a ``wrapt.ObjectProxy``: ``isinstance``, every attribute rea
 
 The end calls ``state.on_end(state, error)`` guarded: a failing ``on_end`` is logged once and
 the user's iteration goes on untouched. ``error`` is the exception the stream raised, or None.
+The state (``_core.StreamState``) keeps the once-only flag, the weak reference and the end, so
+that a stream costs no Python frame of llmprobe's but ``__iter__``.
 
     state = StreamState("openai chat stream", on_end, call)   # call: whatever on_end needs
-    return SyncStreamProxy(stream, state)
+    return wrap(SyncStreamProxy, stream, state)
     # state.items, state.collector: what the stream gave (and when), for on_end
 """
 
 from __future__ import annotations
 
-import weakref
-from functools import partial
 from time import perf_counter_ns
-from typing import Any, Callable
+from typing import Any
 
 import wrapt
 
 from llmprobe import _core, _log
 
 _ObjectProxy = wrapt.ObjectProxy
-_ref = weakref.ref
-# The streams whose proxy is alive: id(weak reference to the proxy) -> (that reference, the
-# stream's state). The reference's callback ends a collected proxy's stream; the entry keeps
-# the reference alive until then. (weakref.finalize does the same at three times the cost.)
-_alive: dict = {}
-_exit_hook: list = []  # [True] once the exit hook is registered
+# What a proxy records and how its stream ends, once (_core.StreamState: see the module's
+# documentation): StreamState(key, on_end, call, collector=None, core_end=False).
+StreamState = _core.StreamState
 
 
-class StreamState:
-    """What a stream proxy records, kept apart from the proxy so that the garbage-collection
-    callback can end the span without keeping the proxy alive."""
-
-    __slots__ = ("_finalizer", "_once", "add", "call", "collector", "how", "key", "on_end")
-
-    def __init__(
-        self,
-        key: str,
-        on_end: Callable[[StreamState, BaseException | None], None],
-        call: Any,
-        collector: Any = None,
-    ) -> None:
-        # What the proxy records per item: a _core.ChunkCollector (one that keeps the items when
-        # none is given).
-        self.collector = collector if collector is not None else _core.ChunkCollector()
-        self.add = self.collector.add  # add(item, perf_counter_ns())
-        self.key = key  # names the hook in the once-only warning when on_end fails
-        self.on_end = on_end
-        self.call = call
-        # One token: list.pop() is atomic, so two threads (a close and a garbage collection)
-        # can never both end the stream.
-        self._once = [True]
-        self._finalizer: Any = None
-        self.how = ""  # "exhausted", "error", "closed", "collected": why the stream ended
-
-    @property
-    def items(self) -> list:
-        """The items the stream gave (none when the collector reads them as they pass)."""
-        return self.collector.items
+def wrap(proxy_class: type, stream: Any, state: StreamState) -> Any:
+    """`stream` in a proxy of `proxy_class` that records into `state`, which ends the stream's
+    operation when the proxy is collected (or at exit) if nothing ended it before. A model hook
+    that reads a stream's chunks in the core makes the same proxy itself."""
+    proxy = proxy_class(stream)
+    proxy._self_state = state
+    state.watch(proxy)
+    return proxy
 
 
 def finish(state: StreamState, error: BaseException | None, how: str) -> None:
     """End the stream's operation, if it was not ended already."""
-    try:
-        state._once.pop()
-    except IndexError:
-        return
-    watched = state._finalizer
-    if watched is not None:
-        state._finalizer = None
-        _alive.pop(id(watched), None)
-    state.how = how
-    try:  # guarded(), without its call: this runs once per stream
-        state.on_end(state, error)
-    except Exception as exc:  # noqa: BLE001
-        _log.log_once(state.key, exc)
-
-
-def _end(state: StreamState, error: BaseException | None, how: str) -> None:
-    # What the proxies call: even a failure of finish() itself never reaches the iteration.
-    try:
-        finish(state, error, how)
-    except Exception as exc:  # noqa: BLE001
-        _log.log_once(state.key, exc)
-
-
-def _collected(ref: Any) -> None:
-    # The weak reference's callback: the proxy is gone.
-    entry = _alive.pop(id(ref), None)
-    if entry is not None:
-        _end(entry[1], None, "collected")
-
-
-def _at_exit() -> None:
-    # Streams still open at interpreter exit end now, before llmprobe's exit flush: this hook
-    # is registered at the first stream, after llmprobe's own, and atexit runs the last first.
-    for _, state in list(_alive.values()):
-        _end(state, None, "collected")
-
-
-def _watch(proxy: Any, state: StreamState) -> None:
-    ref = _ref(proxy, _collected)
-    _alive[id(ref)] = (ref, state)
-    state._finalizer = ref
-    if not _exit_hook:
-        _exit_hook.append(True)
-        import atexit
-
-        atexit.register(_at_exit)
+    state.finish(error, how)
 
 
 def _no_context_manager(wrapped: Any, method: str) -> TypeError:
@@ -139,21 +70,16 @@ class _Proxy(_ObjectProxy):
 
 
 class SyncStreamProxy(_Proxy):
-    """A synchronous stream (an iterator), recorded item by item."""
-
-    def __init__(self, wrapped: Any, state: StreamState) -> None:
-        super().__init__(wrapped)
-        self._self_state = state
-        _watch(self, state)
+    """A synchronous stream (an iterator), recorded item by item (made by wrap())."""
 
     def __iter__(self):
         # The core's iterator: each item is recorded without a Python frame, and the end (the
-        # stream exhausted, or raising) calls _end. A `for` loop left early leaves the stream
-        # as it is, to be resumed, closed or collected.
+        # stream exhausted, or raising) is the state's. A `for` loop left early leaves the
+        # stream as it is, to be resumed, closed or collected.
         state = self._self_state
         iterator = iter(self.__wrapped__)
         try:
-            return _core.ChunkIter(iterator, state.collector, partial(_end, state), self)
+            return _core.ChunkIter(iterator, state, self)
         except Exception as exc:  # noqa: BLE001 - the items then pass unrecorded
             _log.log_once(state.key, exc)
             return iterator
@@ -163,10 +89,10 @@ class SyncStreamProxy(_Proxy):
         try:
             item = next(self.__wrapped__)
         except StopIteration:
-            _end(state, None, "exhausted")
+            state.finish(None, "exhausted")
             raise
         except BaseException as exc:
-            _end(state, exc, "error")
+            state.finish(exc, "error")
             raise
         state.add(item, perf_counter_ns())
         return item
@@ -184,26 +110,21 @@ class SyncStreamProxy(_Proxy):
         try:
             return type(self.__wrapped__).__exit__(self.__wrapped__, exc_type, exc, tb)
         finally:
-            _end(self._self_state, None, "closed")
+            self._self_state.finish(None, "closed")
 
     def close(self):
         try:
             return self.__wrapped__.close()
         finally:
-            _end(self._self_state, None, "closed")
+            self._self_state.finish(None, "closed")
 
 
 class AsyncStreamProxy(_Proxy):
-    """An asynchronous stream (an async iterator), recorded item by item."""
-
-    def __init__(self, wrapped: Any, state: StreamState) -> None:
-        super().__init__(wrapped)
-        self._self_state = state
-        _watch(self, state)
+    """An asynchronous stream (an async iterator), recorded item by item (made by wrap())."""
 
     async def __aiter__(self):
         state = self._self_state
-        add = state.add
+        add = state.collector.add
         try:
             async for item in self.__wrapped__:
                 add(item, perf_counter_ns())
@@ -211,19 +132,19 @@ class AsyncStreamProxy(_Proxy):
         except GeneratorExit:
             raise
         except BaseException as exc:  # includes CancelledError: the span ends, without an error
-            _end(state, exc, "error")
+            state.finish(exc, "error")
             raise
-        _end(state, None, "exhausted")
+        state.finish(None, "exhausted")
 
     async def __anext__(self):
         state = self._self_state
         try:
             item = await self.__wrapped__.__anext__()
         except StopAsyncIteration:
-            _end(state, None, "exhausted")
+            state.finish(None, "exhausted")
             raise
         except BaseException as exc:
-            _end(state, exc, "error")
+            state.finish(exc, "error")
             raise
         state.add(item, perf_counter_ns())
         return item
@@ -240,7 +161,7 @@ class AsyncStreamProxy(_Proxy):
         try:
             return await type(self.__wrapped__).__aexit__(self.__wrapped__, exc_type, exc, tb)
         finally:
-            _end(self._self_state, None, "closed")
+            self._self_state.finish(None, "closed")
 
     def close(self):
         # The SDK's AsyncStream.close is a coroutine function, a generator's is not: keep what
@@ -248,18 +169,18 @@ class AsyncStreamProxy(_Proxy):
         try:
             result = self.__wrapped__.close()
         except BaseException:
-            _end(self._self_state, None, "closed")
+            self._self_state.finish(None, "closed")
             raise
         if hasattr(result, "__await__"):
             return _then_finish(result, self._self_state)
-        _end(self._self_state, None, "closed")
+        self._self_state.finish(None, "closed")
         return result
 
     def aclose(self):
         try:
             result = self.__wrapped__.aclose()
         except BaseException:
-            _end(self._self_state, None, "closed")
+            self._self_state.finish(None, "closed")
             raise
         return _then_finish(result, self._self_state)
 
@@ -268,7 +189,7 @@ async def _then_finish(awaitable: Any, state: StreamState) -> Any:
     try:
         return await awaitable
     finally:
-        _end(state, None, "closed")
+        state.finish(None, "closed")
 
 
 def stream_of(obj: Any) -> Any:

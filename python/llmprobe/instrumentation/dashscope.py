@@ -45,6 +45,8 @@ _tracer: Any = None
 _GENERATOR = types.GeneratorType
 _ASYNC_GENERATOR = types.AsyncGeneratorType
 _STREAMS = (_GENERATOR, _ASYNC_GENERATOR)
+# The proxy a stream of each kind is handed back in.
+_PROXIES = (((_GENERATOR,), _stream.SyncStreamProxy), ((_ASYNC_GENERATOR,), _stream.AsyncStreamProxy))
 _NUMBERS = (int, float)
 
 # (call argument, span attribute) of the numeric request parameters.
@@ -241,10 +243,10 @@ def _after(call: _genai.Call, result: Any) -> Any:
         incremental = request.incremental
         collector = _core.ChunkCollector("dashscope", incremental if type(incremental) is bool else None)
         on_end = _end_stream if request.kind == "chain" else _genai.end_stream
-        state = _stream.StreamState("dashscope stream", on_end, call, collector)
+        state = _stream.StreamState("dashscope stream", on_end, call, collector, on_end is _genai.end_stream)
         if isinstance(result, _GENERATOR):
-            return _stream.SyncStreamProxy(result, state)
-        return _stream.AsyncStreamProxy(result, state)
+            return _stream.wrap(_stream.SyncStreamProxy, result, state)
+        return _stream.wrap(_stream.AsyncStreamProxy, result, state)
     _complete(call, result)
     return None
 
@@ -502,10 +504,20 @@ def instrument() -> None:
             continue  # an SDK without this API
         names = _positional_names(function)
         before = _BEFORE[kind](names)
-        # A generation's answer is read by the core; a stream goes to _after for its proxy.
-        answer = "dashscope" if kind == "generation" else None
+        # A generation's answer is read by the core, streamed (the core makes the proxy) or
+        # not; an application's stream goes to _after for its proxy.
+        generation = kind == "generation"
         wrapper = _genai.hooks(
-            f"dashscope {path}", before, _after, _error, OWNER, _tracer, answer, _STREAMS, is_async
+            f"dashscope {path}",
+            before,
+            _after,
+            _error,
+            OWNER,
+            _tracer,
+            "dashscope" if generation else None,
+            _STREAMS,
+            is_async,
+            _PROXIES if generation else (),
         )
         _wrap.wrap(module, path, wrapper, owner=OWNER)
 

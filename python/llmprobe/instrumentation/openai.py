@@ -428,16 +428,17 @@ def _after(call: _genai.Call, result: Any) -> Any:
 
 
 def _proxy(call: _genai.Call, stream: Any, proxy_class: type) -> Any:
+    """A stream the hook did not proxy itself (one a raw response's parse() gave, or not a
+    chat completion's) in its proxy."""
     try:
         # Chat chunks are read as they pass; other streams keep theirs.
         if call.extra.kind == "chat":
             # The core reads the chunks as they pass, writes the answer and ends the span.
-            state = _stream.StreamState(
-                "openai stream", _genai.end_stream, call, _core.ChunkCollector("chat")
-            )
+            collector = _core.ChunkCollector("chat")
+            state = _stream.StreamState("openai stream", _genai.end_stream, call, collector, True)
         else:
             state = _stream.StreamState("openai stream", _end_stream, call, _core.ChunkCollector())
-        return proxy_class(stream, state)
+        return _stream.wrap(proxy_class, stream, state)
     except BaseException:
         _genai.end(call)  # no proxy, no later end: end the span now rather than never
         raise
@@ -695,13 +696,23 @@ def instrument() -> None:
         "openai._response", "APIResponse", "AsyncAPIResponse"
     )
     hooks = globals()
-    # Streams and raw responses go to _after (for their proxies); a chat completion is read by
-    # the core (answer "openai_chat"); everything else by _after.
+    # A chat completion, streamed or not, is read by the core (answer "openai_chat"; the core
+    # makes a chat stream's proxy); raw responses and everything else go to _after.
     passed_on = _SYNC_STREAMS + _ASYNC_STREAMS + _RAW_RESPONSES
+    streams = ((_SYNC_STREAMS, _stream.SyncStreamProxy), (_ASYNC_STREAMS, _stream.AsyncStreamProxy))
     for module, path, key, before, is_async in _RESOURCE_TARGETS:
-        answer = "openai_chat" if before == "_before_chat" else None
+        chat = before == "_before_chat"
         wrapper = _genai.hooks(
-            key, hooks[before], hooks["_after"], hooks["_error"], OWNER, _tracer, answer, passed_on, is_async
+            key,
+            hooks[before],
+            hooks["_after"],
+            hooks["_error"],
+            OWNER,
+            _tracer,
+            "openai_chat" if chat else None,
+            passed_on,
+            is_async,
+            streams if chat else (),
         )
         _try_wrap(module, path, wrapper)
     for module, path in _MANAGER_TARGETS:

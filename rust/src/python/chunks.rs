@@ -4,6 +4,7 @@
 use pyo3::prelude::*;
 use pyo3::types::PyIterator;
 
+use super::stream::{StreamState, ERROR, EXHAUSTED};
 use super::{dashscope_chunks, guard, messages, output_of, responses};
 
 /// How a collector reads the items of its stream.
@@ -40,6 +41,32 @@ type Written<'py> = (
 );
 
 impl ChunkCollector {
+    fn reading(reading: Reading) -> Self {
+        ChunkCollector {
+            reading,
+            times: Vec::new(),
+            first: None,
+            last: None,
+        }
+    }
+
+    /// A collector that keeps the items.
+    pub(super) fn keeping_items() -> Self {
+        Self::reading(Reading::Items(Vec::new()))
+    }
+
+    /// A collector of OpenAI chat-completion chunks, read as they pass.
+    pub(super) fn chat() -> Self {
+        Self::reading(Reading::Chat(Default::default()))
+    }
+
+    /// A collector of DashScope generation chunks, read as they pass.
+    pub(super) fn dashscope(incremental: Option<bool>) -> Self {
+        Self::reading(Reading::DashScope(dashscope_chunks::DashScopeChunks::new(
+            incremental,
+        )))
+    }
+
     /// The gaps between the stream's items, in seconds (time_per_output_chunk).
     pub(super) fn gaps(&self) -> Vec<f64> {
         self.times
@@ -54,28 +81,18 @@ impl ChunkCollector {
     #[new]
     #[pyo3(signature = (chunks=None, incremental=None))]
     fn new(chunks: Option<&str>, incremental: Option<bool>) -> PyResult<Self> {
-        let reading = match chunks {
-            None => Reading::Items(Vec::new()),
-            Some("chat") => Reading::Chat(Default::default()),
-            Some("dashscope") => {
-                Reading::DashScope(dashscope_chunks::DashScopeChunks::new(incremental))
-            }
-            Some(other) => {
-                return Err(pyo3::exceptions::PyValueError::new_err(format!(
-                    "unknown chunks {other:?}: None, 'chat' or 'dashscope'"
-                )))
-            }
-        };
-        Ok(ChunkCollector {
-            reading,
-            times: Vec::new(),
-            first: None,
-            last: None,
-        })
+        match chunks {
+            None => Ok(Self::keeping_items()),
+            Some("chat") => Ok(Self::chat()),
+            Some("dashscope") => Ok(Self::dashscope(incremental)),
+            Some(other) => Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "unknown chunks {other:?}: None, 'chat' or 'dashscope'"
+            ))),
+        }
     }
 
     /// One item and its perf_counter_ns() arrival time.
-    fn add(&mut self, item: &Bound<'_, PyAny>, time_ns: i64) {
+    pub(super) fn add(&mut self, item: &Bound<'_, PyAny>, time_ns: i64) {
         self.times.push(time_ns);
         if self.first.is_none() {
             self.first = Some(item.clone().unbind());
@@ -193,42 +210,28 @@ pub(super) fn perf_counter_ns(py: Python<'_>) -> i64 {
     }
 }
 
-/// The iterator of a synchronous stream proxy: each item of `inner` goes to the collector
-/// with its arrival time and is handed on as it came; when `inner` ends or raises,
-/// `end(error, how)` is called (`how` "exhausted" or "error") and the end or the exception
-/// reaches the caller unchanged. What `end` raises is never the caller's. `owner` (the proxy)
-/// is kept alive while the loop runs: `for c in call(...)` holds no other reference to it,
-/// and its collection would end the stream's span before the first item.
+/// The iterator of a synchronous stream proxy: each item of `inner` goes to the stream's
+/// collector with its arrival time and is handed on as it came; when `inner` ends or raises,
+/// the stream's state ends it ("exhausted" or "error") and the end or the exception reaches the
+/// caller unchanged. `owner` (the proxy) is kept alive while the loop runs: `for c in
+/// call(...)` holds no other reference to it, and its collection would end the stream's span
+/// before the first item.
 #[pyclass(module = "llmprobe._core")]
 pub struct ChunkIter {
     inner: Py<PyIterator>,
     collector: Py<ChunkCollector>,
-    end: Py<PyAny>,
+    state: Py<StreamState>,
     _owner: Py<PyAny>,
-}
-
-impl ChunkIter {
-    fn ended(&self, py: Python<'_>, error: Option<&PyErr>, how: &str) {
-        let error = error.map(|e| e.value(py).clone().into_any());
-        if let Err(e) = self.end.bind(py).call1((error, how)) {
-            e.write_unraisable(py, None);
-        }
-    }
 }
 
 #[pymethods]
 impl ChunkIter {
     #[new]
-    fn new(
-        inner: Bound<'_, PyIterator>,
-        collector: Py<ChunkCollector>,
-        end: Py<PyAny>,
-        owner: Py<PyAny>,
-    ) -> Self {
+    fn new(inner: Bound<'_, PyIterator>, state: Bound<'_, StreamState>, owner: Py<PyAny>) -> Self {
         ChunkIter {
             inner: inner.unbind(),
-            collector,
-            end,
+            collector: state.get().chunk_collector().clone_ref(state.py()),
+            state: state.unbind(),
             _owner: owner,
         }
     }
@@ -251,7 +254,7 @@ impl ChunkIter {
     fn __traverse__(&self, visit: pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
         visit.call(&self.inner)?;
         visit.call(&self.collector)?;
-        visit.call(&self.end)?;
+        visit.call(&self.state)?;
         visit.call(&self._owner)
     }
 
@@ -265,11 +268,11 @@ impl ChunkIter {
                 Ok(Some(item.unbind()))
             }
             Some(Err(e)) => {
-                self.ended(py, Some(&e), "error");
+                StreamState::end(self.state.bind(py), Some(e.value(py).as_any()), ERROR);
                 Err(e)
             }
             None => {
-                self.ended(py, None, "exhausted");
+                StreamState::end(self.state.bind(py), None, EXHAUSTED);
                 Ok(None)
             }
         }

@@ -30,6 +30,7 @@ use super::chunks::{perf_counter_ns, ChunkCollector};
 use super::convert::str_of;
 use super::messages::{text_of, Reader};
 use super::span::PySpan;
+use super::stream::{make_proxy, StreamState};
 use super::{guard, responses};
 use crate::span::{AttrValue, KIND_CLIENT, STATUS_ERROR};
 
@@ -111,6 +112,11 @@ pub struct ModelHook {
     owner: Py<PyAny>,
     answer: Answer,
     python_results: Py<PyTuple>,
+    /// `((stream classes, proxy class), ...)`: a stream of one of these classes (also one of
+    /// `python_results`) is read by the core, which makes its proxy, rather than by `after`.
+    streams: Vec<(Py<PyAny>, Py<PyAny>)>,
+    /// How such a stream ends when it raises (`_genai.end_stream`).
+    stream_end: Option<Py<PyAny>>,
     /// The instrumentation's Tracer: its scope and span class, and start_span for a parent the
     /// core does not take as it is (a remote span, another implementation's, one with a trace
     /// state).
@@ -258,18 +264,14 @@ impl ModelHook {
             a => Some(a),
         };
         let Some(answer) = answer else {
+            if let Some(proxy) = self.stream_proxy(py, call, result)? {
+                return Ok(Some(proxy.unbind()));
+            }
             let replacement = self.after.bind(py).call1((call, result))?;
             return Ok((!replacement.is_none()).then(|| replacement.unbind()));
         };
-        let (span, capture) = {
-            let c = call.borrow();
-            let capture = c
-                .extra
-                .bind(py)
-                .getattr(intern!(py, "capture"))?
-                .is_truthy()?;
-            (c.span.clone_ref(py).into_bound(py), capture)
-        };
+        let capture = capture_of(call)?;
+        let span = call.borrow().span.clone_ref(py).into_bound(py);
         let (input, output) = match answer {
             Answer::DashScope => {
                 let (failed, input, output) = responses::dashscope_response(&span, result, capture);
@@ -295,11 +297,66 @@ impl ModelHook {
     }
 }
 
+impl ModelHook {
+    /// The proxy of a stream the core reads (see `streams`), with its state; None for a result
+    /// that is not such a stream. When the proxy cannot be made, the span ends now (there will
+    /// be no later end) and the error is the caller's to log.
+    fn stream_proxy<'py>(
+        &self,
+        py: Python<'py>,
+        call: &Bound<'py, Call>,
+        result: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let Some(stream_end) = &self.stream_end else {
+            return Ok(None);
+        };
+        let Some((_, proxy_class)) = self
+            .streams
+            .iter()
+            .find(|(classes, _)| result.is_instance(classes.bind(py)).unwrap_or(false))
+        else {
+            return Ok(None);
+        };
+        let made = (|| {
+            let collector = match self.answer {
+                Answer::DashScope => {
+                    let extra = call.borrow().extra.clone_ref(py).into_bound(py);
+                    let incremental = extra.getattr(intern!(py, "incremental"))?;
+                    ChunkCollector::dashscope(incremental.extract::<bool>().ok())
+                }
+                _ => ChunkCollector::chat(),
+            };
+            let state = StreamState::new(
+                self.key.clone_ref(py),
+                stream_end.clone_ref(py),
+                call.clone().into_any().unbind(),
+                Py::new(py, collector)?,
+                true,
+            );
+            make_proxy(proxy_class.bind(py), result, state)
+        })();
+        match made {
+            Ok(proxy) => Ok(Some(proxy)),
+            Err(e) => {
+                end_call(call, None, None, None, None, None);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Whether the call's content is captured (its `extra.capture`).
+pub(super) fn capture_of(call: &Bound<'_, Call>) -> PyResult<bool> {
+    let py = call.py();
+    let extra = call.borrow().extra.clone_ref(py).into_bound(py);
+    extra.getattr(intern!(py, "capture"))?.is_truthy()
+}
+
 #[pymethods]
 impl ModelHook {
     #[new]
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (key, before, after, error, owner, tracer, client_kind, env, answer=None, python_results=None))]
+    #[pyo3(signature = (key, before, after, error, owner, tracer, client_kind, env, answer=None, python_results=None, streams=None, stream_end=None))]
     fn new(
         py: Python<'_>,
         key: Py<PyString>,
@@ -312,6 +369,8 @@ impl ModelHook {
         env: ContextEnv,
         answer: Option<&str>,
         python_results: Option<Py<PyTuple>>,
+        streams: Option<Vec<(Py<PyAny>, Py<PyAny>)>>,
+        stream_end: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
         let answer = match answer {
             None => Answer::Python,
@@ -337,6 +396,8 @@ impl ModelHook {
             owner,
             answer,
             python_results: python_results.unwrap_or_else(|| PyTuple::empty(py).unbind()),
+            streams: streams.unwrap_or_default(),
+            stream_end,
             tracer,
             span_class,
             scope,

@@ -170,6 +170,14 @@ pub(super) fn field<'a, 'py>(
     fields: Borrowed<'a, 'py, PyDict>,
     key: &Bound<'py, PyString>,
 ) -> Option<Borrowed<'a, 'py, PyAny>> {
+    lookup(fields, key).filter(|v| !v.is_none())
+}
+
+/// `fields[key]`, borrowed, None included; None only when absent.
+fn lookup<'a, 'py>(
+    fields: Borrowed<'a, 'py, PyDict>,
+    key: &Bound<'py, PyString>,
+) -> Option<Borrowed<'a, 'py, PyAny>> {
     // SAFETY: a live dict and a str key; a borrowed reference, or NULL.
     let raw = unsafe { ffi::PyDict_GetItemWithError(fields.as_ptr(), key.as_ptr()) };
     if raw.is_null() {
@@ -180,8 +188,64 @@ pub(super) fn field<'a, 'py>(
         return None;
     }
     // SAFETY: borrowed from `fields`, which outlives 'a.
-    let v = unsafe { Borrowed::from_ptr(fields.py(), raw) };
-    (!v.is_none()).then_some(v)
+    Some(unsafe { Borrowed::from_ptr(fields.py(), raw) })
+}
+
+/// Where a field was found in the last dict it was read from: the position `PyDict_Next`
+/// reads it at. The chunks of one stream are built alike, their fields stored in the same
+/// order, so the next chunk's field is read at that position (its key checked by identity)
+/// instead of being hashed and probed for, at a fifth of the cost.
+#[derive(Clone, Copy)]
+pub(super) struct Slot(ffi::Py_ssize_t);
+
+impl Slot {
+    /// Not known yet: looked up, and then found by position.
+    const UNKNOWN: ffi::Py_ssize_t = -1;
+    /// The dict holds a key equal to the one asked for, not that key object itself (not
+    /// interned): it can only be looked up.
+    const BY_VALUE: ffi::Py_ssize_t = -2;
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Slot(Slot::UNKNOWN)
+    }
+}
+
+/// `fields[key]` as field() gives it, read at the position `slot` remembers when the key is
+/// there, looked up (and its position remembered) otherwise.
+pub(super) fn field_at<'a, 'py>(
+    fields: Borrowed<'a, 'py, PyDict>,
+    key: &Bound<'py, PyString>,
+    slot: &mut Slot,
+) -> Option<Borrowed<'a, 'py, PyAny>> {
+    let (dict, wanted) = (fields.as_ptr(), key.as_ptr());
+    let mut k = std::ptr::null_mut();
+    let mut v = std::ptr::null_mut();
+    if slot.0 == Slot::BY_VALUE {
+        return field(fields, key);
+    }
+    if slot.0 >= 0 {
+        let mut pos = slot.0;
+        // SAFETY: a live dict; PyDict_Next only reads it, giving borrowed references.
+        if unsafe { ffi::PyDict_Next(dict, &mut pos, &mut k, &mut v) } != 0 && k == wanted {
+            // SAFETY: borrowed from `fields`, which outlives 'a.
+            let v = unsafe { Borrowed::from_ptr(fields.py(), v) };
+            return (!v.is_none()).then_some(v);
+        }
+    }
+    slot.0 = Slot::UNKNOWN;
+    let found = lookup(fields, key)?; // absent: looked up again next time
+    slot.0 = Slot::BY_VALUE;
+    let mut pos = 0;
+    // SAFETY: as above.
+    while unsafe { ffi::PyDict_Next(dict, &mut pos, &mut k, &mut v) } != 0 {
+        if k == wanted {
+            slot.0 = pos - 1;
+            break;
+        }
+    }
+    (!found.is_none()).then_some(found)
 }
 
 /// The only item of a one-item list, borrowed (None for anything else).
@@ -754,6 +818,28 @@ pub struct ChatChunks {
     first: Option<usize>,
     usage: Option<Py<PyAny>>,
     position: usize,
+    /// Where add_plain() found each field in the last chunk.
+    slots: PlainSlots,
+}
+
+/// The positions of the fields a plain chunk is read from (see Slot).
+#[derive(Default)]
+struct PlainSlots {
+    choices: Slot,
+    index: Slot,
+    finish: Slot,
+    delta: Slot,
+    content: Slot,
+    tool_calls: Slot,
+}
+
+/// Whether a choice's index is 0: the small int every CPython keeps one object of, compared by
+/// identity, or any other int equal to it.
+fn is_zero(index: Borrowed<'_, '_, PyAny>) -> bool {
+    static ZERO: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let py = index.py();
+    let zero = ZERO.get_or_init(py, || 0u64.into_pyobject(py).unwrap().into_any().unbind());
+    index.as_ptr() == zero.as_ptr() || index.extract::<u64>().ok() == Some(0)
 }
 
 impl ChatChunks {
@@ -801,30 +887,35 @@ impl ChatChunks {
         let Some(state) = self.states.get_mut(&0).filter(|s| s.role.is_some()) else {
             return false;
         };
+        let at = &mut self.slots;
         let Some(fields) = fields_of(chunk) else {
             return false;
         };
-        let Some(choice) = field(fields.as_borrowed(), intern!(py, "choices")).and_then(only_item)
-        else {
-            return false;
-        };
-        let Some(choice) = fields_of(&choice) else {
+        let choices = field_at(
+            fields.as_borrowed(),
+            intern!(py, "choices"),
+            &mut at.choices,
+        );
+        let Some(choice) = choices.and_then(only_item).and_then(|c| fields_of(&c)) else {
             return false;
         };
         let choice = choice.as_borrowed();
-        let first =
-            field(choice, intern!(py, "index")).is_none_or(|i| i.extract::<u64>().ok() == Some(0));
-        if !first || field(choice, intern!(py, "finish_reason")).is_some() {
+        let first = field_at(choice, intern!(py, "index"), &mut at.index).is_none_or(is_zero);
+        if !first || field_at(choice, intern!(py, "finish_reason"), &mut at.finish).is_some() {
             return false;
         }
-        let Some(delta) = field(choice, intern!(py, "delta")).and_then(|d| fields_of(&d)) else {
+        let delta = field_at(choice, intern!(py, "delta"), &mut at.delta);
+        let Some(delta) = delta.and_then(|d| fields_of(&d)) else {
             return false;
         };
         let delta = delta.as_borrowed();
-        let text = field(delta, intern!(py, "content")).and_then(|t| t.cast::<PyString>().ok());
-        let Some(text) = text.filter(|_| field(delta, intern!(py, "tool_calls")).is_none()) else {
+        let text = field_at(delta, intern!(py, "content"), &mut at.content);
+        let Some(text) = text.and_then(|t| t.cast::<PyString>().ok()) else {
             return false;
         };
+        if field_at(delta, intern!(py, "tool_calls"), &mut at.tool_calls).is_some() {
+            return false;
+        }
         let text = str_of(&text);
         if text.is_empty() {
             return false;

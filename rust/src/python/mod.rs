@@ -8,6 +8,7 @@ mod json;
 mod messages;
 mod responses;
 mod span;
+mod stream;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
@@ -205,6 +206,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<span::PySpan>()?;
     m.add_class::<chunks::ChunkCollector>()?;
     m.add_class::<chunks::ChunkIter>()?;
+    m.add_class::<stream::StreamState>()?;
     m.add_class::<hook::ModelHook>()?;
     m.add_class::<hook::Call>()?;
     m.add_function(wrap_pyfunction!(hook::end_call, m)?)?;
