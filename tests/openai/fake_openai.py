@@ -15,7 +15,8 @@ What it answers is decided by the request, as a real server's answer is:
   OpenAI error body; 429 and 500 with ``retry-after-ms: 1``), ``stall`` (no answer for
   STALL_SECONDS), ``stall-stream`` (two chunks, then silence), ``chunks-N`` (N content chunks),
   ``refuse`` (a refusal instead of content), ``usage-with-finish`` (the usage comes in the
-  chunk with the finish reason, not in a chunk of its own), ``truncated-stream`` (the connection closes in the
+  chunk with the finish reason, not in a chunk of its own), ``finish-in-text`` (the last text
+  chunk carries the finish reason "length" and the usage, and nothing follows it), ``truncated-stream`` (the connection closes in the
   middle of the stream).
 
 Every request is recorded (path, headers, parsed body). Run on its own for the example app:
@@ -368,16 +369,21 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             key = "refusal" if model == "refuse" else "content"
             text = "I can't help with that." if model == "refuse" else answer
-            for number, piece in enumerate(_pieces(text, _chunk_count(model))):
+            pieces = _pieces(text, _chunk_count(model))
+            for number, piece in enumerate(pieces):
+                # finish-in-text: the last text chunk is also the end (its finish reason and the
+                # usage), with nothing after it.
+                last = model == "finish-in-text" and number == len(pieces) - 1
                 for i in range(n):
-                    self._event(
-                        dict(
-                            base,
-                            choices=[
-                                {"index": i, "delta": {key: piece}, "logprobs": None, "finish_reason": None}
-                            ],
-                        )
-                    )
+                    choice = {"index": i, "delta": {key: piece}, "logprobs": None, "finish_reason": None}
+                    event = dict(base, choices=[choice])
+                    if last:
+                        choice["finish_reason"] = "length"
+                        event["usage"] = _usage(prompt_tokens, _tokens(answer) * n)
+                    self._event(event)
+                if last:
+                    self._end_sse()
+                    return
                 if model == "stall-stream" and number == 1:
                     self.server.fake.stall(STALL_SECONDS)
                     return

@@ -105,6 +105,27 @@ print("".join(c.choices[0].delta.content or "" for c in stream if c.choices))
     assert a["output.value"] == "Echo: count it"
 
 
+def test_finish_in_the_last_text_chunk(openai_app):
+    # Some servers end a stream with its last piece of text: that chunk carries the finish
+    # reason and the usage, and no chunk follows it.
+    app = openai_app(
+        """
+import openai
+client = openai.OpenAI(max_retries=0)
+stream = client.chat.completions.create(model="finish-in-text", stream=True,
+                                        messages=[{"role": "user", "content": "cut it short"}])
+chunks = list(stream)
+print(chunks[-1].choices[0].finish_reason, "".join(c.choices[0].delta.content or "" for c in chunks))
+"""
+    )
+    assert app.lines()[-1] == "length Echo: cut it short"
+    a = attrs(app.one())
+    assert a["gen_ai.response.finish_reasons"] == ["length"]
+    assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) == (3, 4)
+    assert a["output.value"] == "Echo: cut it short"
+    assert json.loads(a["gen_ai.output.messages"])[0]["finish_reason"] == "length"
+
+
 @pytest.mark.parametrize("usage", [True, False], ids=["usage-chunk", "no-usage-chunk"])
 def test_async_stream(openai_app, usage):
     app = openai_app(

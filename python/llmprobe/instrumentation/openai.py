@@ -90,13 +90,17 @@ _servers: dict = {}
 class _Request:
     """What the end of a call needs from its request."""
 
-    __slots__ = ("capture", "dimensions", "kind", "stream")
+    __slots__ = ("capture", "choices", "dimensions", "kind", "stream")
 
-    def __init__(self, kind: str, capture: bool, stream: bool, dimensions: Any = None) -> None:
+    def __init__(
+        self, kind: str, capture: bool, stream: bool, dimensions: Any = None, choices: int = 1
+    ) -> None:
         self.kind = kind  # "chat", "text_completion", "responses", "embeddings"
         self.capture = capture
         self.stream = stream
         self.dimensions = dimensions
+        # How many choices were asked for (n): a chat stream of one has only choice 0's chunks.
+        self.choices = choices
 
 
 def _server(instance: Any) -> tuple:
@@ -207,7 +211,9 @@ def _before_chat(instance: Any, args: tuple, kwargs: dict) -> tuple:
             tools = kwargs.get("functions")
         if isinstance(tools, SEQUENCES) and tools:
             attributes["gen_ai.tool.definitions"] = _genai.content_json(tools)
-    return _begin(instance, kwargs, _Request("chat", capture, stream), "chat", "LLM", attributes)
+    n = kwargs.get("n")
+    request = _Request("chat", capture, stream, choices=n if type(n) is int else 1)
+    return _begin(instance, kwargs, request, "chat", "LLM", attributes)
 
 
 def _before_completion(instance: Any, args: tuple, kwargs: dict) -> tuple:

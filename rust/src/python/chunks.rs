@@ -21,7 +21,8 @@ enum Reading {
 /// the item itself (`ChunkCollector()`: the instrumentation reads the items at the end) or,
 /// for the chunks of a chat answer (`ChunkCollector("chat")`, `ChunkCollector("dashscope",
 /// incremental)`), only what the answer needs, read as the chunk passes, so that no chunk
-/// outlives its use. The first and last items are kept in every case.
+/// outlives its use. The first item is kept in every case, and the last (for chat chunks: the last
+/// one the general reading read, see ChatChunks).
 #[pyclass(module = "llmprobe._core")]
 pub struct ChunkCollector {
     reading: Reading,
@@ -55,9 +56,10 @@ impl ChunkCollector {
         Self::reading(Reading::Items(Vec::new()))
     }
 
-    /// A collector of OpenAI chat-completion chunks, read as they pass.
-    pub(super) fn chat() -> Self {
-        Self::reading(Reading::Chat(Default::default()))
+    /// A collector of OpenAI chat-completion chunks, read as they pass (`single`: of a stream
+    /// of one choice).
+    pub(super) fn chat(single: bool) -> Self {
+        Self::reading(Reading::Chat(messages::ChatChunks::new(single)))
     }
 
     /// A collector of DashScope generation chunks, read as they pass.
@@ -83,7 +85,7 @@ impl ChunkCollector {
     fn new(chunks: Option<&str>, incremental: Option<bool>) -> PyResult<Self> {
         match chunks {
             None => Ok(Self::keeping_items()),
-            Some("chat") => Ok(Self::chat()),
+            Some("chat") => Ok(Self::chat(false)),
             Some("dashscope") => Ok(Self::dashscope(incremental)),
             Some(other) => Err(pyo3::exceptions::PyValueError::new_err(format!(
                 "unknown chunks {other:?}: None, 'chat' or 'dashscope'"
@@ -97,7 +99,10 @@ impl ChunkCollector {
         if self.first.is_none() {
             self.first = Some(item.clone().unbind());
         }
-        self.last = Some(item.clone().unbind());
+        // Chat chunks: the reader keeps the last chunk it needs (not each one: see ChatChunks).
+        if !matches!(self.reading, Reading::Chat(_)) {
+            self.last = Some(item.clone().unbind());
+        }
         guard("ChunkCollector.add", (), || {
             match &mut self.reading {
                 Reading::Items(items) => items.push(item.clone().unbind()),
@@ -127,9 +132,14 @@ impl ChunkCollector {
         self.first.as_ref().map(|i| i.clone_ref(py))
     }
 
+    /// The last item (for chat chunks: the last that was not a plain piece of text).
     #[getter]
     fn last(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.last.as_ref().map(|i| i.clone_ref(py))
+        let last = match &self.reading {
+            Reading::Chat(chat) => chat.last(),
+            _ => self.last.as_ref(),
+        };
+        last.map(|i| i.clone_ref(py))
     }
 
     /// For chunks read as they passed, written into `span` in one crossing: the response ids
@@ -155,7 +165,7 @@ impl ChunkCollector {
                             &messages::Reader::of(first.bind(py)),
                         );
                     }
-                    if let Some(last) = &self.last {
+                    if let Some(last) = chat.last() {
                         let last = messages::Reader::of(last.bind(py));
                         let last_model = last.get(pyo3::intern!(py, "model"));
                         let last_model = last_model.as_ref().and_then(messages::text_of);

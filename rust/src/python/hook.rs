@@ -318,13 +318,16 @@ impl ModelHook {
             return Ok(None);
         };
         let made = (|| {
+            let extra = call.borrow().extra.clone_ref(py).into_bound(py);
             let collector = match self.answer {
                 Answer::DashScope => {
-                    let extra = call.borrow().extra.clone_ref(py).into_bound(py);
                     let incremental = extra.getattr(intern!(py, "incremental"))?;
                     ChunkCollector::dashscope(incremental.extract::<bool>().ok())
                 }
-                _ => ChunkCollector::chat(),
+                _ => {
+                    let choices = extra.getattr(intern!(py, "choices"))?;
+                    ChunkCollector::chat(choices.extract::<i64>().ok() == Some(1))
+                }
             };
             let state = StreamState::new(
                 self.key.clone_ref(py),

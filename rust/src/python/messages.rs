@@ -841,8 +841,14 @@ pub struct ChatChunks {
     position: usize,
     /// Where add_plain() found each field in the last chunk.
     slots: PlainSlots,
-    /// The last chunk add_plain() read.
-    last_plain: Option<Py<PyAny>>,
+    /// The last chunk the general reading read (the finish and usage chunks come there): its
+    /// model is the stream's when it differs from the first chunk's. No plain chunk is kept:
+    /// holding on to each chunk until the next one arrives changes when the interpreter frees
+    /// its objects, which cost more than reading it (see add_plain).
+    last: Option<Py<PyAny>>,
+    /// The stream has one choice (n=1 asked for): every chunk's is choice 0, and its index is
+    /// not read.
+    single: bool,
 }
 
 /// The positions of the fields a plain chunk is read from (see Slot).
@@ -850,6 +856,7 @@ pub struct ChatChunks {
 struct PlainSlots {
     choices: Slot,
     index: Slot,
+    finish: Slot,
     delta: Slot,
     content: Slot,
     tool_calls: Slot,
@@ -865,6 +872,18 @@ fn is_zero(index: Borrowed<'_, '_, PyAny>) -> bool {
 }
 
 impl ChatChunks {
+    pub fn new(single: bool) -> Self {
+        ChatChunks {
+            single,
+            ..Default::default()
+        }
+    }
+
+    /// The last chunk the general reading read.
+    pub fn last(&self) -> Option<&Py<PyAny>> {
+        self.last.as_ref()
+    }
+
     /// One chunk, read as it passes. Only what changes from chunk to chunk is looked up on
     /// every chunk (the choices' deltas and finish reasons): a chunk is a few fields deep and
     /// each field is a dict lookup, which is most of what a stream costs per chunk.
@@ -875,6 +894,7 @@ impl ChatChunks {
         if self.add_plain(chunk, position) {
             return;
         }
+        self.last = Some(chunk.clone().unbind());
         let chunk = Reader::of(chunk);
         let mut last = true; // no choices, or one that finished: where usage comes
         if let Some(choices) = chunk.get(intern!(py, "choices")) {
@@ -899,11 +919,9 @@ impl ChatChunks {
     }
 
     /// Most chunks of a chat stream: one choice, number 0 (whose role is known), with text and
-    /// no tool call. Such a chunk is read here with borrowed lookups, each at the position its
-    /// field had in the previous chunk, a fraction of the cost of the general reading; false
-    /// leaves the chunk, untouched, to it. Its finish reason (and the usage, which comes with
-    /// it from some servers) is not looked at: it is read at the end from the last such chunk
-    /// (`last_plain`), the only one that can have them.
+    /// no tool call, not finished. Such a chunk is read here with borrowed lookups, each at the
+    /// position its field had in the previous chunk, a fraction of the cost of the general
+    /// reading; false leaves the chunk, untouched, to it.
     fn add_plain(&mut self, chunk: &Bound<'_, PyAny>, position: usize) -> bool {
         let py = chunk.py();
         if self.states.len() != 1 {
@@ -925,7 +943,12 @@ impl ChatChunks {
             return false;
         };
         let choice = choice.as_borrowed();
-        if !field_at(choice, intern!(py, "index"), &mut at.index).is_none_or(is_zero) {
+        if !self.single
+            && !field_at(choice, intern!(py, "index"), &mut at.index).is_none_or(is_zero)
+        {
+            return false;
+        }
+        if field_at(choice, intern!(py, "finish_reason"), &mut at.finish).is_some() {
             return false;
         }
         let delta = field_at(choice, intern!(py, "delta"), &mut at.delta);
@@ -949,18 +972,7 @@ impl ChatChunks {
         if self.first.is_none() {
             self.first = Some(position);
         }
-        self.last_plain = Some(chunk.clone().unbind());
         true
-    }
-
-    /// The finish reason of the last chunk add_plain() read, and the usage that came with it:
-    /// None when it did not finish.
-    fn plain_end<'py>(&self, py: Python<'py>) -> Option<(String, Option<Bound<'py, PyAny>>)> {
-        let chunk = Reader::of(self.last_plain.as_ref()?.bind(py));
-        let choice = chunk.get(intern!(py, "choices")).as_ref().and_then(items)?;
-        let finish = Reader::of(choice.first()?).get(intern!(py, "finish_reason"));
-        let finish = finish.filter(|f| f.is_truthy().unwrap_or(false));
-        Some((finish_of(finish)?, chunk.get(intern!(py, "usage"))))
     }
 
     /// One choice of a chunk: (whether its delta carried content, whether it finished).
@@ -1034,12 +1046,7 @@ impl ChatChunks {
     /// content, and the last usage seen.
     pub fn finish<'py>(&self, py: Python<'py>, capture: bool) -> StreamAnswer<'py> {
         let mut m = Messages::new(capture, true);
-        let (plain_finish, plain_usage) = self.plain_end(py).unzip();
-        for (index, state) in &self.states {
-            let finish = match (&state.finish, *index) {
-                (None, 0) => plain_finish.as_deref(),
-                (f, _) => f.as_deref(),
-            };
+        for state in self.states.values() {
             m.begin(state.role.as_deref().unwrap_or("assistant"));
             if state.has_text {
                 m.text_part_str(&state.text);
@@ -1050,13 +1057,12 @@ impl ChatChunks {
                 m.close_part();
             }
             m.assembled_tool_calls(&state.tools);
-            m.end(finish);
+            m.end(state.finish.as_deref());
         }
-        let usage = self.usage.as_ref().map(|u| u.bind(py).clone());
         StreamAnswer {
             messages: m,
             first: self.first,
-            usage: usage.or(plain_usage.flatten()),
+            usage: self.usage.as_ref().map(|u| u.bind(py).clone()),
         }
     }
 }
