@@ -12,7 +12,9 @@ from span_query import one
 
 
 def test_chunks_that_change_shape_give_the_whole_answer(run, receiver, write_script):
-    write_script("chunks.py", """
+    write_script(
+        "chunks.py",
+        """
         from opentelemetry import trace
         from llmprobe import _core
 
@@ -40,7 +42,8 @@ def test_chunks_that_change_shape_give_the_whole_answer(run, receiver, write_scr
             collector.add(c, n)
         with trace.get_tracer("t").start_as_current_span("stream") as span:
             collector.write_answer(span, True)
-    """)
+    """,
+    )
     run(["python", "chunks.py"], receiver=receiver).check()
     attributes = one(receiver.wait_for(1), "stream")["attributes"]
     assert attributes["output.value"] == "abcdefghi!"

@@ -72,6 +72,9 @@ class _Proxy(_ObjectProxy):
 class SyncStreamProxy(_Proxy):
     """A synchronous stream (an iterator), recorded item by item (made by wrap())."""
 
+    # The state in a slot, not in an instance dict made for it on every stream.
+    __slots__ = ("_self_state",)
+
     def __iter__(self):
         # The core's iterator: each item is recorded without a Python frame, and the end (the
         # stream exhausted, or raising) is the state's. A `for` loop left early leaves the
@@ -121,6 +124,8 @@ class SyncStreamProxy(_Proxy):
 
 class AsyncStreamProxy(_Proxy):
     """An asynchronous stream (an async iterator), recorded item by item (made by wrap())."""
+
+    __slots__ = ("_self_state",)
 
     async def __aiter__(self):
         state = self._self_state

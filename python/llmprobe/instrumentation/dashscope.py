@@ -234,8 +234,9 @@ def _response_id(attributes: dict, response: Any) -> None:
 
 
 def _after(call: _genai.Call, result: Any) -> Any:
-    """A stream: handed back in a proxy that ends the span. Anything else is an answer the core
-    did not read itself (a generation's is read by the hook: answer "dashscope")."""
+    """A stream the hook did not proxy itself (an application's; a generation's stream is
+    proxied by the core): handed back in a proxy that ends the span. Anything else is an answer
+    the core did not read itself (a generation's is read by the hook: answer "dashscope")."""
     if isinstance(result, _STREAMS):
         # The core reads each chunk as it passes (no chunk is kept for the end) and, but for an
         # application's (its session id), writes the answer and ends the span itself.

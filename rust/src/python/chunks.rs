@@ -225,8 +225,8 @@ pub(super) fn perf_counter_ns(py: Python<'_>) -> i64 {
 /// the stream's state ends it ("exhausted" or "error") and the end or the exception reaches the
 /// caller unchanged. `owner` (the proxy) is kept alive while the loop runs: `for c in
 /// call(...)` holds no other reference to it, and its collection would end the stream's span
-/// before the first item.
-#[pyclass(module = "llmprobe._core")]
+/// before the first item. Frozen: no borrow flag is checked per item.
+#[pyclass(frozen, module = "llmprobe._core")]
 pub struct ChunkIter {
     inner: Py<PyIterator>,
     collector: Py<ChunkCollector>,
