@@ -1,8 +1,10 @@
-//! What a stream proxy records per item (`ChunkCollector`; the iterator a synchronous proxy
-//! hands a `for` loop, which records each item without a Python frame, is chunk_iter.rs).
+//! What a stream proxy records per item (`ChunkCollector`), and the iterator a synchronous
+//! proxy hands to a `for` loop (`ChunkIter`), which records each item without a Python frame.
 
 use pyo3::prelude::*;
+use pyo3::types::PyIterator;
 
+use super::stream::{StreamState, ERROR, EXHAUSTED};
 use super::{dashscope_chunks, guard, messages, output_of, responses};
 
 /// How a collector reads the items of its stream.
@@ -215,5 +217,74 @@ pub(super) fn perf_counter_ns(py: Python<'_>) -> i64 {
             .and_then(|t| t.call_method0("perf_counter_ns"))
             .and_then(|v| v.extract::<i64>())
             .unwrap_or(0)
+    }
+}
+
+/// The iterator of a synchronous stream proxy: each item of `inner` goes to the stream's
+/// collector with its arrival time and is handed on as it came; when `inner` ends or raises,
+/// the stream's state ends it ("exhausted" or "error") and the end or the exception reaches the
+/// caller unchanged. `owner` (the proxy) is kept alive while the loop runs: `for c in
+/// call(...)` holds no other reference to it, and its collection would end the stream's span
+/// before the first item. Frozen: no borrow flag is checked per item.
+#[pyclass(frozen, module = "llmprobe._core")]
+pub struct ChunkIter {
+    inner: Py<PyIterator>,
+    collector: Py<ChunkCollector>,
+    state: Py<StreamState>,
+    _owner: Py<PyAny>,
+}
+
+#[pymethods]
+impl ChunkIter {
+    #[new]
+    fn new(inner: Bound<'_, PyIterator>, state: Bound<'_, StreamState>, owner: Py<PyAny>) -> Self {
+        ChunkIter {
+            inner: inner.unbind(),
+            collector: state.get().chunk_collector().clone_ref(state.py()),
+            state: state.unbind(),
+            _owner: owner,
+        }
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    /// What `close()` on the stream's own iterator does (a generator's: it stops there), when
+    /// that iterator has one. The stream's span ends as it would have: when the stream is
+    /// closed, exhausted or collected.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let inner = self.inner.bind(py);
+        if inner.hasattr(pyo3::intern!(py, "close"))? {
+            inner.call_method0(pyo3::intern!(py, "close"))?;
+        }
+        Ok(())
+    }
+
+    fn __traverse__(&self, visit: pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
+        visit.call(&self.inner)?;
+        visit.call(&self.collector)?;
+        visit.call(&self.state)?;
+        visit.call(&self._owner)
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        match self.inner.bind(py).clone().next() {
+            Some(Ok(item)) => {
+                let now = perf_counter_ns(py);
+                if let Ok(mut collector) = self.collector.bind(py).try_borrow_mut() {
+                    collector.add(&item, now);
+                }
+                Ok(Some(item.unbind()))
+            }
+            Some(Err(e)) => {
+                StreamState::end(self.state.bind(py), Some(e.value(py).as_any()), ERROR);
+                Err(e)
+            }
+            None => {
+                StreamState::end(self.state.bind(py), None, EXHAUSTED);
+                Ok(None)
+            }
+        }
     }
 }

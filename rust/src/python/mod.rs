@@ -1,6 +1,5 @@
 //! The binding layer: `llmprobe._core`. Thin by design; the work is in the plain Rust modules.
 
-mod chunk_iter;
 mod chunks;
 mod convert;
 mod dashscope_chunks;
@@ -206,7 +205,7 @@ pub(crate) fn output_of(mut m: messages::Messages) -> Output {
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<span::PySpan>()?;
     m.add_class::<chunks::ChunkCollector>()?;
-    m.add("ChunkIter", chunk_iter::chunk_iter_type(m.py())?)?;
+    m.add_class::<chunks::ChunkIter>()?;
     m.add_class::<stream::StreamState>()?;
     m.add_class::<hook::ModelHook>()?;
     m.add_class::<hook::Call>()?;
