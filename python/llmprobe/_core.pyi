@@ -242,8 +242,6 @@ class StreamState:
     @property
     def how(self) -> str:
         """Why the stream ended; "" while it runs."""
-    @property
-    def ended(self) -> bool: ...
 
 class ChunkIter:
     """The iterator a synchronous stream proxy hands a ``for`` loop: each item of `iterator` goes

@@ -8,7 +8,7 @@ and equality are the stream's own. What it adds:
 
 - per item, one call into the core (no JSON, no attribute writes): a ``for`` loop over a
   synchronous stream runs the core's ``ChunkIter``, every other read calls
-  ``collector.add(item, perf_counter_ns())``. The ``_core.ChunkCollector`` keeps the item and
+  ``state.add(item, perf_counter_ns())``. The ``_core.ChunkCollector`` keeps the item and
   its time, or, for chat chunks, only what the answer needs, read as the chunk passes (so no
   chunk outlives its use for the garbage collector to walk); the answer is assembled once, at
   the end;
@@ -129,7 +129,7 @@ class AsyncStreamProxy(_Proxy):
 
     async def __aiter__(self):
         state = self._self_state
-        add = state.collector.add
+        add = state.add
         try:
             async for item in self.__wrapped__:
                 add(item, perf_counter_ns())

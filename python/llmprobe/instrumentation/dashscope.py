@@ -238,13 +238,11 @@ def _after(call: _genai.Call, result: Any) -> Any:
     proxied by the core): handed back in a proxy that ends the span. Anything else is an answer
     the core did not read itself (a generation's is read by the hook: answer "dashscope")."""
     if isinstance(result, _STREAMS):
-        # The core reads each chunk as it passes (no chunk is kept for the end) and, but for an
-        # application's (its session id), writes the answer and ends the span itself.
-        request: _Request = call.extra
-        incremental = request.incremental
+        # The core reads each chunk as it passes (no chunk is kept for the end); the end adds the
+        # application's session id (_end_stream).
+        incremental = call.extra.incremental
         collector = _core.ChunkCollector("dashscope", incremental if type(incremental) is bool else None)
-        on_end = _end_stream if request.kind == "chain" else _genai.end_stream
-        state = _stream.StreamState("dashscope stream", on_end, call, collector, on_end is _genai.end_stream)
+        state = _stream.StreamState("dashscope stream", _end_stream, call, collector)
         if isinstance(result, _GENERATOR):
             return _stream.wrap(_stream.SyncStreamProxy, result, state)
         return _stream.wrap(_stream.AsyncStreamProxy, result, state)

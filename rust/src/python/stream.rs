@@ -115,6 +115,10 @@ impl StreamState {
         let callback = CALLBACK.get_or_try_init(py, || {
             wrap_pyfunction!(stream_collected, py).map(Bound::unbind)
         })?;
+        let me = slf.get();
+        if me.ended.load(Ordering::Acquire) {
+            return Ok(()); // nothing left to end
+        }
         // SAFETY: a live object and a callable; a new reference, or NULL with an exception set.
         let weak = unsafe {
             Bound::from_owned_ptr_or_err(
@@ -129,10 +133,6 @@ impl StreamState {
             py.import("atexit")?.call_method1("register", (at_exit,))?;
         }
         let key = weak.as_ptr() as usize;
-        let me = slf.get();
-        if me.ended.load(Ordering::Acquire) {
-            return Ok(()); // nothing left to end
-        }
         if let Ok(mut live) = LIVE.lock() {
             live.get_or_insert_with(HashMap::new)
                 .insert(key, (weak.unbind(), slf.clone().unbind()));
@@ -251,11 +251,6 @@ impl StreamState {
     #[getter]
     fn how(&self) -> &'static str {
         HOW[self.how.load(Ordering::Acquire) as usize % HOW.len()]
-    }
-
-    #[getter]
-    fn ended(&self) -> bool {
-        self.ended.load(Ordering::Acquire)
     }
 
     fn __traverse__(&self, visit: pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
