@@ -77,7 +77,7 @@ def main() -> None:
     lp._SYNC_STREAMS = (*lp._SYNC_STREAMS, Stream)
     passed_on = lp._SYNC_STREAMS + lp._ASYNC_STREAMS + lp._RAW_RESPONSES
     wrapper = _genai.hooks(
-        "bench", lp._before_chat, lp._after, lp._error, lp.OWNER, lp._tracer, "openai_chat", passed_on
+        "bench", lp._before, lp._after, lp._error, lp.OWNER, lp._tracer, "openai_chat", passed_on
     )
     resource = client.chat.completions
 

@@ -273,6 +273,54 @@ class Call:
         self, span: Span, metric_attributes: dict[str, Any], extra: Any = None, started: int = 0
     ) -> None: ...
 
+class OpenAiRequest:
+    """What the end of an openai call needs from its request (`call.extra`)."""
+
+    kind: str  # "chat", "text_completion", "responses", "embeddings"
+    capture: bool
+    stream: bool
+    dimensions: int | None
+    choices: int  # n: a chat stream of one has only choice 0's chunks
+
+    def __init__(
+        self, kind: str, capture: bool, stream: bool, dimensions: int | None = None, choices: int = 1
+    ) -> None: ...
+
+class OpenAiBefore:
+    """Reads openai requests (rust/src/python/openai_request.rs). Called, it is a chat
+    completion's `before`; its methods give the other operations' `before`s what they share.
+    The server of each client (provider by the end of the host name in `providers`, host,
+    port) is parsed once per base URL object."""
+
+    def __init__(
+        self,
+        capture: bool,
+        providers: tuple[tuple[str, str], ...],
+        chat_parameters: tuple[tuple[str, str], ...],
+        extra_body_parameters: tuple[tuple[str, str], ...],
+    ) -> None: ...
+    def __call__(self, instance: Any, args: tuple, kwargs: dict) -> tuple:
+        """A chat completion's (span name, attributes, metric attributes, OpenAiRequest)."""
+    def begin(
+        self,
+        instance: Any,
+        kwargs: dict,
+        request: OpenAiRequest,
+        operation: str,
+        span_kind: str,
+        attributes: dict,
+    ) -> tuple:
+        """Model, server and provider, operation and span kind added to `attributes`: (span
+        name, attributes, metric attributes, request)."""
+    def numbers(self, attributes: dict, kwargs: dict, parameters: tuple[tuple[str, str], ...]) -> None:
+        """The plain-number parameters of `parameters` ((keyword, attribute), ...) and of
+        `extra_body` into `attributes`."""
+    def sampling(self, attributes: dict, kwargs: dict) -> None:
+        """The numeric parameters and stop sequences of a chat or text completion."""
+    @staticmethod
+    def output_type(format: Any) -> str | None:
+        """The `gen_ai.output.type` a response format asks for ("json", "text"), or None."""
+
 class ModelHook:
     """The wrapt wrapper around one model API (see rust/src/python/hook.rs and _genai.hooks):
     `before(instance, args, kwargs)` gives (span name, attributes, metric attributes, extra) or
@@ -282,7 +330,8 @@ class ModelHook:
     `after(call, result)` (always for instances of `python_results`: streams, but for those of
     `streams`, ``((classes, proxy class), ...)``, whose proxy the core makes, reading the chunks
     by `answer` and ending with `stream_end` on an error). An exception goes to
-    `error(call, exc)` and is raised on. `env`: the context functions (_genai._context_env)."""
+    `error(call, exc)` and is raised on. `env`: the context functions (_genai._context_env).
+    A `before` that is an OpenAiBefore is called by the core directly (its `chat`)."""
 
     def __init__(
         self,

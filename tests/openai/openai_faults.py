@@ -4,7 +4,9 @@ llmprobe's functions with one that raises:
 
 - ``hooks``: every function of the instrumentation modules (openai.py, _genai.py, _messages.py,
   _stream.py) except the plumbing that installs the wrappers and runs the user's call (the
-  wrappers themselves must exist for the test to mean anything: see ``patched()``);
+  wrappers themselves must exist for the test to mean anything: see ``patched()``), and the
+  core's reader of requests (chat completions' ``before``, and what the other ``before``s take
+  from it);
 - ``after``: only what runs once the call returned or raised (the end of a call, of a stream,
   of a raw response), so that spans start and then fail half-way;
 - ``core``: the Rust boundary: starting a span, setting attributes, ending, recording a failure,
@@ -82,10 +84,22 @@ def _replace_functions(module_name: str, names: list[str] | None = None) -> None
                     setattr(value, attribute, boom)
 
 
+class FaultyBefore:
+    """Stands for _core.OpenAiBefore: made as instrument() makes it; every use of it raises."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    __call__ = begin = numbers = sampling = output_type = boom
+
+
 def inject(mode: str) -> None:
     if mode == "hooks":
+        from llmprobe import _core
+
         for name in MODULES:
             _replace_functions(name)
+        _core.OpenAiBefore = FaultyBefore
     elif mode == "after":
         for name, functions in AFTER.items():
             _replace_functions(name, functions)
@@ -117,6 +131,7 @@ def inject(mode: str) -> None:
         _core.usage = boom
         if mode == "core":
             _core.to_json = boom
+            _core.OpenAiBefore = FaultyBefore
     elif mode != "none":
         raise ValueError(mode)
 

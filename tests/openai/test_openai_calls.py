@@ -92,6 +92,26 @@ def test_async_chat_completion_span(openai_app):
     assert attrs(span)["gen_ai.usage.output_tokens"] == 3
 
 
+def test_model_given_as_an_enum_member(openai_app):
+    # Applications often keep their model names in an enum; the span names the model by its
+    # value, as the request sent it.
+    app = openai_app(
+        """
+        import enum, openai
+        class Models(str, enum.Enum):
+            FAST = "gpt-fast"
+        client = openai.OpenAI(max_retries=0)
+        client.chat.completions.create(model=Models.FAST, messages=[{"role": "user", "content": "a"}])
+        client.embeddings.create(model=Models.FAST, input="c")
+    """,
+        spans=2,
+    )
+    chat, embedding = app.llm()
+    assert_llm_span(chat, model="gpt-fast")
+    assert_llm_span(embedding, model="gpt-fast", operation="embeddings", kind="EMBEDDING", stream=None)
+    assert [r["body"]["model"] for r in app.requests] == ["gpt-fast", "gpt-fast"]
+
+
 TOOLS = """
 import json, openai
 client = openai.OpenAI(max_retries=0)

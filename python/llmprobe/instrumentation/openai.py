@@ -37,8 +37,6 @@ _SYNC_STREAMS: tuple = ()
 _ASYNC_STREAMS: tuple = ()
 _RAW_RESPONSES: tuple = ()
 
-_NUMBERS = (int, float)
-
 # (keyword argument, span attribute) of the numeric request parameters.
 _CHAT_PARAMETERS = (
     ("temperature", "gen_ai.request.temperature"),
@@ -79,161 +77,37 @@ _PROVIDERS = (
     ("volces.com", "volcengine"),
 )
 
-# id(base_url) -> (base_url, span attributes, metric attributes): clients keep their URL
-# object, so the host is parsed once per client (the URL is kept so its id is not reused).
-_servers: dict = {}
-
-
 # ---- the operations --------------------------------------------------------------------------
 
+# What the end of a call needs from its request: kind ("chat", "text_completion", "responses",
+# "embeddings"), capture, stream, dimensions, choices (n).
+_Request = _core.OpenAiRequest
 
-class _Request:
-    """What the end of a call needs from its request."""
-
-    __slots__ = ("capture", "choices", "dimensions", "kind", "stream")
-
-    def __init__(
-        self, kind: str, capture: bool, stream: bool, dimensions: Any = None, choices: int = 1
-    ) -> None:
-        self.kind = kind  # "chat", "text_completion", "responses", "embeddings"
-        self.capture = capture
-        self.stream = stream
-        self.dimensions = dimensions
-        # How many choices were asked for (n): a chat stream of one has only choice 0's chunks.
-        self.choices = choices
-
-
-def _server(instance: Any) -> tuple:
-    client = instance._client
-    # What the base_url property returns, without the property's Python call.
-    url = getattr(client, "_base_url", None) or client.base_url
-    cached = _servers.get(id(url))
-    if cached is not None and cached[0] is url:
-        return cached[1], cached[2]
-    host = url.host or ""
-    port = url.port or (443 if url.scheme == "https" else 80)
-    provider = _provider(host, client)
-    span_attributes = {"gen_ai.provider.name": provider, "server.address": host, "server.port": port}
-    metric_attributes = {"gen_ai.provider.name": provider, "server.address": host, "server.port": str(port)}
-    if len(_servers) > 256:
-        _servers.clear()  # many short-lived clients: start over rather than grow
-    _servers[id(url)] = (url, span_attributes, metric_attributes)
-    return span_attributes, metric_attributes
-
-
-def _provider(host: str, client: Any) -> str:
-    host = host.lower()
-    for suffix, name in _PROVIDERS:
-        if host == suffix or host.endswith("." + suffix):
-            return name
-    if "Azure" in type(client).__name__:
-        return "azure.ai.openai"
-    return "openai"
-
-
-def _numbers(attributes: dict, kwargs: dict, parameters: tuple) -> None:
-    for name, key in parameters:
-        value = kwargs.get(name)
-        if value is not None and type(value) in _NUMBERS:
-            attributes[key] = value
-    extra = kwargs.get("extra_body")
-    if type(extra) is dict:
-        for name, key in _EXTRA_BODY_PARAMETERS:
-            value = extra.get(name)
-            if value is not None and type(value) in _NUMBERS:
-                attributes[key] = value
-
-
-def _sampling(attributes: dict, kwargs: dict) -> None:
-    """The numeric parameters and stop sequences chat and text completions share."""
-    _numbers(attributes, kwargs, _CHAT_PARAMETERS)
-    stop = kwargs.get("stop")
-    if isinstance(stop, str):
-        attributes["gen_ai.request.stop_sequences"] = [stop]
-    elif isinstance(stop, SEQUENCES) and all(isinstance(s, str) for s in stop):
-        attributes["gen_ai.request.stop_sequences"] = list(stop)
-
-
-def _output_type(response_format: Any) -> str | None:
-    if response_format is None:
-        return None
-    if isinstance(response_format, type):
-        return "json"  # a pydantic model given to parse()
-    kind = get(response_format, "type") if not isinstance(response_format, str) else response_format
-    if kind in ("json_object", "json_schema"):
-        return "json"
-    if kind == "text":
-        return "text"
-    return None
-
-
-def _begin(
-    instance: Any,
-    kwargs: dict,
-    request: _Request,
-    operation: str,
-    span_kind: str,
-    attributes: dict,
-) -> tuple:
-    """Add what every call has (model, server, provider): the span to start (_genai.request)."""
-    server, server_metrics = _server(instance)
-    model = kwargs.get("model")
-    if model is not None and not isinstance(model, str):
-        model = str(getattr(model, "value", model))  # an enum member, say
-    attributes.update(server)
-    metric_attributes = dict(server_metrics)
-    metric_attributes["gen_ai.operation.name"] = operation
-    if model is not None:
-        attributes["gen_ai.request.model"] = model
-        metric_attributes["gen_ai.request.model"] = model
-    return _genai.request(operation, model, attributes, span_kind, metric_attributes, request)
-
-
-def _before_chat(instance: Any, args: tuple, kwargs: dict) -> tuple:
-    capture = _genai.capture
-    stream = bool(kwargs.get("stream"))
-    attributes: dict = {"gen_ai.request.stream": stream}
-    _sampling(attributes, kwargs)
-    response_format = kwargs.get("response_format")
-    if response_format is not None:
-        output_type = _output_type(response_format)
-        if output_type is not None:
-            attributes["gen_ai.output.type"] = output_type
-    tier = kwargs.get("service_tier")
-    if isinstance(tier, str):
-        attributes["openai.request.service_tier"] = tier
-    messages = _core.chat_input(kwargs.get("messages"), capture)
-    if messages is not None:
-        _genai.put_input_json(attributes, messages[0], messages[1], capture)
-    if capture:
-        tools = kwargs.get("tools")
-        if not isinstance(tools, SEQUENCES):
-            tools = kwargs.get("functions")
-        if isinstance(tools, SEQUENCES) and tools:
-            attributes["gen_ai.tool.definitions"] = _genai.content_json(tools)
-    n = kwargs.get("n")
-    request = _Request("chat", capture, stream, choices=n if type(n) is int else 1)
-    return _begin(instance, kwargs, request, "chat", "LLM", attributes)
+# Set by instrument(): the core's reader of requests (_core.OpenAiBefore). It is chat
+# completions' `before` itself, and gives the other operations' `before`s below what every call
+# has (begin: model, server, provider) and the parameters they share with chat (sampling,
+# numbers, output_type).
+_before: Any = None
 
 
 def _before_completion(instance: Any, args: tuple, kwargs: dict) -> tuple:
     capture = _genai.capture
     stream = bool(kwargs.get("stream"))
     attributes: dict = {"gen_ai.request.stream": stream}
-    _sampling(attributes, kwargs)
+    _before.sampling(attributes, kwargs)
     _genai.put_input(attributes, _messages.prompt_input(kwargs.get("prompt")), capture)
     request = _Request("text_completion", capture, stream)
-    return _begin(instance, kwargs, request, "text_completion", "LLM", attributes)
+    return _before.begin(instance, kwargs, request, "text_completion", "LLM", attributes)
 
 
 def _before_responses(instance: Any, args: tuple, kwargs: dict) -> tuple:
     capture = _genai.capture
     stream = bool(kwargs.get("stream"))
     attributes: dict = {"gen_ai.request.stream": stream}
-    _numbers(attributes, kwargs, _RESPONSES_PARAMETERS)
+    _before.numbers(attributes, kwargs, _RESPONSES_PARAMETERS)
     text = kwargs.get("text")
     if text is not None and not isinstance(text, str):
-        output_type = _output_type(get(text, "format"))
+        output_type = _before.output_type(get(text, "format"))
         if output_type is not None:
             attributes["gen_ai.output.type"] = output_type
     if kwargs.get("text_format") is not None and isinstance(kwargs.get("text_format"), type):
@@ -254,7 +128,8 @@ def _before_responses(instance: Any, args: tuple, kwargs: dict) -> tuple:
         tools = kwargs.get("tools")
         if isinstance(tools, SEQUENCES) and tools:
             attributes["gen_ai.tool.definitions"] = _genai.content_json(tools)
-    return _begin(instance, kwargs, _Request("responses", capture, stream), "chat", "LLM", attributes)
+    request = _Request("responses", capture, stream)
+    return _before.begin(instance, kwargs, request, "chat", "LLM", attributes)
 
 
 def _before_embeddings(instance: Any, args: tuple, kwargs: dict) -> tuple:
@@ -279,7 +154,7 @@ def _before_embeddings(instance: Any, args: tuple, kwargs: dict) -> tuple:
     else:
         attributes["llmprobe.input.size"] = _messages.texts_characters(texts)
     request = _Request("embeddings", capture, False, dimensions)
-    return _begin(instance, kwargs, request, "embeddings", "EMBEDDING", attributes)
+    return _before.begin(instance, kwargs, request, "embeddings", "EMBEDDING", attributes)
 
 
 # ---- the end of a call -----------------------------------------------------------------------
@@ -635,12 +510,12 @@ class _ManagerProxy(_stream._Proxy):
 # the installed SDK does not have is skipped. Hooks are named, and looked up when instrument()
 # runs, so that the hooks in effect are this module's at that time.
 _RESOURCE_TARGETS = (
-    ("openai.resources.chat.completions", "Completions.create", "openai chat", "_before_chat", False),
-    ("openai.resources.chat.completions", "AsyncCompletions.create", "openai chat", "_before_chat", True),
-    ("openai.resources.chat.completions", "Completions.parse", "openai chat", "_before_chat", False),
-    ("openai.resources.chat.completions", "AsyncCompletions.parse", "openai chat", "_before_chat", True),
-    ("openai.resources.beta.chat.completions", "Completions.parse", "openai chat", "_before_chat", False),
-    ("openai.resources.beta.chat.completions", "AsyncCompletions.parse", "openai chat", "_before_chat", True),
+    ("openai.resources.chat.completions", "Completions.create", "openai chat", "_before", False),
+    ("openai.resources.chat.completions", "AsyncCompletions.create", "openai chat", "_before", True),
+    ("openai.resources.chat.completions", "Completions.parse", "openai chat", "_before", False),
+    ("openai.resources.chat.completions", "AsyncCompletions.parse", "openai chat", "_before", True),
+    ("openai.resources.beta.chat.completions", "Completions.parse", "openai chat", "_before", False),
+    ("openai.resources.beta.chat.completions", "AsyncCompletions.parse", "openai chat", "_before", True),
     ("openai.resources.completions", "Completions.create", "openai completion", "_before_completion", False),
     (
         "openai.resources.completions",
@@ -691,10 +566,11 @@ def _try_wrap(module: str, path: str, wrapper: Any) -> None:
 
 def instrument() -> None:
     """Patch the openai SDK (already imported)."""
-    global _tracer, _SYNC_STREAMS, _ASYNC_STREAMS, _RAW_RESPONSES
+    global _tracer, _before, _SYNC_STREAMS, _ASYNC_STREAMS, _RAW_RESPONSES
     import openai
 
     _genai.refresh()
+    _before = _core.OpenAiBefore(_genai.capture, _PROVIDERS, _CHAT_PARAMETERS, _EXTRA_BODY_PARAMETERS)
     _tracer = _genai.tracer(SCOPE, getattr(openai, "__version__", None))
     _SYNC_STREAMS = _classes("openai._streaming", "Stream")
     _ASYNC_STREAMS = _classes("openai._streaming", "AsyncStream")
@@ -707,7 +583,7 @@ def instrument() -> None:
     passed_on = _SYNC_STREAMS + _ASYNC_STREAMS + _RAW_RESPONSES
     streams = ((_SYNC_STREAMS, _stream.SyncStreamProxy), (_ASYNC_STREAMS, _stream.AsyncStreamProxy))
     for module, path, key, before, is_async in _RESOURCE_TARGETS:
-        chat = before == "_before_chat"
+        chat = before == "_before"  # chat completions: the core reads request and answer
         wrapper = _genai.hooks(
             key,
             hooks[before],
@@ -727,5 +603,6 @@ def instrument() -> None:
 
 def uninstrument() -> None:
     """Put the SDK's originals back."""
+    global _before
     _wrap.unwrap_all(OWNER)
-    _servers.clear()
+    _before = None

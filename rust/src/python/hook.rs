@@ -2,7 +2,8 @@
 //!
 //! A hook is the wrapt wrapper of a synchronous method itself (`__call__`), so that around a
 //! model call no Python frame of llmprobe's runs but the instrumentation's `before` (which reads
-//! the request) and, for what the core cannot read (a stream, a raw response), its `after`:
+//! the request; none for an openai chat completion, whose `before` is the core's OpenAiBefore)
+//! and, for what the core cannot read (a stream, a raw response), its `after`:
 //!
 //! 1. a call made while a call of the same owner runs (the SDK calling itself) runs untraced;
 //! 2. `before(instance, args, kwargs)` gives `(span name, attributes, metric attributes,
@@ -29,6 +30,7 @@ use pyo3::types::{PyDict, PyString, PyTuple};
 use super::chunks::{perf_counter_ns, ChunkCollector};
 use super::convert::str_of;
 use super::messages::{text_of, Reader};
+use super::openai_request::{OpenAiBefore, OpenAiRequest};
 use super::span::PySpan;
 use super::stream::{make_proxy, StreamState};
 use super::{guard, responses};
@@ -106,6 +108,9 @@ struct ContextEnv {
 pub struct ModelHook {
     key: Py<PyString>,
     before: Py<PyAny>,
+    /// `before` when it is the core's reader of openai chat requests: called without a
+    /// Python call.
+    openai_before: Option<Py<OpenAiBefore>>,
     after: Py<PyAny>,
     error: Py<PyAny>,
     /// None: no nesting check.
@@ -324,10 +329,13 @@ impl ModelHook {
                     let incremental = extra.getattr(intern!(py, "incremental"))?;
                     ChunkCollector::dashscope(incremental.extract::<bool>().ok())
                 }
-                _ => {
-                    let choices = extra.getattr(intern!(py, "choices"))?;
-                    ChunkCollector::chat(choices.extract::<i64>().ok() == Some(1))
-                }
+                _ => match extra.cast::<OpenAiRequest>() {
+                    Ok(request) => ChunkCollector::chat(request.get().choices() == 1),
+                    Err(_) => {
+                        let choices = extra.getattr(intern!(py, "choices"))?;
+                        ChunkCollector::chat(choices.extract::<i64>().ok() == Some(1))
+                    }
+                },
             };
             let state = StreamState::new(
                 self.key.clone_ref(py),
@@ -352,6 +360,9 @@ impl ModelHook {
 pub(super) fn capture_of(call: &Bound<'_, Call>) -> PyResult<bool> {
     let py = call.py();
     let extra = call.borrow().extra.clone_ref(py).into_bound(py);
+    if let Ok(request) = extra.cast::<OpenAiRequest>() {
+        return Ok(request.get().capture());
+    }
     extra.getattr(intern!(py, "capture"))?.is_truthy()
 }
 
@@ -391,9 +402,15 @@ impl ModelHook {
             .unbind();
         let scope = tracer.bind(py).getattr(intern!(py, "_scope"))?.unbind();
         let version = tracer.bind(py).getattr(intern!(py, "_version"))?.unbind();
+        let openai_before = before
+            .bind(py)
+            .cast::<OpenAiBefore>()
+            .ok()
+            .map(|b| b.clone().unbind());
         Ok(ModelHook {
             key,
             before,
+            openai_before,
             after,
             error,
             owner,
@@ -428,7 +445,10 @@ impl ModelHook {
                 Some(k) => k.clone(),
                 None => PyDict::new(py),
             };
-            let started = self.before.bind(py).call1((instance, args, kw))?;
+            let started = match &self.openai_before {
+                Some(reader) => reader.get().chat(instance, &kw)?.into_any(),
+                None => self.before.bind(py).call1((instance, args, kw))?,
+            };
             if started.is_none() {
                 return Ok(None);
             }

@@ -6,6 +6,7 @@ mod dashscope_chunks;
 mod hook;
 mod json;
 mod messages;
+mod openai_request;
 mod responses;
 mod span;
 mod stream;
@@ -209,6 +210,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<stream::StreamState>()?;
     m.add_class::<hook::ModelHook>()?;
     m.add_class::<hook::Call>()?;
+    m.add_class::<openai_request::OpenAiBefore>()?;
+    m.add_class::<openai_request::OpenAiRequest>()?;
     m.add_function(wrap_pyfunction!(hook::end_call, m)?)?;
     m.add_function(wrap_pyfunction!(hook::end_stream, m)?)?;
     m.add_function(wrap_pyfunction!(hook::dashscope_failure, m)?)?;
