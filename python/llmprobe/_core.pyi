@@ -59,7 +59,8 @@ def shutdown(timeout: float | None = None) -> None:
     saying how many and why. Later spans are dropped (and counted)."""
 
 def after_fork_in_child() -> None:
-    """In a forked child: forget the parent's queue and exporter; a new exporter starts on demand."""
+    """In a forked child: forget the parent's queue and exporter (a new exporter starts on
+    demand) and the parent's open streams (the parent ends them; the child never does)."""
 
 def stats() -> dict[str, int]:
     """Counters: spans_started, spans_ended, spans_exported, dropped_queue_full,

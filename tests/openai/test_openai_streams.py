@@ -307,6 +307,32 @@ print(json.dumps(out))
         assert attrs(span)["output.value"] == "Echo: a long answer please"
 
 
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_stream_open_across_a_fork_is_the_parents(openai_app):
+    # A process forks (a pre-fork server, multiprocessing) while a stream is open: the child
+    # leaves it alone and exits normally (its atexit hooks run). The span is the parent's alone:
+    # one span, with the whole answer, from the parent's process.
+    app = openai_app("""
+        import gc, json, os, sys, openai
+        client = openai.OpenAI(max_retries=0)
+        stream = client.chat.completions.create(
+            model="chunks-5", stream=True, messages=[{"role": "user", "content": "a long answer please"}])
+        text = next(stream).choices[0].delta.content or ""
+        child = os.fork()
+        if child == 0:
+            gc.collect()
+            sys.exit(0)
+        os.waitpid(child, 0)
+        text += "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        print(json.dumps({"text": text, "pid": os.getpid()}))
+    """)
+    out = json.loads(app.lines()[-1])
+    span = app.one()
+    assert attrs(span)["output.value"] == out["text"] == "Echo: a long answer please"
+    assert attrs(span)["gen_ai.response.finish_reasons"] == ["stop"]
+    assert span["resource"]["process.pid"] == out["pid"]
+
+
 @needs("_streaming.AsyncStream.close")
 def test_async_stream_left_by_break(openai_app):
     app = openai_app("""
