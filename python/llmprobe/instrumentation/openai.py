@@ -16,6 +16,10 @@ answer is handed back inside a transparent proxy (``_stream``) that ends the spa
 
 ``gen_ai.provider.name`` comes from the base URL's host when it is a known provider's (an
 OpenAI-compatible endpoint reached through this SDK), ``openai`` otherwise.
+
+A chat completion, the call applications make most, is read entirely by the core: its request
+(``_core.OpenAiBefore``, this module's tables given to it), its answer and its stream's chunks;
+no Python frame of this module runs around it. The other operations are read here.
 """
 
 from __future__ import annotations
