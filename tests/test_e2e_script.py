@@ -198,6 +198,40 @@ def test_child_python_processes_are_instrumented_and_continue_the_trace(run, rec
     assert child["resource"]["process.pid"] != parent["resource"]["process.pid"]
 
 
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_span_open_across_a_fork_is_exported_once_by_the_parent(run, receiver, write_script):
+    """Both processes leave the `with` block of a span started before the fork: one span with
+    that id arrives, from the parent; the child's own spans arrive from the child, under it."""
+    write_script("forking.py", """
+        import json, os
+
+        from opentelemetry import trace
+
+        tracer = trace.get_tracer("t")
+        with tracer.start_as_current_span("job") as job:
+            child = os.fork()
+            if child == 0:
+                with tracer.start_as_current_span("child work"):
+                    pass
+                job.set_attribute("set.in", "child")
+            else:
+                os.waitpid(child, 0)
+                job.set_attribute("set.in", "parent")
+        if child:
+            print(json.dumps({"parent": os.getpid(), "child": child}))
+    """)
+    result = run(["python", "forking.py"], receiver=receiver).check()
+    pids = json.loads(result.stdout.strip().splitlines()[-1])
+    receiver.wait_for(2)
+    spans = receiver.settle()  # everything both processes sent
+    job = one(spans, "job")
+    work = one(spans, "child work")
+    assert job["resource"]["process.pid"] == pids["parent"]
+    assert job["attributes"] == {"set.in": "parent"}
+    assert work["resource"]["process.pid"] == pids["child"]
+    assert_child_of(work, job)
+
+
 def test_the_applications_own_sitecustomize_and_pythonpath_still_work(run, receiver, write_script, tmp_path):
     write_script("site/sitecustomize.py", """
         import os

@@ -60,11 +60,15 @@ def shutdown(timeout: float | None = None) -> None:
 
 def after_fork_in_child() -> None:
     """In a forked child: forget the parent's queue and exporter (a new exporter starts on
-    demand) and the parent's open streams (the parent ends them; the child never does)."""
+    demand) and the parent's open streams (the parent ends them; the child never does). A span
+    started before the fork and ended in the child is not exported by the child: the parent
+    exports it (counted in stats()["spans_of_parent"])."""
 
 def stats() -> dict[str, int]:
-    """Counters: spans_started, spans_ended, spans_exported, dropped_queue_full,
-    dropped_export_failed, dropped_at_shutdown, dropped_not_started, export_batches."""
+    """Counters: spans_started, spans_ended, spans_enqueued, spans_exported, dropped_queue_full,
+    dropped_export_failed, dropped_at_shutdown, dropped_not_started, spans_of_parent (ended
+    in this forked child but started in its parent, which exports them), export_batches,
+    metric_points_dropped."""
 
 def to_json(value: Any, max_length: int | None = None) -> str:
     """Serialise a Python structure (dict, list, tuple, str, int, float, bool, None, pydantic

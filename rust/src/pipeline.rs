@@ -41,6 +41,8 @@ pub struct Stats {
     pub dropped_export_failed: AtomicU64,
     pub dropped_at_shutdown: AtomicU64,
     pub dropped_not_started: AtomicU64,
+    /// Ended in a forked child but started in its parent: the parent's to export.
+    pub spans_of_parent: AtomicU64,
     pub export_batches: AtomicU64,
     pub metric_points_dropped: AtomicU64,
 }
@@ -54,6 +56,7 @@ pub static STATS: Stats = Stats {
     dropped_export_failed: AtomicU64::new(0),
     dropped_at_shutdown: AtomicU64::new(0),
     dropped_not_started: AtomicU64::new(0),
+    spans_of_parent: AtomicU64::new(0),
     export_batches: AtomicU64::new(0),
     metric_points_dropped: AtomicU64::new(0),
 };
@@ -70,6 +73,7 @@ impl Stats {
             ("dropped_export_failed", g(&self.dropped_export_failed)),
             ("dropped_at_shutdown", g(&self.dropped_at_shutdown)),
             ("dropped_not_started", g(&self.dropped_not_started)),
+            ("spans_of_parent", g(&self.spans_of_parent)),
             ("export_batches", g(&self.export_batches)),
             ("metric_points_dropped", g(&self.metric_points_dropped)),
         ]
@@ -85,6 +89,7 @@ impl Stats {
             &self.dropped_export_failed,
             &self.dropped_at_shutdown,
             &self.dropped_not_started,
+            &self.spans_of_parent,
             &self.export_batches,
             &self.metric_points_dropped,
         ] {
@@ -254,6 +259,10 @@ pub fn start(settings: Arc<Settings>, resource: Arc<ResourceInfo>) {
 
 /// Hands a finished span to the exporter.
 pub fn submit(span: Box<SpanRecord>) {
+    if span.generation != crate::span::process_generation() {
+        STATS.spans_of_parent.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
     STATS.spans_ended.fetch_add(1, Ordering::Relaxed);
     match current() {
         Some(p) => p.push(span),
@@ -336,7 +345,8 @@ fn drop_report(p: &Pipeline) -> Option<String> {
 }
 
 /// In a forked child: the parent's queue and exporter thread are not ours. Start afresh, with
-/// the child's pid in the resource; the new exporter thread starts on the first span.
+/// the child's pid in the resource; the new exporter thread starts on the first span. The
+/// spans started before the fork are the parent's: the child does not export them (submit).
 pub fn after_fork_in_child() {
     // The lock is free here: it is only taken by calls made with the GIL held, and the forking
     // thread held the GIL.
@@ -350,6 +360,7 @@ pub fn after_fork_in_child() {
     }
     STATS.reset();
     crate::ids::reseed();
+    crate::span::new_process_generation();
 }
 
 #[cfg(test)]

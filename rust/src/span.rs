@@ -1,7 +1,7 @@
 //! A span as plain Rust data: what is recorded between start and end, and handed whole to the
 //! exporter at end. Nothing here knows about Python.
 
-use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::Sampler;
@@ -70,6 +70,23 @@ pub struct SpanRecord {
     pub scope_version: String,
     /// The W3C `tracestate` header value, from the parent.
     pub trace_state: String,
+    /// The process generation the span started in (see `process_generation`).
+    pub generation: u32,
+}
+
+/// Bumped in a forked child: a span started before the fork is the parent's, which exports
+/// it; the child, whose copy may end it too (a `with` block both processes leave), does not,
+/// so that no span id is exported twice.
+static PROCESS_GENERATION: AtomicU32 = AtomicU32::new(0);
+
+/// The generation of the running process.
+pub fn process_generation() -> u32 {
+    PROCESS_GENERATION.load(Ordering::Relaxed)
+}
+
+/// In a forked child: the spans started so far are the parent's.
+pub fn new_process_generation() {
+    PROCESS_GENERATION.fetch_add(1, Ordering::Relaxed);
 }
 
 pub fn now_ns() -> u64 {
@@ -204,6 +221,7 @@ impl SpanRecord {
             scope: String::new(),
             scope_version: String::new(),
             trace_state: String::new(),
+            generation: process_generation(),
         }
     }
 
