@@ -302,6 +302,7 @@ class OpenAiBefore:
         capture: bool,
         providers: tuple[tuple[str, str], ...],
         chat_parameters: tuple[tuple[str, str], ...],
+        responses_parameters: tuple[tuple[str, str], ...],
         extra_body_parameters: tuple[tuple[str, str], ...],
     ) -> None: ...
     def __call__(self, instance: Any, args: tuple, kwargs: dict) -> tuple:
@@ -317,9 +318,9 @@ class OpenAiBefore:
     ) -> tuple:
         """Model, server and provider, operation and span kind added to `attributes`: (span
         name, attributes, metric attributes, request)."""
-    def numbers(self, attributes: dict, kwargs: dict, parameters: tuple[tuple[str, str], ...]) -> None:
-        """The plain-number parameters of `parameters` ((keyword, attribute), ...) and of
-        `extra_body` into `attributes`."""
+    def responses_numbers(self, attributes: dict, kwargs: dict) -> None:
+        """The plain-number parameters of a Responses API request, and of `extra_body`, into
+        `attributes`."""
     def sampling(self, attributes: dict, kwargs: dict) -> None:
         """The numeric parameters and stop sequences of a chat or text completion."""
     @staticmethod

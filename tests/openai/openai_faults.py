@@ -90,7 +90,7 @@ class FaultyBefore:
     def __init__(self, *args, **kwargs) -> None:
         pass
 
-    __call__ = begin = numbers = sampling = output_type = boom
+    __call__ = begin = responses_numbers = sampling = output_type = boom
 
 
 def inject(mode: str) -> None:

@@ -89,8 +89,8 @@ _Request = _core.OpenAiRequest
 
 # Set by instrument(): the core's reader of requests (_core.OpenAiBefore). It is chat
 # completions' `before` itself, and gives the other operations' `before`s below what every call
-# has (begin: model, server, provider) and the parameters they share with chat (sampling,
-# numbers, output_type).
+# has (begin: model, server, provider) and their numeric parameters and output type (sampling,
+# responses_numbers, output_type), each read one way.
 _before: Any = None
 
 
@@ -108,7 +108,7 @@ def _before_responses(instance: Any, args: tuple, kwargs: dict) -> tuple:
     capture = _genai.capture
     stream = bool(kwargs.get("stream"))
     attributes: dict = {"gen_ai.request.stream": stream}
-    _before.numbers(attributes, kwargs, _RESPONSES_PARAMETERS)
+    _before.responses_numbers(attributes, kwargs)
     text = kwargs.get("text")
     if text is not None and not isinstance(text, str):
         output_type = _before.output_type(get(text, "format"))
@@ -574,7 +574,9 @@ def instrument() -> None:
     import openai
 
     _genai.refresh()
-    _before = _core.OpenAiBefore(_genai.capture, _PROVIDERS, _CHAT_PARAMETERS, _EXTRA_BODY_PARAMETERS)
+    _before = _core.OpenAiBefore(
+        _genai.capture, _PROVIDERS, _CHAT_PARAMETERS, _RESPONSES_PARAMETERS, _EXTRA_BODY_PARAMETERS
+    )
     _tracer = _genai.tracer(SCOPE, getattr(openai, "__version__", None))
     _SYNC_STREAMS = _classes("openai._streaming", "Stream")
     _ASYNC_STREAMS = _classes("openai._streaming", "AsyncStream")

@@ -329,13 +329,7 @@ impl ModelHook {
                     let incremental = extra.getattr(intern!(py, "incremental"))?;
                     ChunkCollector::dashscope(incremental.extract::<bool>().ok())
                 }
-                _ => match extra.cast::<OpenAiRequest>() {
-                    Ok(request) => ChunkCollector::chat(request.get().choices() == 1),
-                    Err(_) => {
-                        let choices = extra.getattr(intern!(py, "choices"))?;
-                        ChunkCollector::chat(choices.extract::<i64>().ok() == Some(1))
-                    }
-                },
+                _ => ChunkCollector::chat(extra.cast::<OpenAiRequest>()?.get().choices == 1),
             };
             let state = StreamState::new(
                 self.key.clone_ref(py),
@@ -361,7 +355,7 @@ pub(super) fn capture_of(call: &Bound<'_, Call>) -> PyResult<bool> {
     let py = call.py();
     let extra = call.borrow().extra.clone_ref(py).into_bound(py);
     if let Ok(request) = extra.cast::<OpenAiRequest>() {
-        return Ok(request.get().capture());
+        return Ok(request.get().capture);
     }
     extra.getattr(intern!(py, "capture"))?.is_truthy()
 }

@@ -7,13 +7,12 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
 
 use super::convert::str_of;
-use super::messages::{self, get};
+use super::messages::{self, field, get};
 
 /// What the end of an openai call needs from its request (`call.extra`).
 #[pyclass(frozen, module = "llmprobe._core")]
@@ -22,7 +21,7 @@ pub struct OpenAiRequest {
     #[pyo3(get)]
     kind: Py<PyString>,
     #[pyo3(get)]
-    capture: bool,
+    pub(super) capture: bool,
     #[pyo3(get)]
     stream: bool,
     /// The embedding dimensions asked for (an int), or None.
@@ -30,7 +29,7 @@ pub struct OpenAiRequest {
     dimensions: Py<PyAny>,
     /// How many choices were asked for (n): a chat stream of one has only choice 0's chunks.
     #[pyo3(get)]
-    choices: i64,
+    pub(super) choices: i64,
 }
 
 #[pymethods]
@@ -52,16 +51,6 @@ impl OpenAiRequest {
             dimensions: dimensions.unwrap_or_else(|| py.None()),
             choices,
         }
-    }
-}
-
-impl OpenAiRequest {
-    pub(super) fn capture(&self) -> bool {
-        self.capture
-    }
-
-    pub(super) fn choices(&self) -> i64 {
-        self.choices
     }
 }
 
@@ -96,6 +85,7 @@ type Parameters = Vec<(Py<PyString>, Py<PyString>)>;
 pub struct OpenAiBefore {
     capture: bool,
     chat_parameters: Parameters,
+    responses_parameters: Parameters,
     extra_body_parameters: Parameters,
     /// (end of an API host name, provider name).
     providers: Vec<(String, Py<PyString>)>,
@@ -115,22 +105,10 @@ fn number<'py>(value: Option<Bound<'py, PyAny>>) -> Option<Bound<'py, PyAny>> {
     value.filter(|v| v.is_exact_instance_of::<PyInt>() || v.is_exact_instance_of::<PyFloat>())
 }
 
-/// `kwargs[key]`, None when absent (the C lookup: the request's keys are looked up by the
-/// dozen on every call).
+/// `kwargs[key]`, None when absent or None (the C lookup of `messages::field`: the request's
+/// keys are looked up by the dozen on every call).
 fn item<'py>(kwargs: &Bound<'py, PyDict>, key: &Bound<'py, PyString>) -> Option<Bound<'py, PyAny>> {
-    // SAFETY: a live dict and a str key; a borrowed reference, or NULL when absent (or when a
-    // foreign key's __eq__ raised: cleared below).
-    let raw = unsafe { ffi::PyDict_GetItemWithError(kwargs.as_ptr(), key.as_ptr()) };
-    if raw.is_null() {
-        // SAFETY: reads the thread state's current exception.
-        if !unsafe { ffi::PyErr_Occurred() }.is_null() {
-            let _ = PyErr::take(kwargs.py());
-        }
-        return None;
-    }
-    // SAFETY: borrowed from the dict, which the caller keeps alive; owned from here.
-    let v = unsafe { Bound::from_borrowed_ptr(kwargs.py(), raw) };
-    (!v.is_none()).then_some(v)
+    field(kwargs.as_borrowed(), key).map(|v| v.to_owned())
 }
 
 fn is_sequence(v: &Bound<'_, PyAny>) -> bool {
@@ -262,7 +240,7 @@ impl OpenAiBefore {
         attributes.set_item(intern!(py, "gen_ai.request.stream"), stream)?;
         self.sampling(&attributes, kwargs)?;
         if let Some(format) = item(kwargs, intern!(py, "response_format")) {
-            if let Some(kind) = output_type(&format) {
+            if let Some(kind) = Self::output_type(&format) {
                 attributes.set_item(intern!(py, "gen_ai.output.type"), kind)?;
             }
         }
@@ -321,39 +299,24 @@ impl OpenAiBefore {
     }
 }
 
-/// The `gen_ai.output.type` a response format asks for ("json", "text"), or None.
-fn output_type(format: &Bound<'_, PyAny>) -> Option<&'static str> {
-    if format.is_instance_of::<PyType>() {
-        return Some("json"); // a pydantic model given to parse()
-    }
-    let kind = match format.cast::<PyString>() {
-        Ok(s) => s.clone(),
-        Err(_) => get(format, intern!(format.py(), "type"))?
-            .cast_into::<PyString>()
-            .ok()?,
-    };
-    match &*str_of(&kind) {
-        "json_object" | "json_schema" => Some("json"),
-        "text" => Some("text"),
-        _ => None,
-    }
-}
-
 #[pymethods]
 impl OpenAiBefore {
-    /// `providers`: ((end of an API host name, provider name), ...); `chat_parameters` and
-    /// `extra_body_parameters`: ((keyword argument, span attribute), ...).
+    /// `providers`: ((end of an API host name, provider name), ...); `chat_parameters`,
+    /// `responses_parameters` and `extra_body_parameters`: ((keyword argument, span
+    /// attribute), ...).
     #[new]
     fn new(
         py: Python<'_>,
         capture: bool,
         providers: Vec<(String, Py<PyString>)>,
         chat_parameters: &Bound<'_, PyAny>,
+        responses_parameters: &Bound<'_, PyAny>,
         extra_body_parameters: &Bound<'_, PyAny>,
     ) -> PyResult<Self> {
         Ok(OpenAiBefore {
             capture,
             chat_parameters: parameters(chat_parameters)?,
+            responses_parameters: parameters(responses_parameters)?,
             extra_body_parameters: parameters(extra_body_parameters)?,
             providers: providers
                 .into_iter()
@@ -440,15 +403,13 @@ impl OpenAiBefore {
         )
     }
 
-    /// The numeric parameters of `parameters` ((keyword argument, span attribute), ...) the
-    /// request gives as plain numbers, and those of `extra_body`, into `attributes`.
-    fn numbers(
+    /// The numeric parameters of a Responses API request, and those of `extra_body`.
+    fn responses_numbers(
         &self,
         attributes: &Bound<'_, PyDict>,
         kwargs: &Bound<'_, PyDict>,
-        parameters: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        self.put_numbers(attributes, kwargs, &self::parameters(parameters)?)
+        self.put_numbers(attributes, kwargs, &self.responses_parameters)
     }
 
     /// The numeric parameters and stop sequences of a chat or text completion.
@@ -473,6 +434,19 @@ impl OpenAiBefore {
     /// The `gen_ai.output.type` a response format asks for ("json", "text"), or None.
     #[staticmethod]
     fn output_type(format: &Bound<'_, PyAny>) -> Option<&'static str> {
-        output_type(format)
+        if format.is_instance_of::<PyType>() {
+            return Some("json"); // a pydantic model given to parse()
+        }
+        let kind = match format.cast::<PyString>() {
+            Ok(s) => s.clone(),
+            Err(_) => get(format, intern!(format.py(), "type"))?
+                .cast_into::<PyString>()
+                .ok()?,
+        };
+        match &*str_of(&kind) {
+            "json_object" | "json_schema" => Some("json"),
+            "text" => Some("text"),
+            _ => None,
+        }
     }
 }
