@@ -60,9 +60,9 @@ def shutdown(timeout: float | None = None) -> None:
 
 def after_fork_in_child() -> None:
     """In a forked child: forget the parent's queue and exporter (a new exporter starts on
-    demand) and the parent's open streams (the parent ends them; the child never does). A span
-    started before the fork and ended in the child is not exported by the child: the parent
-    exports it (counted in stats()["spans_of_parent"])."""
+    demand). A span started before the fork and ended in the child (a `with` block both leave,
+    a stream open across the fork) is not exported by the child, nor are its call's metrics
+    recorded: the parent's are (counted in stats()["spans_of_parent"])."""
 
 def stats() -> dict[str, int]:
     """Counters: spans_started, spans_ended, spans_enqueued, spans_exported, dropped_queue_full,

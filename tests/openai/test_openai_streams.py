@@ -308,10 +308,10 @@ print(json.dumps(out))
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
-def test_stream_open_across_a_fork_is_the_parents(openai_app):
+def test_stream_open_across_a_fork_is_the_parents(openai_app, receiver):
     # A process forks (a pre-fork server, multiprocessing) while a stream is open: the child
     # leaves it alone and exits normally (its atexit hooks run). The span is the parent's alone:
-    # one span, with the whole answer, from the parent's process.
+    # one span, with the whole answer, from the parent's process, and so is the call's duration.
     app = openai_app("""
         import gc, json, os, sys, openai
         client = openai.OpenAI(max_retries=0)
@@ -324,13 +324,33 @@ def test_stream_open_across_a_fork_is_the_parents(openai_app):
             sys.exit(0)
         os.waitpid(child, 0)
         text += "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
-        print(json.dumps({"text": text, "pid": os.getpid()}))
+        print(json.dumps({"text": text, "pid": os.getpid(), "child": child}))
     """)
     out = json.loads(app.lines()[-1])
     span = app.one()
     assert attrs(span)["output.value"] == out["text"] == "Echo: a long answer please"
     assert attrs(span)["gen_ai.response.finish_reasons"] == ["stop"]
     assert span["resource"]["process.pid"] == out["pid"]
+    receiver.wait_for(lambda _: _durations_by_pid(receiver), timeout=10)
+    assert _durations_by_pid(receiver) == {out["pid"]: 1}, out
+
+
+def _durations_by_pid(receiver) -> dict[int, int]:
+    """How many calls each process counted in gen_ai.client.operation.duration (its last
+    export: the histogram is cumulative)."""
+    counts: dict[int, int] = {}
+    for request in receiver.metrics:
+        for resource in request.get("resourceMetrics", []):
+            pid = next(
+                int(a["value"]["intValue"])
+                for a in resource["resource"]["attributes"]
+                if a["key"] == "process.pid"
+            )
+            for scope in resource.get("scopeMetrics", []):
+                for metric in scope.get("metrics", []):
+                    if metric["name"] == "gen_ai.client.operation.duration":
+                        counts[pid] = sum(int(p["count"]) for p in metric["histogram"]["dataPoints"])
+    return counts
 
 
 @needs("_streaming.AsyncStream.close")

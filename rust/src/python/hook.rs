@@ -536,15 +536,23 @@ pub fn end_call(
         ),
         Err(_) => return,
     };
-    guard("end of a model call", (), || {
+    let here = guard("end of a model call", true, || {
         match span.cast::<PySpan>() {
-            Ok(s) => s.try_borrow_mut()?.end(None),
+            Ok(s) => {
+                let mut s = s.try_borrow_mut()?;
+                let here = s.started_here();
+                s.end(None);
+                Ok(here)
+            }
             Err(_) => {
                 span.call_method0(intern!(py, "end"))?;
+                Ok(true)
             }
         }
-        Ok(())
     });
+    if !here {
+        return; // a call of the parent of this forked child: the parent's to count
+    }
     super::record_genai_metrics(
         metric_attributes.as_any(),
         (ended - started) as f64 / 1e9,

@@ -111,7 +111,6 @@ fn shutdown(py: Python<'_>, timeout: Option<f64>) {
 #[pyfunction]
 fn after_fork_in_child() {
     pipeline::after_fork_in_child();
-    stream::forget_parent_streams();
 }
 
 #[pyfunction]

@@ -288,6 +288,15 @@ impl PySpan {
 }
 
 impl PySpan {
+    /// Whether the span started in this process, not in the parent of a fork (whose span it
+    /// is: the child neither exports it nor records its call's metrics). A sampled-out span
+    /// keeps no record, and counts as this process's.
+    pub(super) fn started_here(&self) -> bool {
+        self.record
+            .as_ref()
+            .is_none_or(|r| r.generation == span::process_generation())
+    }
+
     /// Whether the span carries a W3C trace state (its children inherit it).
     pub(super) fn has_trace_state(&self) -> bool {
         self.trace_state.is_some()

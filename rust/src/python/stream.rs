@@ -165,39 +165,20 @@ fn stream_collected(weak: &Bound<'_, PyAny>) {
     }
 }
 
-/// Every entry of LIVE, which is left empty.
-fn take_live() -> Vec<(Py<PyAny>, Py<StreamState>)> {
-    match LIVE.lock() {
-        Ok(mut live) => live
-            .as_mut()
-            .map(|l| l.drain().map(|(_, entry)| entry).collect())
-            .unwrap_or_default(),
-        Err(_) => Vec::new(),
-    }
-}
-
 /// Ends the streams still open (at interpreter exit).
 #[pyfunction]
 fn end_live_streams(py: Python<'_>) {
-    for (_, state) in take_live() {
+    let live: Vec<_> = match LIVE.lock() {
+        Ok(mut live) => live
+            .as_mut()
+            .map(|l| l.drain().collect())
+            .unwrap_or_default(),
+        Err(_) => return,
+    };
+    for (_, (_, state)) in live {
         let state = state.into_bound(py);
         state.get().watched.store(0, Ordering::Release);
         StreamState::end(&state, None, COLLECTED);
-    }
-}
-
-/// In a forked child: the streams open in the parent are the parent's to end (it reads them on,
-/// and its spans are the ones exported). The child forgets them, so that neither its exit nor
-/// its collecting a copied proxy ends one again (a second span of the same id, with half the
-/// answer). The lock is free here: it is only taken with the GIL held, and the forking thread
-/// held the GIL.
-pub(super) fn forget_parent_streams() {
-    for (weak, state) in take_live() {
-        let me = state.get();
-        me.ended.store(true, Ordering::Release);
-        me.watched.store(0, Ordering::Release);
-        // A weak reference let go of (here, its only holder) never calls its callback.
-        drop(weak);
     }
 }
 
