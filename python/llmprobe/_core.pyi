@@ -116,7 +116,10 @@ class Span:
     def ended(self) -> bool: ...
     @property
     def _kind(self) -> int:
-        """The kind the span was started with (KIND_*)."""
+        """The span's kind (KIND_*)."""
+    def _set_kind(self, kind: int) -> None:
+        """Change the span's kind: a framework's step learns only at its end whether it was the
+        model call (CLIENT) or the parent of the SDK's call (INTERNAL)."""
     def is_recording(self) -> bool:
         """True while sampled and not ended."""
 
@@ -277,6 +280,18 @@ class Call:
     def __init__(
         self, span: Span, metric_attributes: dict[str, Any], extra: Any = None, started: int = 0
     ) -> None: ...
+
+class ModelStep:
+    """A framework's model step (a LangChain chat-model run, ...) in the context, under
+    _genai.MODEL_STEP_KEY: a ModelHook that starts a span in a context holding one counts the
+    call into it, and into its `outer` steps (a model that wraps another), so that the
+    framework's step can tell at its end whether an SDK's span is the LLM span (then the step
+    is its parent, a CHAIN) or the step itself is."""
+
+    def __init__(self, outer: ModelStep | None = None) -> None: ...
+    @property
+    def calls(self) -> int:
+        """The provider model calls started under the step so far."""
 
 class OpenAiRequest:
     """What the end of an openai call needs from its request (`call.extra`)."""

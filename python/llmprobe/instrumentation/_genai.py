@@ -31,6 +31,9 @@ _Context = _context.Context
 _set_span_in_context = _api.set_span_in_context
 # The instrumentation whose model call is running, in the context (see hooks()).
 _OWNER_KEY = _context.create_key("llmprobe-genai-owner")
+# A framework's model step running in the context (a _core.ModelStep): the hooks count the model
+# calls they trace under it, so that one model call is one LLM span (see model_step()).
+MODEL_STEP_KEY = _context.create_key("llmprobe-genai-model-step")
 
 _DEFAULT_SETTINGS = {"capture_content": True}
 # Read from the agent's settings by refresh(), which an instrumentation calls when it is applied:
@@ -104,6 +107,7 @@ def _context_env() -> dict:
         "detach": _context.detach,
         "span_key": _SPAN_KEY,
         "owner_key": _OWNER_KEY,
+        "model_step_key": MODEL_STEP_KEY,
         "context_class": _Context,
         "contextualize": _contextualize,
         "log_once": _log.log_once,

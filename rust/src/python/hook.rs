@@ -9,6 +9,7 @@
 //! 2. `before(instance, args, kwargs)` gives `(span name, attributes, metric attributes,
 //!    extra)`, or None (not traced);
 //! 3. the span starts (the current span is its parent) and becomes current, with the owner;
+//!    a framework's model step in the context (`ModelStep`) is told of the call;
 //! 4. the call runs exactly once, outside anything that could change its outcome;
 //! 5. the caller's context comes back;
 //! 6. the answer is read into the span by the core (`answer`: "dashscope", "openai_chat") and
@@ -30,6 +31,7 @@ use pyo3::types::{PyDict, PyString, PyTuple};
 use super::chunks::{perf_counter_ns, ChunkCollector};
 use super::convert::str_of;
 use super::messages::{text_of, Reader};
+use super::model_step::ModelStep;
 use super::openai_request::{OpenAiBefore, OpenAiRequest};
 use super::span::PySpan;
 use super::stream::{make_proxy, StreamState};
@@ -97,6 +99,8 @@ struct ContextEnv {
     /// The API's key of the current span; None: `contextualize(span, owner)` makes the context.
     span_key: Option<Py<PyString>>,
     owner_key: Py<PyAny>,
+    /// The key under which a framework's model step (`ModelStep`) is in the context.
+    model_step_key: Py<PyAny>,
     context_class: Py<PyAny>,
     contextualize: Py<PyAny>,
     log_once: Py<PyAny>,
@@ -215,6 +219,11 @@ impl ModelHook {
         let span = self.start_span(py, current, &name, &attributes)?;
         let context = match (&self.env.span_key, current.cast::<PyDict>()) {
             (Some(key), Ok(values)) => {
+                if let Some(step) = values.get_item(self.env.model_step_key.bind(py))? {
+                    if let Ok(step) = step.cast::<ModelStep>() {
+                        step.get().count_call(py);
+                    }
+                }
                 let values = values.copy()?;
                 values.set_item(key.bind(py), &span)?;
                 values.set_item(self.env.owner_key.bind(py), self.owner.bind(py))?;

@@ -6,6 +6,7 @@ mod dashscope_chunks;
 mod hook;
 mod json;
 mod messages;
+mod model_step;
 mod openai_request;
 mod responses;
 mod span;
@@ -210,6 +211,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<stream::StreamState>()?;
     m.add_class::<hook::ModelHook>()?;
     m.add_class::<hook::Call>()?;
+    m.add_class::<model_step::ModelStep>()?;
     m.add_class::<openai_request::OpenAiBefore>()?;
     m.add_class::<openai_request::OpenAiRequest>()?;
     m.add_function(wrap_pyfunction!(hook::end_call, m)?)?;

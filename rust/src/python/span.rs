@@ -147,6 +147,15 @@ impl PySpan {
         self.kind
     }
 
+    /// Changes the span kind (KIND_*): a framework's step learns only at its end whether it
+    /// was the model call itself (CLIENT) or the parent of the SDK's call (INTERNAL).
+    fn _set_kind(&mut self, kind: u8) {
+        self.kind = kind.min(span::KIND_CONSUMER);
+        if let Some(r) = self.record.as_mut() {
+            r.kind = self.kind;
+        }
+    }
+
     #[getter]
     fn trace_id(&self) -> u128 {
         self.trace_id
