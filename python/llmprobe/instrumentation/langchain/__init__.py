@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextvars
 
 from llmprobe.instrumentation import _genai
-from llmprobe.instrumentation.langchain import _models, _runs
+from llmprobe.instrumentation.langchain import _async, _models, _runs
 
 SCOPE = "llmprobe.instrumentation.langchain"
 
@@ -36,6 +36,7 @@ def instrument() -> None:
     if _handler_var is None:
         _handler_var = contextvars.ContextVar("llmprobe_langchain_handler", default=Handler())
         register_configure_hook(_handler_var, True)
+    _async.instrument()
     _models.instrument()
 
 
@@ -47,5 +48,5 @@ def uninstrument() -> None:
     if _handler_var is not None:
         _configure_hooks[:] = [hook for hook in _configure_hooks if hook[0] is not _handler_var]
         _handler_var = None
-    _models.uninstrument()
+    _models.uninstrument()  # also puts back what _async wrapped (the same owner)
     _runs.clear()

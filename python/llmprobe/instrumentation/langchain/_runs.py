@@ -46,6 +46,9 @@ _MODEL_STEP_KEY = _genai.MODEL_STEP_KEY
 # The run whose span is current, in the context (for the runs started under it).
 _RUN_KEY = _context.create_key("llmprobe-langchain-run")
 _EMPTY = _Context()
+# The API's Context refuses item assignment; the run's own context is changed in place at its end
+# (see _leave).
+_dict_set = dict.__setitem__
 
 if _tracer._CONTEXT_VAR is not None and _tracer._SPAN_KEY is not None:
     _get_current = _tracer._CONTEXT_VAR.get
@@ -70,6 +73,7 @@ class Run:
         "kind",
         "name",
         "parent",
+        "previous",
         "span",
         "started",
         "step",
@@ -84,6 +88,7 @@ class Run:
         self.parent = parent
         self.span: Any = None
         self.context: Any = None  # the context made current for the run, if any
+        self.previous: Any = None  # the context current where it started
         self.token: Token | None = None
         self.step: Any = None  # a model run's _core.ModelStep
         self.data: Any = None  # what the run's end needs from its start
@@ -132,6 +137,7 @@ def start(
     values = {_SPAN_KEY: run.span, _RUN_KEY: run}
     if model_step:
         run.step = values[_MODEL_STEP_KEY] = model_step_in(current, parent)
+    run.previous = current
     run.context, run.token = enter(current, values)
     _runs[run.key] = run
     if run.started - _last_sweep > _SWEEP_EVERY_NS:
@@ -193,6 +199,31 @@ def model_step_in(current: Any, parent: Run | None = None) -> Any:
     return _core.ModelStep(enclosing)
 
 
+def enter_started(managers: list | tuple) -> None:
+    """Make the runs of these just-started run managers current here, where their start
+    callbacks ran elsewhere (in tasks of their own). Runs started together share one model step,
+    as where their starts ran in one context (see model_step_in)."""
+    runs = [run for run in (get(m.run_id) for m in managers) if run is not None]
+    if not runs:
+        return
+    last = runs[-1]
+    for run in runs[:-1]:
+        if run.step is not None:
+            run.step = last.step
+    current = _get_current()
+    if current is not last.context and last.token is not None:
+        last.previous = current
+        last.token = _set_current(last.context)
+
+
+def leave_run(run_id: Any) -> None:
+    """Give the run's caller its context back here (the run's end follows)."""
+    run = get(run_id)
+    if run is not None and run.token is not None:
+        token, run.token = run.token, None
+        _leave(run, token)
+
+
 def finish(run: Run) -> bool:
     """Forget the run and give its caller's context back. False when it had already ended."""
     if _runs.pop(run.key, None) is None:
@@ -205,10 +236,27 @@ def finish(run: Run) -> bool:
 
 
 def _leave(run: Run, token: Token) -> None:
+    """Give the run's caller its context back.
+
+    Where the run ends in the context it started in (a synchronous run), its token is given
+    back. Where it cannot be, the run's context is made to read as its caller's, in place: an
+    async run's end callback runs in a copy of the caller's context (LangChain shields it in a
+    task of its own), from which the caller's own context cannot be set, and a stream's end may
+    come in its consumer's. Every context still holding the run's (the caller's, copies made
+    since) then sees the caller's span again, and nothing is left current that has ended."""
     current = _get_current()
-    if current is not run.context and not _inside(current, run):
-        return  # the context moved on (the run ended elsewhere, or the caller changed it): leave it
-    _reset(token)
+    if current is run.context or _inside(current, run):
+        try:
+            _reset_current(token)
+            return
+        except (ValueError, RuntimeError):
+            pass  # a token of another context
+    context, previous = run.context, run.previous
+    for key in tuple(context):
+        if key not in previous:
+            _dict_set(context, key, None)
+    for key, value in previous.items():
+        _dict_set(context, key, value)
 
 
 def _reset(token: Token) -> None:
