@@ -131,14 +131,21 @@ def start(
     current. `model_step`: the run is a model call, which an SDK's hook may trace itself (see
     _core.ModelStep)."""
     parent = _runs.get(parent_run_id.int) if parent_run_id is not None else None
-    current = _get_current()
+    current = base = _get_current()
+    if parent is None:
+        # A root run started where another root run's start left its context (a batch starts
+        # all its runs, then runs them): that run is a sibling, not the parent.
+        owner = base.get(_RUN_KEY)
+        while owner is not None and owner.parent is None and base is owner.context:
+            base = owner.previous
+            owner = base.get(_RUN_KEY)
     run = Run(run_id.int, kind, name, parent)
-    run.span = start_span(span_name, attributes, span_kind, current, parent.span if parent is not None else None)
+    run.span = start_span(span_name, attributes, span_kind, base, parent.span if parent is not None else None)
     values = {_SPAN_KEY: run.span, _RUN_KEY: run}
     if model_step:
         run.step = values[_MODEL_STEP_KEY] = model_step_in(current, parent)
     run.previous = current
-    run.context, run.token = enter(current, values)
+    run.context, run.token = enter(base, values)
     _runs[run.key] = run
     if run.started - _last_sweep > _SWEEP_EVERY_NS:
         _sweep(run.started)

@@ -1,0 +1,50 @@
+"""Fixtures of the LangChain instrumentation tests.
+
+Every test runs a small LangChain or LangGraph application with the real langchain-core (and
+langchain, langchain-classic, langgraph, langchain-openai where the test needs them) in its own
+process under ``instrument``, with LangChain's own fake models or ChatOpenAI talking to the fake
+OpenAI server of tests/openai over loopback. Assertions are made on the spans (and metrics) as
+they arrived at the OTLP receiver.
+
+The same suite runs against any installed langchain-core 0.3 or 1.x: a test that needs a
+package or feature the installed versions lack skips, naming it.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "openai"))
+
+from fake_openai import FakeOpenAI  # noqa: E402
+from genai_fixtures import app_runner, serve  # noqa: E402
+from langchain_support import HERE, PRELUDE, SECRET, SOURCE_TREE_ENV, VERSIONS  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def fake_openai() -> FakeOpenAI:
+    yield from serve(FakeOpenAI())
+
+
+@pytest.fixture
+def langchain_app(run, write_script, receiver, fake_openai):
+    """langchain_app(source, spans=N or predicate, env={...}, ...) -> App (see
+    genai_fixtures.app_runner), with OPENAI_BASE_URL pointing at the fake OpenAI server."""
+    env = {"OPENAI_BASE_URL": fake_openai.base_url, "OPENAI_API_KEY": SECRET, **SOURCE_TREE_ENV}
+    return app_runner(run, write_script, receiver, fake_openai, PRELUDE, env)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    if VERSIONS.get("langchain-core") is None:
+        skip = pytest.mark.skip(reason="langchain-core is not installed (pip install langchain-core)")
+        for item in items:
+            if Path(str(item.fspath)).resolve().parent == HERE:
+                item.add_marker(skip)
+
+
+def pytest_report_header(config) -> str:
+    installed = ", ".join(f"{name} {version}" for name, version in VERSIONS.items() if version)
+    return f"langchain: {installed or 'not installed'}"
