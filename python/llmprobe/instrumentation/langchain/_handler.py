@@ -222,6 +222,8 @@ class Handler(BaseCallbackHandler):
             if isinstance(description, str) and description:
                 attributes["gen_ai.tool.description"] = description
             call_id = kwargs.get("tool_call_id")
+            if call_id is None:
+                call_id = _pending_call_id(parent_run_id, name)
             if isinstance(call_id, str):
                 attributes["gen_ai.tool.call.id"] = call_id
             if _genai.capture:
@@ -254,6 +256,17 @@ class Handler(BaseCallbackHandler):
 
     def on_tool_error(self, error, *, run_id, parent_run_id=None, **kwargs):
         self._end_failed(run_id, error, "langchain on_tool_error")
+
+    def on_agent_action(self, action, *, run_id, parent_run_id=None, **kwargs):
+        # AgentExecutor announces the tool call it is about to make (its run the tool's parent),
+        # then runs the tool without the call's id.
+        try:
+            run = _runs.get(run_id)
+            call_id = getattr(action, "tool_call_id", None)
+            if run is not None and isinstance(call_id, str):
+                run.data = (getattr(action, "tool", None), call_id)
+        except Exception as exc:  # noqa: BLE001
+            _log.log_once("langchain on_agent_action", exc)
 
     # ---- retrievers ---------------------------------------------------------------------------
 
@@ -299,6 +312,16 @@ class Handler(BaseCallbackHandler):
             run.span.end()
         except Exception as exc:  # noqa: BLE001
             _log.log_once(key, exc)
+
+
+def _pending_call_id(parent_run_id: Any, tool: str) -> str | None:
+    """The id of the tool call an agent announced for `tool` (see on_agent_action)."""
+    parent = _runs.get(parent_run_id)
+    pending = parent.data if parent is not None else None
+    if type(pending) is tuple and pending[0] == tool:
+        parent.data = None
+        return pending[1]
+    return None
 
 
 def _end_chain(run: _runs.Run, attributes: dict) -> None:
