@@ -19,9 +19,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "openai"))
 
-from fake_openai import FakeOpenAI  # noqa: E402
-from genai_fixtures import app_runner, serve  # noqa: E402
-from langchain_support import HERE, PRELUDE, SECRET, SOURCE_TREE_ENV, VERSIONS  # noqa: E402
+from fake_openai import FakeOpenAI
+from genai_fixtures import app_runner, serve
+from langchain_support import HERE, PRELUDE, SECRET, SOURCE_TREE_ENV, VERSIONS
 
 
 @pytest.fixture(scope="session")

@@ -109,7 +109,7 @@ print("".join(pieces))
     full, left = sequences
     assert attrs(full)["output.value"] == "the answer"
     assert content(full, "input.value") == {"q": "stream it"}  # known only at the stream's end
-    llm = [s for s in tree.llm() if tree.parent(s) is full][0]
+    llm = next(s for s in tree.llm() if tree.parent(s) is full)
     a = attrs(llm)
     assert a["gen_ai.request.stream"] is True
     assert 0 < a["gen_ai.response.time_to_first_token"] <= llm["end_time"] - llm["start_time"]
@@ -191,7 +191,7 @@ print(sorted(both.invoke("x").values()))
     )
     assert app.lines() == ["['left:x', 'right:x']"]
     tree = Tree(app.spans)
-    parallel = [s for s in tree.spans if s["name"].startswith("chain RunnableParallel")][0]
+    parallel = next(s for s in tree.spans if s["name"].startswith("chain RunnableParallel"))
     for name in ("left", "right"):
         step = tree.one(f"chain {name}")
         tree.assert_under(step, parallel)

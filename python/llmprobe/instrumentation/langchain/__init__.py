@@ -34,7 +34,8 @@ def instrument() -> None:
     _genai.refresh()
     _runs.configure(_genai.tracer(SCOPE, __version__))
     if _handler_var is None:
-        _handler_var = contextvars.ContextVar("llmprobe_langchain_handler", default=Handler())
+        # The one handler, shared on purpose by every context (it keeps no per-context state).
+        _handler_var = contextvars.ContextVar("llmprobe_langchain_handler", default=Handler())  # noqa: B039
         register_configure_hook(_handler_var, True)
     _async.instrument()
     _models.instrument()
