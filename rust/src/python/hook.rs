@@ -221,7 +221,7 @@ impl ModelHook {
             (Some(key), Ok(values)) => {
                 if let Some(step) = values.get_item(self.env.model_step_key.bind(py))? {
                     if let Ok(step) = step.cast::<ModelStep>() {
-                        step.get().count_call(py);
+                        step.get().count_call();
                     }
                 }
                 let values = values.copy()?;

@@ -20,11 +20,15 @@ pub struct ModelStep {
 }
 
 impl ModelStep {
-    /// A provider's model call started under this step.
-    pub(super) fn count_call(&self, py: Python<'_>) {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        if let Some(outer) = &self.outer {
-            outer.get().count_call(py);
+    /// A provider's model call started under this step (and so under the steps around it).
+    pub(super) fn count_call(&self) {
+        let mut step = self;
+        loop {
+            step.calls.fetch_add(1, Ordering::Relaxed);
+            match &step.outer {
+                Some(outer) => step = outer.get(),
+                None => return,
+            }
         }
     }
 }
