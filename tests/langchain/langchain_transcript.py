@@ -161,7 +161,7 @@ def main() -> None:
     t.call("invoke", chain.invoke, {"q": "a"}, config={"callbacks": [recorder]})
     t.call("stream", lambda: list(chain.stream({"q": "b"})))
     t.call("stream left early", lambda: first_of(chain.stream({"q": "c"})))
-    t.call("batch", chain.batch, [{"q": str(i)} for i in range(4)])
+    t.call("batch", chain.batch, [{"q": str(i)} for i in range(4)], config={"max_concurrency": 1})
     t.call("parallel", RunnableParallel(x=RunnableLambda(lambda v: v + 1), y=RunnableLambda(lambda v: v * 2)).invoke, 3)
     t.call("chain error", (RunnableLambda(lambda v: v) | RunnableLambda(explode)).invoke, "k")
     t.call("llm", FakeListLLM(responses=["completed"]).invoke, "complete")
