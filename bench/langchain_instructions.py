@@ -19,7 +19,7 @@ One ``agent`` call is a whole agent invoke: 2 model calls and 1 tool call.
 Run it with the venv of bench/README.md ("LangChain"); llmprobe comes from this checkout:
 
     /tmp/venv-lc-peers/bin/python bench/langchain_instructions.py --check     # ~30 s, no valgrind
-    /tmp/venv-lc-peers/bin/python bench/langchain_instructions.py             # ~40 min on 2 cores
+    /tmp/venv-lc-peers/bin/python bench/langchain_instructions.py             # ~10 min on 2 cores
     /tmp/venv-lc-peers/bin/python bench/langchain_instructions.py --configs llmprobe --modes chain --keep DIR
 
 ``--check`` runs every config and mode once without valgrind (3 calls on, 3 off) and prints the
@@ -46,13 +46,21 @@ from common import Receiver
 
 SCRIPT = str(Path(__file__).resolve())
 # Texts whose presence in a span's attributes shows that content was captured.
-CONTENT = {"question": workload.QUESTION, "answer": workload.ANSWER, "tool output": "Sunny in Paris"}
+CONTENT = {
+    "question": workload.QUESTION,
+    "answer": workload.ANSWER,
+    "agent question": f"What is the weather in {workload.CITY}?",
+    "tool call id": "call_0",
+    "tool output": f"Sunny in {workload.CITY}",
+    "agent answer": f"It is sunny in {workload.CITY}.",
+}
 
 
 def child(config: str, mode: str, state: str, calls: int, warmup: int) -> None:
     if state == "check":
         check_child(config, mode, calls)
         return
+    original = workload.callback_manager_init() if config in workload.PEERS else None
     h = workload.setup_config(config)
     fn = workload.WORKLOADS[mode]()  # after setup: some peers wrap create_agent
     toggle = h["enable"] is not None
@@ -64,6 +72,8 @@ def child(config: str, mode: str, state: str, calls: int, warmup: int) -> None:
     h["flush"]()
     if toggle and state == "off":
         h["disable"]()
+    if original is not None:
+        wrapped_once(original, state)
     before = h["span_count"]()
     # none's off run makes no calls: its difference is the workload's own cost.
     callgrind.measured_calls(fn, calls if toggle or state == "on" else 0)
@@ -74,6 +84,15 @@ def child(config: str, mode: str, state: str, calls: int, warmup: int) -> None:
     if (state == "off" and spans) or (state == "on" and instrumented and not spans):
         raise SystemExit(f"{config} {mode} {state}: {spans} spans for {calls} calls")
     h["shutdown"]()
+
+
+def wrapped_once(original: object, state: str) -> None:
+    """A peer's BaseCallbackManager.__init__ is the original while off and wrapped once while on
+    (a toggle that stacked wrappers would add their cost to both states)."""
+    now = workload.callback_manager_init()
+    ok = now is original if state == "off" else getattr(now, "__wrapped__", None) is original
+    if not ok:
+        raise SystemExit(f"BaseCallbackManager.__init__ is {now!r} while {state}")
 
 
 def report(config: str, mode: str, state: str, result: dict) -> None:
@@ -98,13 +117,14 @@ def span_counts(folder: str, configs: list[str], modes: list[str], calls: int) -
 
 
 def check_child(config: str, mode: str, calls: int) -> None:
-    """`calls` calls on, then `calls` off, the on calls' spans captured by a receiver: prints JSON."""
+    """`calls` calls on, then `calls` off: prints JSON, with the on calls' spans (llmprobe's as a
+    capturing receiver decoded them, the SDK's from their exporter's last export)."""
     capture = tempfile.mktemp(prefix="lc-check-", suffix=".pb")
     with Receiver(decode="full", capture=capture) as rx:
         os.environ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = rx.endpoint
         h = workload.setup_config(config)
         fn = workload.WORKLOADS[mode]()
-        counts = {}
+        counts, spans = {}, []
         for on in (True, False):
             if h["enable"] is not None:
                 (h["enable"] if on else h["disable"])()
@@ -114,11 +134,19 @@ def check_child(config: str, mode: str, calls: int) -> None:
                 fn()
             h["flush"]()
             counts["on" if on else "off"] = (h["span_count"]() - before) / calls
-        spans = _decode(capture) if os.path.exists(capture) else []
+            if on and "last_export" in h:
+                spans = [_summary(name, attributes.values()) for name, attributes in h["last_export"]()]
         h["shutdown"]()
     if os.path.exists(capture):
+        spans = spans or _decode(capture)
         os.unlink(capture)
-    print(json.dumps({"spans per call": counts, "spans of the first export": spans}))
+    print(json.dumps({"spans per call": counts, "spans of the on calls": spans}))
+
+
+def _summary(name: str, values) -> dict:
+    values = [str(v) for v in values]
+    text = " ".join(values)
+    return {"name": name, "attributes": len(values), "content": [w for w, t in CONTENT.items() if t in text]}
 
 
 def _decode(path: str) -> list[dict]:
@@ -126,27 +154,27 @@ def _decode(path: str) -> list[dict]:
 
     with open(path, "rb") as f:
         request = ExportTraceServiceRequest.FromString(f.read())
-    out = []
-    for rs in request.resource_spans:
-        for ss in rs.scope_spans:
-            for span in ss.spans:
-                values = " ".join(str(kv.value) for kv in span.attributes)
-                has = [what for what, text in CONTENT.items() if text in values]
-                out.append({"name": span.name, "attributes": len(span.attributes), "content": has})
-    return out
+    return [
+        _summary(span.name, [kv.value for kv in span.attributes])
+        for rs in request.resource_spans
+        for ss in rs.scope_spans
+        for span in ss.spans
+    ]
 
 
 def check(configs: list[str], modes: list[str]) -> None:
     for c in configs:
         for m in modes:
             command = [sys.executable, SCRIPT, "--child", c, m, "check", "3", "0"]
-            done = subprocess.run(command, capture_output=True, text=True, env=workload.child_env(), check=False)
+            done = subprocess.run(
+                command, capture_output=True, text=True, env=workload.child_env(), check=False
+            )
             if done.returncode != 0:
                 print(f"\n## {c} {m}: FAILED\n{done.stderr[-3000:]}")
                 continue
             result = json.loads(done.stdout.strip().splitlines()[-1])
             print(f"\n## {c} {m}: spans per call {result['spans per call']}")
-            for span in result["spans of the first export"]:
+            for span in result["spans of the on calls"]:
                 print(f"  {span['name']:40s} {span['attributes']:3d} attributes, content: {span['content']}")
 
 
@@ -167,7 +195,9 @@ def print_ratios(added: dict, configs: list[str], modes: list[str]) -> None:
         if "llmprobe" in configs and "floor" in configs:
             lines.append(f"llmprobe / floor = {added[('llmprobe', m)] / added[('floor', m)]:.2f}")
         if "llmprobe" in configs and "none" in configs:
-            lines.append(f"llmprobe / LangChain's own cost = {added[('llmprobe', m)] / added[('none', m)]:.3f}")
+            lines.append(
+                f"llmprobe / LangChain's own cost = {added[('llmprobe', m)] / added[('none', m)]:.3f}"
+            )
         print(f"\n{m}: " + "; ".join(lines))
 
 

@@ -18,7 +18,7 @@ spans, which every config exports over OTLP/HTTP to the peers' otlp_sink.py in a
 | llmprobe | llmprobe_setup.setup(): ``llmprobe.init()`` exporting OTLP/HTTP to the sink; ``llmprobe.instrumentation.langchain.instrument()`` / ``uninstrument()`` |
 | openinference | openinference-instrumentation-langchain ``LangChainInstrumentor().instrument(tracer_provider=tp)`` / ``uninstrument()`` |
 | loongsuite | loongsuite-instrumentation-langchain ``LangChainInstrumentor`` (imported from LOONGSUITE_DIR, see below), same |
-| openllmetry | opentelemetry-instrumentation-langchain ``LangchainInstrumentor`` (Traceloop), same |
+| openllmetry | opentelemetry-instrumentation-langchain ``LangchainInstrumentor`` (Traceloop), instrumented once and toggled by swapping the attributes it wrapped: its uninstrument() takes nothing out (see _swapped()) |
 
 The peers' ``tp`` is an SDK TracerProvider + BatchSpanProcessor (default settings) + the SDK's
 OTLPSpanExporter (http/protobuf) to the same kind of sink as llmprobe's, so both sides pay for
@@ -33,8 +33,10 @@ loongsuite config only.
 
 from __future__ import annotations
 
+import atexit
 import contextvars
 import importlib.metadata
+import importlib.util
 import itertools
 import os
 import platform
@@ -153,7 +155,8 @@ def _floor() -> dict:
     class Nothing(BaseCallbackHandler):
         run_inline = True
 
-    var = contextvars.ContextVar("x", default=Nothing())
+    # The handler as the default, as llmprobe's own (every context gets it, nothing set per context).
+    var = contextvars.ContextVar("x", default=Nothing())  # noqa: B039
 
     def disable() -> None:
         _configure_hooks[:] = [hook for hook in _configure_hooks if hook[0] is not var]
@@ -172,10 +175,20 @@ class _PluginCtx:
 
 
 def _llmprobe() -> dict:
+    """llmprobe_setup.setup() with langchain_core imported first, so that llmprobe.init()
+    instruments it at once. The other order (the setup imports
+    llmprobe.instrumentation.langchain, whose _read imports langchain_core) fires the import
+    hook while that module is half-imported: the hook fails (llmprobe logs "partially
+    initialized module ... has no attribute 'instrument'") and LangChain is left uninstrumented
+    until instrument() is called."""
+    import langchain_core  # noqa: F401
+
     importable_llmprobe()
     handles = llmprobe_setup.setup(_PluginCtx(), "langchain")
-    import langchain_core  # noqa: F401  (llmprobe instruments it on import)
+    from llmprobe.instrumentation import langchain
 
+    if langchain._handler_var is None:
+        raise SystemExit("llmprobe.init() did not instrument LangChain")
     return handles
 
 
@@ -188,13 +201,15 @@ def _sdk_provider() -> tuple[object, dict]:
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 
     sink, port = llmprobe_setup._start_sink()
-    exported = {"spans": 0}
+    atexit.register(sink.terminate)  # by its pid, ours only
+    exported = {"spans": 0, "last": []}
 
     class CountingExporter(OTLPSpanExporter):
         def export(self, spans):
             result = super().export(spans)
             if result is SpanExportResult.SUCCESS:
                 exported["spans"] += len(spans)
+            exported["last"] = spans
             return result
 
     provider = TracerProvider()
@@ -212,6 +227,7 @@ def _sdk_provider() -> tuple[object, dict]:
         "span_count": lambda: exported["spans"],
         "flush": provider.force_flush,
         "shutdown": shutdown,
+        "last_export": lambda: [(span.name, span.attributes) for span in exported["last"]],
     }
     return provider, handles
 
@@ -240,15 +256,95 @@ def _instrumentor(config: str) -> type:
     return LangchainInstrumentor
 
 
+# The modules whose functions and classes OpenLLMetry's instrument() wraps.
+OPENLLMETRY_WRAPS = (
+    "langchain_core.callbacks",
+    "langgraph.pregel",
+    "langgraph.types",
+    "langgraph.prebuilt",
+    "langgraph.prebuilt.chat_agent_executor",
+    "langchain.agents",
+    "langchain.agents.factory",
+    "langchain.agents.middleware.types",
+)
+
+
+def _patched_attributes() -> dict[tuple[object, str], object]:
+    """{(owner, name): value} of every attribute of the langchain*/langgraph* modules and of the
+    classes they define."""
+    import inspect
+
+    out = {}
+    for name, module in list(sys.modules.items()):
+        if module is None or not name.startswith(("langchain", "langgraph")):
+            continue
+        for attr, value in list(vars(module).items()):
+            out[(module, attr)] = value
+            if inspect.isclass(value) and value.__module__ == name:
+                for cattr, cvalue in list(vars(value).items()):
+                    out[(value, cattr)] = cvalue
+    return out
+
+
+def _swapped(instrument) -> tuple[object, object]:
+    """instrument() once; enable / disable that put its wrappers in and take them out again.
+
+    For OpenLLMetry, whose uninstrument() takes nothing out: it calls
+    ``unwrap("langchain_core.callbacks", "BaseCallbackManager.__init__")``, which
+    opentelemetry-instrumentation's unwrap() reads as getattr(langchain_core.callbacks,
+    "BaseCallbackManager.__init__"), finds nothing and skips (likewise Pregel.stream and the
+    rest). Toggled with instrument() / uninstrument(), its handler keeps tracing while "off" and
+    every instrument() stacks one more wrapper on BaseCallbackManager.__init__. The peers'
+    OpenAI harness toggles every peer this way (bench_llm_overhead.py, instrumentor()).
+    """
+    import importlib
+
+    import wrapt
+
+    # What it wraps, imported first, so that each wrapper replaces an attribute seen before.
+    for module in OPENLLMETRY_WRAPS:
+        importlib.import_module(module)
+    before = _patched_attributes()
+    instrument()
+    after = _patched_attributes()
+    patched = [
+        (owner, name, before[(owner, name)], value)
+        for (owner, name), value in after.items()
+        if (owner, name) in before
+        and before[(owner, name)] is not value
+        and isinstance(value, wrapt.ObjectProxy)
+    ]
+    new = [key for key, value in after.items() if key not in before and isinstance(value, wrapt.ObjectProxy)]
+    assert patched and not new, (patched, new)
+
+    def apply(on: bool) -> None:
+        for owner, name, original, wrapper in patched:
+            setattr(owner, name, wrapper if on else original)
+
+    return (lambda: apply(True)), (lambda: apply(False))
+
+
 def _peer(config: str) -> dict:
     provider, handles = _sdk_provider()
     instrumentor = _instrumentor(config)()
-    instrumentor.instrument(tracer_provider=provider)
+    if config == "openllmetry":
+        handles["enable"], handles["disable"] = _swapped(
+            lambda: instrumentor.instrument(tracer_provider=provider)
+        )
+    else:
+        instrumentor.instrument(tracer_provider=provider)
+        handles["enable"] = lambda: instrumentor.instrument(tracer_provider=provider)
+        handles["disable"] = instrumentor.uninstrument
     if not instrumentor.is_instrumented_by_opentelemetry:
         raise SystemExit(f"{config}: instrument() did not instrument (a dependency conflict?)")
-    handles["enable"] = lambda: instrumentor.instrument(tracer_provider=provider)
-    handles["disable"] = instrumentor.uninstrument
     return handles
+
+
+def callback_manager_init() -> object:
+    """What BaseCallbackManager.__init__ is now: the peers wrap it to add their handler."""
+    from langchain_core.callbacks.base import BaseCallbackManager
+
+    return BaseCallbackManager.__dict__["__init__"]
 
 
 def setup_config(config: str) -> dict:
@@ -313,12 +409,20 @@ def versions() -> dict[str, str]:
     """What the run measured: Python, valgrind, every package above, llmprobe's commit and build."""
     valgrind = subprocess.run(["valgrind", "--version"], capture_output=True, text=True, check=False).stdout
     so = sorted((HERE.parent / "python" / "llmprobe").glob("_core*.so"))
-    out = {"python": f"{platform.python_implementation()} {platform.python_version()}", "valgrind": valgrind.strip()}
+    out = {
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "valgrind": valgrind.strip(),
+    }
     out.update({name: _version(name) for name in PACKAGES})
     dirty = " (+ uncommitted changes)" if _git("status", "--porcelain", "python", "rust") else ""
-    out["llmprobe"] = f"{_git('rev-parse', '--short', 'HEAD')}{dirty}"
+    out["checkout"] = f"{_git('rev-parse', '--short', 'HEAD')}{dirty}"
     if so:
-        out["llmprobe _core"] = f"{so[0].name}, built {_mtime(so[0])}"
+        out["checkout's _core"] = f"{so[0].name}, built {_mtime(so[0])}"
+    # The children import the llmprobe found first on PYTHONPATH, else this checkout's.
+    spec = importlib.util.find_spec("llmprobe")
+    out["llmprobe imported from"] = (
+        os.path.dirname(spec.origin) if spec else str(HERE.parent / "python" / "llmprobe")
+    )
     return out
 
 
