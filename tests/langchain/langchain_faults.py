@@ -43,14 +43,14 @@ PLUMBING = {
     "_patch_class",
     "_patch_hierarchy",
     "_subclasses",
-    "_classes",
+    "bind",
     "_started",
     "_ending",
     "pending",
 }
 AFTER = {
     "llmprobe.instrumentation.langchain._handler": ["_end_chain", "_end_model", "_failed", "_pending_call_id"],
-    "llmprobe.instrumentation.langchain._read": ["answer", "documents"],
+    "llmprobe.instrumentation.langchain._read": ["answer"],
     "llmprobe.instrumentation.langchain._models": ["_finish"],
 }
 
@@ -93,6 +93,7 @@ def inject(mode: str) -> None:
         _runs._Span = boom
         _core.ModelStep = boom
         _core.to_json = boom
+        _core.langchain_json = _core.langchain_output = _core.langchain_documents = boom
         _core.truncate = boom
         _core.record_genai_metrics = boom
         _core.Call = boom

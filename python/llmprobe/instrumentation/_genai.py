@@ -284,20 +284,29 @@ def put_output(attributes: dict, messages: list, capture: bool) -> None:
     tool calls); only their size when content is not captured. Their finish reasons go to
     ``gen_ai.response.finish_reasons`` either way."""
     reasons = [m["finish_reason"] for m in messages if m.get("finish_reason")]
+    if not capture:
+        put_output_json(attributes, None, "", reasons, False, _messages.characters(messages))
+    elif messages:
+        put_output_json(
+            attributes, _core.to_json(messages), _messages.message_text(messages), reasons, _messages.has_parts(messages)
+        )
+
+
+def put_output_json(
+    attributes: dict, text: str | None, answer: str, reasons: list, has_parts: bool = True, size: int = 0
+) -> None:
+    """put_output() for output messages already written as JSON (`text`; None when content is not
+    captured: then `size` characters are recorded), `answer` being their text."""
     if reasons:
         attributes["gen_ai.response.finish_reasons"] = reasons
-    if not capture:
-        attributes["llmprobe.output.size"] = _messages.characters(messages)
+    if text is None:
+        attributes["llmprobe.output.size"] = size
         return
-    if not messages:
-        return
-    text = _core.to_json(messages)
     attributes["gen_ai.output.messages"] = text
-    answer = _messages.message_text(messages)
     if answer:
         # len() counts code points, the characters Rust cuts by: a short answer needs no crossing.
         attributes["output.value"] = answer if len(answer) <= _max_length else _core.truncate(answer)
         attributes["output.mime_type"] = "text/plain"
-    elif _messages.has_parts(messages):
+    elif has_parts:
         attributes["output.value"] = text
         attributes["output.mime_type"] = "application/json"

@@ -26,7 +26,13 @@ pub struct JsonWriter {
     max: usize,
     /// Containers on the current path, to spot self-references.
     path: Vec<usize>,
+    /// A framework's objects written in their own shape (see with_objects); false: not one.
+    objects: Option<ObjectWriter>,
 }
+
+/// Writes an object a framework knows (a LangChain message, say) in the contract's shape, or
+/// returns false to let the writer go on with its general rules.
+pub type ObjectWriter = fn(&mut JsonWriter, &Bound<'_, PyAny>) -> bool;
 
 impl JsonWriter {
     pub fn new(max: usize) -> Self {
@@ -34,7 +40,21 @@ impl JsonWriter {
             out: String::with_capacity(256),
             max,
             path: Vec::new(),
+            objects: None,
         }
+    }
+
+    /// A writer that asks `objects` first about every object its general rules would take
+    /// apart (pydantic models, dataclasses, objects with `__dict__`).
+    pub fn with_objects(max: usize, objects: ObjectWriter) -> Self {
+        let mut w = JsonWriter::new(max);
+        w.objects = Some(objects);
+        w
+    }
+
+    /// `v` nested one level deeper (self-references and depth guarded).
+    pub(crate) fn nested_value(&mut self, v: &Bound<'_, PyAny>, body: impl FnOnce(&mut Self)) {
+        self.nested(v, body);
     }
 
     fn string(&mut self, s: &Bound<'_, PyString>) {
@@ -99,6 +119,7 @@ impl JsonWriter {
             self.nested(v, |w| w.seq(s.iter()));
         } else if let Ok(s) = v.cast::<PyFrozenSet>() {
             self.nested(v, |w| w.seq(s.iter()));
+        } else if self.objects.is_some_and(|objects| objects(self, v)) {
         } else if v.is_instance_of::<PyBytes>() || v.is_instance_of::<PyByteArray>() {
             let n = v.len().unwrap_or(0);
             self.text(&format!("<{n} bytes>"));

@@ -5,6 +5,7 @@ mod convert;
 mod dashscope_chunks;
 mod hook;
 mod json;
+mod langchain;
 mod messages;
 mod model_step;
 mod openai_request;
@@ -227,6 +228,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(truncate, m)?)?;
     m.add_function(wrap_pyfunction!(record_genai_metrics, m)?)?;
     m.add_function(wrap_pyfunction!(chat_input, m)?)?;
+    m.add_function(wrap_pyfunction!(langchain::langchain_classes, m)?)?;
+    m.add_function(wrap_pyfunction!(langchain::langchain_json, m)?)?;
+    m.add_function(wrap_pyfunction!(langchain::langchain_documents, m)?)?;
+    m.add_function(wrap_pyfunction!(langchain::langchain_output, m)?)?;
     m.add_function(wrap_pyfunction!(responses::openai_chat_response, m)?)?;
     m.add_function(wrap_pyfunction!(responses::dashscope_response, m)?)?;
     m.add_function(wrap_pyfunction!(responses::usage, m)?)?;

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextvars
 
 from llmprobe.instrumentation import _genai
-from llmprobe.instrumentation.langchain import _async, _models, _runs
+from llmprobe.instrumentation.langchain import _async, _models, _read, _runs
 
 SCOPE = "llmprobe.instrumentation.langchain"
 
@@ -32,6 +32,7 @@ def instrument() -> None:
     from llmprobe.instrumentation.langchain._handler import Handler
 
     _genai.refresh()
+    _read.bind()
     _runs.configure(_genai.tracer(SCOPE, __version__))
     if _handler_var is None:
         # The one handler, shared on purpose by every context (it keeps no per-context state).

@@ -22,7 +22,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 
 from llmprobe import _core, _log
 from llmprobe._errors import qualified_name
-from llmprobe.instrumentation import _genai, _messages
+from llmprobe.instrumentation import _genai
 from llmprobe.instrumentation.langchain import _read, _runs
 
 _CLIENT = _core.KIND_CLIENT
@@ -76,7 +76,7 @@ def _put_value(attributes: dict, direction: str, value: Any) -> None:
         attributes[direction + ".value"] = _genai.content_text(value)
         attributes[direction + ".mime_type"] = "text/plain"
     else:
-        attributes[direction + ".value"] = _genai.content_json(_read.plain(value))
+        attributes[direction + ".value"] = _core.langchain_json(value)
         attributes[direction + ".mime_type"] = "application/json"
 
 
@@ -93,7 +93,8 @@ def _failed(run: _runs.Run, error: BaseException) -> bool:
 
 
 class _Model:
-    """What a model run's end needs from its start."""
+    """What a model run's end needs from its start (`input`: LangChain's messages, or a text
+    completion's prompts)."""
 
     __slots__ = ("input", "metadata", "model", "operation", "params", "provider")
 
@@ -170,13 +171,13 @@ class Handler(BaseCallbackHandler):
 
     def on_chat_model_start(self, serialized, messages, *, run_id, parent_run_id=None, tags=None, metadata=None, **kwargs):
         try:
-            _start_model(serialized, "chat", _read.messages(messages[0]) if messages else [], run_id, parent_run_id, tags, metadata, kwargs)
+            _start_model(serialized, "chat", messages[0] if messages else [], run_id, parent_run_id, tags, metadata, kwargs)
         except Exception as exc:  # noqa: BLE001
             _log.log_once("langchain on_chat_model_start", exc)
 
     def on_llm_start(self, serialized, prompts, *, run_id, parent_run_id=None, tags=None, metadata=None, **kwargs):
         try:
-            _start_model(serialized, "text_completion", _read.prompts(prompts), run_id, parent_run_id, tags, metadata, kwargs)
+            _start_model(serialized, "text_completion", prompts, run_id, parent_run_id, tags, metadata, kwargs)
         except Exception as exc:  # noqa: BLE001
             _log.log_once("langchain on_llm_start", exc)
 
@@ -293,7 +294,7 @@ class Handler(BaseCallbackHandler):
             if run is None or not _runs.finish(run):
                 return
             if _genai.capture:
-                run.span.set_attribute("retrieval.documents", _genai.content_json(_read.documents(documents)))
+                run.span.set_attribute("retrieval.documents", _core.langchain_documents(documents))
             else:
                 run.span.set_attribute("llmprobe.retrieval.document_count", len(documents or ()))
             run.span.end()
@@ -365,7 +366,9 @@ def _end_model(run: _runs.Run, result: Any, error: BaseException | None) -> None
     capture = _genai.capture
     answer = _read.answer(result) if result is not None else _read.Answer()
     attributes: dict = {}
-    input_json = _core.to_json(data.input) if capture and data.input else None
+    input_json = None
+    if capture and data.input:
+        input_json = _core.langchain_json(data.input) if data.operation == "chat" else _read.prompts_json(data.input)
     if run.step.calls:
         # An SDK's span under this run is the model call; this run is the step around it.
         span.update_name("chain " + run.name)
@@ -374,11 +377,9 @@ def _end_model(run: _runs.Run, result: Any, error: BaseException | None) -> None
         if input_json is not None:
             attributes["input.value"] = input_json
             attributes["input.mime_type"] = "application/json"
-        if capture:
-            text = _messages.message_text(answer.messages)
-            if text:
-                attributes["output.value"] = _genai.content_text(text)
-                attributes["output.mime_type"] = "text/plain"
+        if capture and answer.text:
+            attributes["output.value"] = _genai.content_text(answer.text)
+            attributes["output.mime_type"] = "text/plain"
         if error is not None:
             _failed(run, error)
         span.set_attributes(attributes)
@@ -400,14 +401,16 @@ def _end_model(run: _runs.Run, result: Any, error: BaseException | None) -> None
     if input_json is not None:
         _genai.put_input_json(attributes, input_json, 0, True)
     elif not capture:
-        attributes["llmprobe.input.size"] = _messages.characters(data.input)
+        attributes["llmprobe.input.size"] = _read.characters(data.input)
     if answer.model is not None:
         attributes["gen_ai.response.model"] = metric_attributes["gen_ai.response.model"] = answer.model
     if answer.id is not None:
         attributes["gen_ai.response.id"] = answer.id
     answer.usage_attributes(attributes)
     if answer.messages:
-        _genai.put_output(attributes, answer.messages, capture)
+        reasons = [r for r in answer.reasons if r is not None]
+        output = _core.langchain_output(answer.messages, answer.reasons) if capture else None
+        _genai.put_output_json(attributes, output, answer.text, reasons, True, len(answer.text))
     first_chunk = None
     if run.first_token is not None:
         attributes["gen_ai.response.time_to_first_token"] = run.first_token - run.started

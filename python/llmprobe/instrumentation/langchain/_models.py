@@ -98,7 +98,7 @@ def _begin(kind: str, instance: Any, args: tuple, kwargs: dict) -> _Operation | 
             if isinstance(query, str):
                 attributes["reranker.query"] = attributes["input.value"] = _genai.content_text(query)
                 attributes["input.mime_type"] = "text/plain"
-            attributes["reranker.input_documents"] = _genai.content_json(_read.documents(documents))
+            attributes["reranker.input_documents"] = _core.langchain_documents(documents)
         span_name = f"rerank {model or name}"
     if model is not None:
         attributes["gen_ai.request.model"] = op.metric_attributes["gen_ai.request.model"] = model
@@ -118,7 +118,7 @@ def _finish(op: _Operation, instance: Any, result: Any, error: BaseException | N
     span = op.span
     attributes: dict = {}
     if op.kind == "rerank" and error is None and _genai.capture:
-        attributes["reranker.output_documents"] = _genai.content_json(_read.documents(result))
+        attributes["reranker.output_documents"] = _core.langchain_documents(result)
     if op.step.calls:
         # The SDK's span is the operation; this one is the step around it.
         span.update_name("chain " + type(instance).__name__)

@@ -1,32 +1,18 @@
-"""LangChain's objects in the span contract's shapes: messages, model results, documents, tools.
+"""What LangChain reports, read for the span contract: model results, tools, parameters.
 
-Everything here only reads. A LangChain message (``BaseMessage``: ``type``, ``content`` as text
-or content blocks, an AI message's ``tool_calls``, a tool message's ``tool_call_id``) becomes
-the contract's ``{role, parts}``; an ``LLMResult`` gives the output messages, finish reasons,
-token usage and response model; documents become the contract's retrieval JSON. Serialising
-and cutting happen later, in Rust (``_core.to_json``).
+Everything here only reads. An ``LLMResult`` gives the answer (its messages, finish reasons,
+token usage, response model and id); a model's invocation parameters give the request's. The
+messages, documents and chain values themselves are written as JSON in the contract's shapes by
+the core in one pass (``_core.langchain_json``, ``langchain_output``, ``langchain_documents``:
+rust/src/python/langchain.rs), once bind() has given it LangChain's classes.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from llmprobe.instrumentation._messages import SEQUENCES, parse_arguments, text_part, tool_response_part
-
-# A message's `type` -> the conventions' role.
-_ROLES = {
-    "human": "user",
-    "HumanMessageChunk": "user",
-    "ai": "assistant",
-    "AIMessageChunk": "assistant",
-    "system": "system",
-    "SystemMessageChunk": "system",
-    "developer": "system",
-    "tool": "tool",
-    "ToolMessageChunk": "tool",
-    "function": "tool",
-    "FunctionMessageChunk": "tool",
-}
+from llmprobe import _core
+from llmprobe.instrumentation._messages import SEQUENCES, text_part
 
 # Providers' finish reasons -> the conventions' values (others are kept as given).
 _FINISH_REASONS = {
@@ -87,48 +73,6 @@ def finish_reason(reason: Any) -> str | None:
 # ---- messages --------------------------------------------------------------------------------
 
 
-def _block(block: Any) -> dict | None:
-    """One content block of a message (OpenAI-style or LangChain's standard blocks)."""
-    if isinstance(block, str):
-        return text_part(block)
-    if not isinstance(block, dict):
-        return None
-    kind = block.get("type")
-    if kind == "text":
-        return text_part(block.get("text"))
-    if kind == "image_url":
-        image = block.get("image_url")
-        url = image.get("url") if isinstance(image, dict) else image
-        return {"type": "uri", "modality": "image", "uri": url}
-    if kind in ("image", "audio", "video", "file"):
-        modality = kind if kind != "file" else "file"
-        if block.get("url") is not None:
-            return {"type": "uri", "modality": modality, "uri": block["url"]}
-        data = block.get("base64", block.get("data"))
-        if data is not None:
-            return {"type": "blob", "modality": modality, "mime_type": block.get("mime_type"), "content": data}
-        file_id = block.get("file_id", block.get("id"))
-        return {"type": "file", "modality": modality, "file_id": file_id}
-    if kind == "reasoning":
-        return {"type": "reasoning", "content": block.get("reasoning", block.get("text"))}
-    if kind in ("tool_call", "tool_use"):
-        return None  # the message's tool_calls say it (once)
-    return {"type": str(kind)} if kind is not None else None
-
-
-def _content_parts(content: Any) -> list:
-    if isinstance(content, str):
-        return [text_part(content)] if content else []
-    if not isinstance(content, SEQUENCES):
-        return []
-    parts = []
-    for block in content:
-        part = _block(block)
-        if part is not None:
-            parts.append(part)
-    return parts
-
-
 def content_text(content: Any) -> str:
     """The text of a message's content: the string, or its text blocks joined."""
     if isinstance(content, str):
@@ -144,67 +88,43 @@ def content_text(content: Any) -> str:
     return ""
 
 
-def role(message: Any) -> str:
-    kind = getattr(message, "type", None)
-    found = _ROLES.get(kind)
-    if found is not None:
-        return found
-    custom = getattr(message, "role", None)  # ChatMessage
-    return custom if isinstance(custom, str) else str(kind)
-
-
-def message(msg: Any) -> dict:
-    """A LangChain message (or a (role, text) pair, or a dict) in the contract's shape."""
-    if isinstance(msg, tuple) and len(msg) == 2:
-        who, text = msg
-        return {"role": _ROLES.get(who, who), "parts": _content_parts(text)}
-    if isinstance(msg, dict):
-        who = msg.get("role", msg.get("type", "user"))
-        return {"role": _ROLES.get(who, who), "parts": _content_parts(msg.get("content"))}
-    if isinstance(msg, str):
-        return {"role": "user", "parts": [text_part(msg)]}
-    who = role(msg)
-    content = getattr(msg, "content", None)
-    if who == "tool":
-        call_id = getattr(msg, "tool_call_id", None)
-        return {"role": "tool", "parts": [tool_response_part(call_id, content_text(content))]}
-    parts = _content_parts(content)
-    for call in getattr(msg, "tool_calls", None) or ():
-        parts.append(
-            {
-                "type": "tool_call",
-                "id": call.get("id"),
-                "name": call.get("name"),
-                "arguments": parse_arguments(call.get("args")),
-            }
-        )
-    return {"role": who, "parts": parts}
-
-
-def messages(msgs: Any) -> list:
+def characters(msgs: Any) -> int:
+    """The characters of the messages' text: what is recorded instead when content is not
+    captured."""
     if not isinstance(msgs, SEQUENCES):
-        return []
-    return [message(m) for m in msgs]
+        return 0
+    return sum(len(m) if isinstance(m, str) else len(content_text(getattr(m, "content", None))) for m in msgs)
 
 
-def prompts(texts: Any) -> list:
-    """A text completion's prompts as user messages."""
-    if not isinstance(texts, SEQUENCES):
-        return []
-    return [{"role": "user", "parts": [text_part(t)]} for t in texts if isinstance(t, str)]
+def prompts_json(texts: Any) -> str:
+    """A text completion's prompts as user messages, in JSON."""
+    return _core.to_json([{"role": "user", "parts": [text_part(t)]} for t in texts if isinstance(t, str)])
 
 
 # ---- model results ---------------------------------------------------------------------------
 
 
 class Answer:
-    """What an LLMResult says of one model run: output messages, finish reasons, usage,
-    response model and id."""
+    """What an LLMResult says of one model run: the answer's messages (LangChain's, or texts)
+    with their finish reasons and text, the usage, the response model and id."""
 
-    __slots__ = ("cache_read", "id", "input_tokens", "messages", "model", "output_tokens", "reasoning", "total")
+    __slots__ = (
+        "cache_read",
+        "id",
+        "input_tokens",
+        "messages",
+        "model",
+        "output_tokens",
+        "reasons",
+        "reasoning",
+        "text",
+        "total",
+    )
 
     def __init__(self) -> None:
         self.messages: list = []
+        self.reasons: list = []  # per message, the conventions' finish reason or None
+        self.text = ""
         self.input_tokens: int | None = None
         self.output_tokens: int | None = None
         self.total: int | None = None
@@ -261,17 +181,19 @@ def answer(result: Any) -> Answer:
     """An LLMResult of one run (LangChain hands each run its own, flattened)."""
     out = Answer()
     usage_seen = False
+    texts = []
     for generations in getattr(result, "generations", None) or ():
         for generation in generations or ():
             msg = getattr(generation, "message", None)
             info = getattr(generation, "generation_info", None) or {}
             if msg is not None:
-                entry = message(msg)
-                entry["role"] = "assistant"
                 metadata = getattr(msg, "response_metadata", None) or {}
-                reason = info.get("finish_reason") or metadata.get("finish_reason") or metadata.get(
-                    "stop_reason"
-                ) or metadata.get("done_reason")
+                reason = (
+                    info.get("finish_reason")
+                    or metadata.get("finish_reason")
+                    or metadata.get("stop_reason")
+                    or metadata.get("done_reason")
+                )
                 usage = getattr(msg, "usage_metadata", None)
                 if isinstance(usage, dict):
                     _read_usage_metadata(out, usage)
@@ -285,14 +207,17 @@ def answer(result: Any) -> Answer:
                     # LangChain names messages it made itself after the run: not a response id.
                     if isinstance(msg_id, str) and not msg_id.startswith(("run-", "lc_run-", "lc_")):
                         out.id = msg_id
+                text = content_text(getattr(msg, "content", None))
+                out.messages.append(msg)
             else:
                 text = getattr(generation, "text", None)
-                entry = {"role": "assistant", "parts": [text_part(text)] if isinstance(text, str) else []}
+                text = text if isinstance(text, str) else ""
                 reason = info.get("finish_reason")
-            reason = finish_reason(reason)
-            if reason is not None:
-                entry["finish_reason"] = reason
-            out.messages.append(entry)
+                out.messages.append(text)
+            out.reasons.append(finish_reason(reason))
+            if text:
+                texts.append(text)
+    out.text = "\n".join(texts)
     llm_output = getattr(result, "llm_output", None)
     if isinstance(llm_output, dict):
         if not usage_seen:
@@ -355,66 +280,11 @@ def request_parameters(attributes: dict, params: dict, metadata: dict) -> None:
         attributes["gen_ai.request.stop_sequences"] = list(stop)
 
 
-# ---- documents -------------------------------------------------------------------------------
+def bind() -> None:
+    """Give the core LangChain's classes, so that it writes their objects in the contract's
+    shapes (langchain_core is imported)."""
+    from langchain_core.documents import Document
+    from langchain_core.messages import BaseMessage
+    from langchain_core.prompt_values import PromptValue
 
-
-def documents(docs: Any) -> list:
-    """Documents in rank order, as the contract's retrieval JSON."""
-    out = []
-    if not isinstance(docs, SEQUENCES):
-        return out
-    for doc in docs:
-        metadata = getattr(doc, "metadata", None)
-        entry: dict = {"content": getattr(doc, "page_content", None)}
-        doc_id = getattr(doc, "id", None)
-        if doc_id is None and isinstance(metadata, dict):
-            doc_id = metadata.get("id")
-        if doc_id is not None:
-            entry["id"] = doc_id
-        if isinstance(metadata, dict):
-            score = metadata.get("relevance_score", metadata.get("score"))
-            if type(score) in (int, float):
-                entry["score"] = score
-            if metadata:
-                entry["metadata"] = metadata
-        out.append({"document": entry})
-    return out
-
-
-# ---- chain inputs and outputs ----------------------------------------------------------------
-
-_SCALARS = (str, int, float, bool, type(None))
-_MAX_DEPTH = 6
-
-
-def plain(value: Any, depth: int = 0) -> Any:
-    """A chain's input or output for its JSON: LangChain's messages, prompt values and documents
-    in the contract's shapes, containers walked, anything else left to the JSON writer."""
-    kind = type(value)
-    if kind in _SCALARS or depth > _MAX_DEPTH:
-        return value
-    if kind is dict:
-        return {k: plain(v, depth + 1) for k, v in value.items()}
-    if kind is list or kind is tuple:
-        return [plain(v, depth + 1) for v in value]
-    if _BaseMessage is not None and isinstance(value, _BaseMessage):
-        return message(value)
-    if _Document is not None and isinstance(value, _Document):
-        return documents((value,))[0]["document"]
-    if _PromptValue is not None and isinstance(value, _PromptValue):
-        msgs = getattr(value, "messages", None)
-        return messages(msgs) if msgs is not None else getattr(value, "text", str(value))
-    return value
-
-
-def _classes() -> tuple:
-    try:
-        from langchain_core.documents import Document
-        from langchain_core.messages import BaseMessage
-        from langchain_core.prompt_values import PromptValue
-    except ImportError:  # pragma: no cover - a langchain_core without one of them
-        return None, None, None
-    return BaseMessage, Document, PromptValue
-
-
-_BaseMessage, _Document, _PromptValue = _classes()
+    _core.langchain_classes(BaseMessage, Document, PromptValue)
