@@ -173,7 +173,13 @@ fn write_message(w: &mut JsonWriter, m: &Bound<'_, PyAny>) {
     let content = attr(m, intern!(py, "content"));
     if role == "tool" {
         w.out.push_str("{\"type\":\"tool_call_response\",\"id\":");
-        match attr(m, intern!(py, "tool_call_id")) {
+        // (A pydantic model answers a missing attribute through a Python __getattr__ that
+        // raises: only the kinds that have a field are asked for it.)
+        let id = match kind_text.as_str() {
+            "tool" | "ToolMessageChunk" => attr(m, intern!(py, "tool_call_id")),
+            _ => None,
+        };
+        match id {
             Some(id) => w.value(&id),
             None => w.out.push_str("null"),
         }
@@ -185,7 +191,11 @@ fn write_message(w: &mut JsonWriter, m: &Bound<'_, PyAny>) {
         if let Some(content) = &content {
             content_parts(w, content, &mut first);
         }
-        if let Some(calls) = attr(m, intern!(py, "tool_calls")) {
+        let calls = match role {
+            "assistant" => attr(m, intern!(py, "tool_calls")),
+            _ => None,
+        };
+        if let Some(calls) = calls {
             if let Ok(calls) = calls.cast::<PyList>() {
                 for call in calls.iter() {
                     let Ok(call) = call.cast::<PyDict>() else {

@@ -64,7 +64,7 @@ def _common(attributes: dict, tags: Any, metadata: Any) -> None:
         if user is not None:
             attributes["gen_ai.user.id"] = str(user)
     if tags:
-        attributes["langchain.tags"] = [str(t) for t in tags]
+        attributes["langchain.tags"] = list(tags)
 
 
 def _put_value(attributes: dict, direction: str, value: Any) -> None:
@@ -145,8 +145,8 @@ class Handler(BaseCallbackHandler):
 
     def on_chain_end(self, outputs, *, run_id, parent_run_id=None, **kwargs):
         try:
-            run = _runs.get(run_id)
-            if run is None or not _runs.finish(run):
+            run = _runs.finish(run_id)
+            if run is None:
                 return
             attributes: dict = {}
             inputs = kwargs.get("inputs")
@@ -159,8 +159,8 @@ class Handler(BaseCallbackHandler):
 
     def on_chain_error(self, error, *, run_id, parent_run_id=None, **kwargs):
         try:
-            run = _runs.get(run_id)
-            if run is None or not _runs.finish(run):
+            run = _runs.finish(run_id)
+            if run is None:
                 return
             _failed(run, error)
             _end_chain(run, {})
@@ -193,16 +193,16 @@ class Handler(BaseCallbackHandler):
 
     def on_llm_end(self, response, *, run_id, parent_run_id=None, **kwargs):
         try:
-            run = _runs.get(run_id)
-            if run is not None and _runs.finish(run):
+            run = _runs.finish(run_id)
+            if run is not None:
                 _end_model(run, response, None)
         except Exception as exc:  # noqa: BLE001
             _log.log_once("langchain on_llm_end", exc)
 
     def on_llm_error(self, error, *, run_id, parent_run_id=None, **kwargs):
         try:
-            run = _runs.get(run_id)
-            if run is not None and _runs.finish(run):
+            run = _runs.finish(run_id)
+            if run is not None:
                 _end_model(run, kwargs.get("response"), error)
         except Exception as exc:  # noqa: BLE001
             _log.log_once("langchain on_llm_error", exc)
@@ -237,8 +237,8 @@ class Handler(BaseCallbackHandler):
 
     def on_tool_end(self, output, *, run_id, parent_run_id=None, **kwargs):
         try:
-            run = _runs.get(run_id)
-            if run is None or not _runs.finish(run):
+            run = _runs.finish(run_id)
+            if run is None:
                 return
             attributes: dict = {}
             call_id = getattr(output, "tool_call_id", None)
@@ -290,8 +290,8 @@ class Handler(BaseCallbackHandler):
 
     def on_retriever_end(self, documents, *, run_id, parent_run_id=None, **kwargs):
         try:
-            run = _runs.get(run_id)
-            if run is None or not _runs.finish(run):
+            run = _runs.finish(run_id)
+            if run is None:
                 return
             if _genai.capture:
                 run.span.set_attribute("retrieval.documents", _core.langchain_documents(documents))
@@ -306,8 +306,8 @@ class Handler(BaseCallbackHandler):
 
     def _end_failed(self, run_id: Any, error: BaseException, key: str) -> None:
         try:
-            run = _runs.get(run_id)
-            if run is None or not _runs.finish(run):
+            run = _runs.finish(run_id)
+            if run is None:
                 return
             _failed(run, error)
             run.span.end()
@@ -395,9 +395,11 @@ def _end_model(run: _runs.Run, result: Any, error: BaseException | None) -> None
         attributes["gen_ai.request.model"] = metric_attributes["gen_ai.request.model"] = data.model
     _read.request_parameters(attributes, data.params, data.metadata)
     attributes["gen_ai.request.stream"] = run.streamed
-    tools = _read.tool_definitions(data.params.get("tools") or data.params.get("functions"))
-    if tools is not None and capture:
-        attributes["gen_ai.tool.definitions"] = _core.to_json(tools)
+    tools = data.params.get("tools") or data.params.get("functions")
+    if tools and capture:
+        tools = _read.tool_definitions(tools)
+        if tools is not None:
+            attributes["gen_ai.tool.definitions"] = _core.to_json(tools)
     if input_json is not None:
         _genai.put_input_json(attributes, input_json, 0, True)
     elif not capture:
@@ -419,4 +421,4 @@ def _end_model(run: _runs.Run, result: Any, error: BaseException | None) -> None
     call = _core.Call(span, metric_attributes, None, run.started)
     if error is not None and _failed(run, error):
         metric_attributes["error.type"] = qualified_name(type(error))
-    _genai.end(call, answer.input_tokens, answer.output_tokens, first_chunk)
+    _core.end_call(call, answer.input_tokens, answer.output_tokens, first_chunk)

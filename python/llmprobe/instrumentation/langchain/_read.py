@@ -44,18 +44,19 @@ _PROVIDERS = {
 }
 
 # Invocation parameters -> request attributes.
-_PARAMETERS = (
-    ("temperature", "gen_ai.request.temperature"),
-    ("top_p", "gen_ai.request.top_p"),
-    ("top_k", "gen_ai.request.top_k"),
-    ("max_tokens", "gen_ai.request.max_tokens"),
-    ("max_completion_tokens", "gen_ai.request.max_tokens"),
-    ("max_output_tokens", "gen_ai.request.max_tokens"),
-    ("seed", "gen_ai.request.seed"),
-    ("frequency_penalty", "gen_ai.request.frequency_penalty"),
-    ("presence_penalty", "gen_ai.request.presence_penalty"),
-    ("n", "gen_ai.request.choice.count"),
-)
+_PARAMETERS = {
+    "temperature": "gen_ai.request.temperature",
+    "top_p": "gen_ai.request.top_p",
+    "top_k": "gen_ai.request.top_k",
+    "max_tokens": "gen_ai.request.max_tokens",
+    "max_completion_tokens": "gen_ai.request.max_tokens",
+    "max_output_tokens": "gen_ai.request.max_tokens",
+    "seed": "gen_ai.request.seed",
+    "frequency_penalty": "gen_ai.request.frequency_penalty",
+    "presence_penalty": "gen_ai.request.presence_penalty",
+    "n": "gen_ai.request.choice.count",
+}
+_NUMBERS = (int, float)
 
 
 def provider(name: Any) -> str | None:
@@ -264,20 +265,22 @@ def tool_definitions(tools: Any) -> list | None:
 
 
 def request_parameters(attributes: dict, params: dict, metadata: dict) -> None:
-    """The sampling parameters a model run was invoked with."""
-    for key, attribute in _PARAMETERS:
-        value = params.get(key)
-        if value is not None and type(value) in (int, float):
+    """The sampling parameters a model run was invoked with (LangChain's standard ls_* metadata
+    where the parameters do not say)."""
+    for key, value in params.items():
+        attribute = _PARAMETERS.get(key)
+        if attribute is not None and type(value) in _NUMBERS:
             attributes[attribute] = value
     for key, attribute in (("ls_temperature", "gen_ai.request.temperature"), ("ls_max_tokens", "gen_ai.request.max_tokens")):
         value = metadata.get(key)
-        if attribute not in attributes and value is not None and type(value) in (int, float):
+        if value is not None and attribute not in attributes and type(value) in _NUMBERS:
             attributes[attribute] = value
     stop = params.get("stop") or params.get("stop_sequences") or metadata.get("ls_stop")
-    if isinstance(stop, str):
-        stop = [stop]
-    if isinstance(stop, SEQUENCES) and stop and all(isinstance(s, str) for s in stop):
-        attributes["gen_ai.request.stop_sequences"] = list(stop)
+    if stop:
+        if isinstance(stop, str):
+            stop = [stop]
+        if isinstance(stop, SEQUENCES) and all(isinstance(s, str) for s in stop):
+            attributes["gen_ai.request.stop_sequences"] = list(stop)
 
 
 def bind() -> None:

@@ -140,12 +140,24 @@ def start(
             base = owner.previous
             owner = base.get(_RUN_KEY)
     run = Run(run_id.int, kind, name, parent)
-    run.span = start_span(span_name, attributes, span_kind, base, parent.span if parent is not None else None)
-    values = {_SPAN_KEY: run.span, _RUN_KEY: run}
-    if model_step:
-        run.step = values[_MODEL_STEP_KEY] = model_step_in(current, parent)
+    parent_span = parent.span if parent is not None else base.get(_SPAN_KEY)
+    if parent_span is None or isinstance(parent_span, _CoreSpan):
+        span = _Span(span_name, span_kind, parent_span, attributes, None, None, _tracer_._scope, _tracer_._version)
+        trace_state = getattr(parent_span, "_trace_state", None)
+        if trace_state:
+            span._trace_state = trace_state
+    else:
+        span = start_span(span_name, attributes, span_kind, base, parent_span)
+    run.span = span
     run.previous = current
-    run.context, run.token = enter(base, values)
+    # The caller's context with the run's span (and the run, and a model run's step) in it.
+    context = run.context = _Context(base)
+    _dict_set(context, _SPAN_KEY, span)
+    _dict_set(context, _RUN_KEY, run)
+    if model_step:
+        run.step = step = model_step_in(current, parent)
+        _dict_set(context, _MODEL_STEP_KEY, step)
+    run.token = _set_current(context)
     _runs[run.key] = run
     if run.started - _last_sweep > _SWEEP_EVERY_NS:
         _sweep(run.started)
@@ -180,9 +192,9 @@ def start_span(span_name: str, attributes: dict, span_kind: int, current: Any, p
 def enter(current: Any, values: dict) -> tuple:
     """Make `current` plus `values` (a span under _SPAN_KEY, ...) the current context: (the
     context, the token to leave it)."""
-    context = dict(current)
-    context.update(values)
-    context = _Context(context)
+    context = _Context(current)
+    for key, value in values.items():
+        _dict_set(context, key, value)
     return context, _set_current(context)
 
 
@@ -231,15 +243,23 @@ def leave_run(run_id: Any) -> None:
         _leave(run, token)
 
 
-def finish(run: Run) -> bool:
-    """Forget the run and give its caller's context back. False when it had already ended."""
-    if _runs.pop(run.key, None) is None:
-        return False
+def finish(run_id: Any) -> Run | None:
+    """Forget the run and give its caller's context back: the run, None when it is not one in
+    flight (it ended already, or started before llmprobe)."""
+    run = _runs.pop(run_id.int, None)
+    if run is None:
+        return None
     token = run.token
     if token is not None:
         run.token = None
+        if _get_current() is run.context:
+            try:
+                _reset_current(token)
+                return run
+            except (ValueError, RuntimeError):
+                pass
         _leave(run, token)
-    return True
+    return run
 
 
 def _leave(run: Run, token: Token) -> None:
