@@ -46,6 +46,7 @@ PLUMBING = {
     "bind",
     "_started",
     "_ending",
+    "_token",
     "pending",
 }
 AFTER = {

@@ -134,3 +134,72 @@ asyncio.run(main())
             assert node["name"] == f"chain {name}", tree.render()
             assert kind(tree.parent(node)) == "AGENT"
     assert len(tree.roots()) == 5
+
+
+@needs("langgraph")
+@needs("langchain-openai")
+def test_a_streams_reader_keeps_its_own_span_between_chunks(langchain_app):
+    """The runs of a stream are current where the stream's own code runs, never in the code that
+    reads it: a span the reader makes between chunks (a web server writing each chunk out) is the
+    reader's, under the reader's span."""
+    app = langchain_app(
+        """
+import asyncio, operator
+from typing import Annotated, TypedDict
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate
+from langchain_openai import ChatOpenAI
+from langgraph.graph import END, START, StateGraph
+from opentelemetry import trace
+tracer = trace.get_tracer("app")
+model = ChatOpenAI(model="chunks-4", max_retries=0)
+chain = ChatPromptTemplate.from_messages([("human", "{q}")]) | model | StrOutputParser()
+class State(TypedDict):
+    out: Annotated[list, operator.add]
+def node(state):
+    return {"out": [model.invoke("in the node").content]}
+async def anode(state):
+    return {"out": [(await model.ainvoke("in the node")).content]}
+def graph(fn):
+    builder = StateGraph(State)
+    builder.add_node("node", fn)
+    builder.add_edge(START, "node")
+    builder.add_edge("node", END)
+    return builder.compile()
+sync_graph, async_graph = graph(node), graph(anode)
+def read(name, stream):
+    with tracer.start_as_current_span(f"reader {name}") as reader:
+        for i, _ in enumerate(stream):
+            assert trace.get_current_span() is reader, (name, trace.get_current_span())
+            with tracer.start_as_current_span(f"write {name}"):
+                pass
+async def aread(name, stream):
+    with tracer.start_as_current_span(f"reader {name}") as reader:
+        async for _ in stream:
+            assert trace.get_current_span() is reader, (name, trace.get_current_span())
+            with tracer.start_as_current_span(f"write {name}"):
+                pass
+read("chain", chain.stream({"q": "a"}))
+read("model", model.stream("b"))
+read("graph", sync_graph.stream({"out": []}))
+async def main():
+    await aread("achain", chain.astream({"q": "c"}))
+    await aread("amodel", model.astream("d"))
+    await aread("agraph", async_graph.astream({"out": []}))
+asyncio.run(main())
+print("read")
+""",
+        spans=lambda got: len([s for s in got if s["attributes"].get("gen_ai.span.kind") == "LLM"]) >= 6
+        and any(s["name"] == "write agraph" for s in got),
+    )
+    assert app.lines() == ["read"]
+    tree = Tree(app.spans)
+    for name in ("chain", "model", "graph", "achain", "amodel", "agraph"):
+        reader = tree.one(f"reader {name}")
+        writes = tree.named(f"write {name}")
+        assert writes, tree.render()
+        for write in writes:
+            tree.assert_under(write, reader)
+    # The model calls still nest under their runs.
+    for llm in tree.llm():
+        assert tree.parent(llm)["name"] == "chain ChatOpenAI", tree.render()

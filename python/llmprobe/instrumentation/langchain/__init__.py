@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextvars
 
 from llmprobe.instrumentation import _genai
-from llmprobe.instrumentation.langchain import _async, _models, _read, _runs
+from llmprobe.instrumentation.langchain import _async, _config_context, _models, _read, _runs, _steps
 
 SCOPE = "llmprobe.instrumentation.langchain"
 
@@ -39,6 +39,8 @@ def instrument() -> None:
         _handler_var = contextvars.ContextVar("llmprobe_langchain_handler", default=Handler())  # noqa: B039
         register_configure_hook(_handler_var, True)
     _async.instrument()
+    _config_context.instrument()
+    _steps.instrument()
     _models.instrument()
 
 
@@ -50,5 +52,5 @@ def uninstrument() -> None:
     if _handler_var is not None:
         _configure_hooks[:] = [hook for hook in _configure_hooks if hook[0] is not _handler_var]
         _handler_var = None
-    _models.uninstrument()  # also puts back what _async wrapped (the same owner)
+    _models.uninstrument()  # also puts back what _async, _config_context and _steps wrapped (the same owner)
     _runs.clear()

@@ -6,7 +6,9 @@ of a run in a task of their own (shielded from cancellation), in a copy of the c
 from which the caller's context cannot be set; and langchain-core 0.3 also runs a model's start
 callbacks in tasks of their own. So the async run managers are wrapped: after a start, the run's
 context is made current in the caller's own context (where it is not already), and before an end,
-the caller's context is given back there, before LangChain hands the end to the handlers.
+the caller's context is given back there, before LangChain hands the end to the handlers. Where a
+model's token callbacks are shielded too (langchain-core 0.3), a stream's first token gives the
+caller its context back there as well (see the handler's on_llm_new_token).
 """
 
 from __future__ import annotations
@@ -53,8 +55,24 @@ async def _ending(wrapped, instance, args, kwargs):
     return await wrapped(*args, **kwargs)
 
 
+async def _token(wrapped, instance, args, kwargs):
+    try:
+        run = _runs.get(instance.run_id)
+        if run is not None and run.token is not None:
+            _runs.leave_here(run)
+    except Exception as exc:  # noqa: BLE001
+        _log.log_once("langchain async token", exc)
+    return await wrapped(*args, **kwargs)
+
+
 def instrument() -> None:
     for path in _STARTS:
         _wrap.wrap(_MODULE, path, _started, owner=OWNER)
     for path in _ENDS:
         _wrap.wrap(_MODULE, path, _ending, owner=OWNER)
+    from langchain_core.callbacks.manager import AsyncCallbackManagerForLLMRun
+
+    # Only where LangChain runs the token callbacks in tasks of their own (functools.wraps of its
+    # `shielded` marks them): elsewhere the handler gives the context back itself, at no cost here.
+    if hasattr(vars(AsyncCallbackManagerForLLMRun).get("on_llm_new_token"), "__wrapped__"):
+        _wrap.wrap(_MODULE, "AsyncCallbackManagerForLLMRun.on_llm_new_token", _token, owner=OWNER)

@@ -185,7 +185,10 @@ class Handler(BaseCallbackHandler):
         try:
             run = _runs.get(run_id)
             if run is not None and run.first_token is None:
-                run.streamed = True
+                if not run.streamed:
+                    run.streamed = True
+                    # The request is made; whoever reads the stream runs between its chunks.
+                    _runs.leave_here(run)
                 if token or chunk is not None and getattr(getattr(chunk, "message", None), "tool_call_chunks", None):
                     run.first_token = perf_counter_ns()
         except Exception as exc:  # noqa: BLE001

@@ -235,6 +235,37 @@ def enter_started(managers: list | tuple) -> None:
         last.token = _set_current(last.context)
 
 
+def enter_copy(context: Any, config: Any) -> None:
+    """`context` is a copy of the current context in which LangChain will run the code of the
+    run `config`'s callbacks name as their parent: the run's span is made current there, and its
+    caller's context is given back here (see _config_context)."""
+    callbacks = config.get("callbacks") if isinstance(config, dict) else None
+    run = get(getattr(callbacks, "parent_run_id", None))
+    if run is None:
+        return
+    context.run(_set_current, run.context)
+    _leave_if_here(run)
+
+
+def leave_here(run: Run) -> None:
+    """Give the run's caller its context back now, if it is the current context here (a model
+    stream, at its first token: its request is made, and its consumer runs between chunks)."""
+    _leave_if_here(run)
+
+
+def _leave_if_here(run: Run) -> None:
+    # Only where the run's token was made: elsewhere (a copy of that context, where LangChain
+    # runs a model's stream in a task of its own) the caller's context is not here to give back,
+    # and the run's end gives it back where it is.
+    token = run.token
+    if token is not None and _get_current() is run.context:
+        try:
+            _reset_current(token)
+        except (ValueError, RuntimeError):
+            return
+        run.token = None
+
+
 def leave_run(run_id: Any) -> None:
     """Give the run's caller its context back here (the run's end follows)."""
     run = get(run_id)
