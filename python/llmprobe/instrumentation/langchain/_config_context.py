@@ -54,7 +54,7 @@ class _Scoped:
             _log.log_once("langchain set_config_context", exc)
         return context
 
-    def __exit__(self, *exc_info: Any) -> Any:
+    def __exit__(self, *exc_info: object) -> Any:
         return self._manager.__exit__(*exc_info)
 
 

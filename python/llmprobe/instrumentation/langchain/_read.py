@@ -116,8 +116,8 @@ class Answer:
         "messages",
         "model",
         "output_tokens",
-        "reasons",
         "reasoning",
+        "reasons",
         "text",
         "total",
     )

@@ -59,8 +59,8 @@ class SyncSteps:
         # Dropped half-way: the generator ends (its runs with it) in its own context.
         try:
             self._context.run(self._generator.close)
-        except Exception:  # noqa: BLE001 - as a generator's own finalizer, never raise here
-            pass
+        except Exception as exc:  # noqa: BLE001 - as a generator's own finalizer, never raise here
+            _log.log_once("langgraph stream close", exc)
 
 
 class _Step:
@@ -164,7 +164,7 @@ def _patch(module: Any) -> None:
 
 
 def _patch_chains(module: Any) -> None:
-    import langchain_core.runnables.config as config
+    from langchain_core.runnables import config
 
     if hasattr(config, "set_config_context"):
         return  # _config_context takes care of a chain's stream
