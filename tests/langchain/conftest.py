@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "openai"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "dashscope"))
 
+from fake_dashscope import FakeDashScope
 from fake_openai import FakeOpenAI
 from genai_fixtures import app_runner, serve
 from langchain_support import HERE, PRELUDE, SECRET, SOURCE_TREE_ENV, VERSIONS
@@ -35,6 +37,18 @@ def langchain_app(run, write_script, receiver, fake_openai):
     genai_fixtures.app_runner), with OPENAI_BASE_URL pointing at the fake OpenAI server."""
     env = {"OPENAI_BASE_URL": fake_openai.base_url, "OPENAI_API_KEY": SECRET, **SOURCE_TREE_ENV}
     return app_runner(run, write_script, receiver, fake_openai, PRELUDE, env)
+
+
+@pytest.fixture(scope="session")
+def fake_dashscope() -> FakeDashScope:
+    yield from serve(FakeDashScope())
+
+
+@pytest.fixture
+def langchain_dashscope_app(run, write_script, receiver, fake_dashscope):
+    """langchain_app() with DashScope's base URL pointing at the fake DashScope server."""
+    env = {"DASHSCOPE_HTTP_BASE_URL": fake_dashscope.base_url, "DASHSCOPE_API_KEY": SECRET, **SOURCE_TREE_ENV}
+    return app_runner(run, write_script, receiver, fake_dashscope, PRELUDE, env)
 
 
 def pytest_collection_modifyitems(config, items) -> None:

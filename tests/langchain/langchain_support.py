@@ -18,7 +18,15 @@ SECRET = "sk-llmprobe-test-SECRET-7f3a9c0d"
 # module) on sys.path.
 PRELUDE = f"import sys\nsys.path.insert(0, {str(HERE)!r})\nsys.path.insert(0, {str(HERE.parent / 'openai')!r})\n"
 
-_PACKAGES = ("langchain-core", "langchain", "langchain-classic", "langchain-openai", "langchain-community", "langgraph")
+_PACKAGES = (
+    "langchain-core",
+    "langchain",
+    "langchain-classic",
+    "langchain-openai",
+    "langchain-community",
+    "langgraph",
+    "dashscope",
+)
 
 
 def _version(name: str) -> str | None:

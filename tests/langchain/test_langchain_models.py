@@ -117,6 +117,32 @@ asyncio.run(main())
     assert tree.parent(llm)["name"] == "chain ChatOpenAI"
 
 
+@needs("langchain-community")
+@needs("dashscope")
+def test_chat_tongyi_is_one_llm_span_under_its_chain_run(langchain_dashscope_app):
+    app = langchain_dashscope_app(
+        """
+import warnings
+warnings.simplefilter("ignore")
+from langchain_community.chat_models import ChatTongyi
+model = ChatTongyi(model="qwen-plus")
+print(model.invoke("hello").content)
+print("".join(chunk.content for chunk in model.stream("streamed")))
+""",
+        spans=2,
+    )
+    assert len(app.lines()) == 2
+    tree = Tree(app.spans)
+    llm = tree.llm()
+    assert [s["scope"] for s in llm] == ["llmprobe.instrumentation.dashscope"] * 2, tree.render()
+    for span in llm:
+        assert span["name"] == "chat qwen-plus"
+        assert attrs(span)["gen_ai.usage.input_tokens"] > 0
+        step = tree.parent(span)
+        assert step["name"] == "chain ChatTongyi" and kind(step) == "CHAIN"
+        assert not any(k.startswith("gen_ai.usage.") for k in attrs(step))
+
+
 def test_fake_chat_model_usage_and_metrics(langchain_app, receiver):
     app = langchain_app(
         """
