@@ -51,6 +51,8 @@ def _common(attributes: dict, tags: Any, metadata: Any) -> None:
     user ids in the run's metadata (LangGraph's thread_id is both the session and the
     conversation), and the run's tags."""
     attributes["gen_ai.framework"] = "langchain"
+    if not metadata and not tags:
+        return
     if metadata:
         thread = metadata.get("thread_id")
         for key, attribute in (

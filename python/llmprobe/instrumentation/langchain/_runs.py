@@ -65,34 +65,30 @@ else:  # a runtime context other than contextvars: the API's functions
 class Run:
     """One LangChain run in flight."""
 
-    __slots__ = (
-        "context",
-        "data",
-        "first_token",
-        "key",
-        "kind",
-        "name",
-        "parent",
-        "previous",
-        "span",
-        "started",
-        "step",
-        "streamed",
-        "token",
-    )
+    __slots__ = ("context", "data", "key", "kind", "name", "parent", "previous", "span", "started", "token")
+
+    # A model run's (ModelRun's) own; None for the others.
+    step = None
 
     def __init__(self, key: int, kind: str, name: str, parent: Run | None) -> None:
         self.key = key
         self.kind = kind  # the contract's span kind so far (CHAIN, LLM, TOOL, ...)
         self.name = name  # the run's name (LangChain's)
         self.parent = parent
-        self.span: Any = None
-        self.context: Any = None  # the context made current for the run, if any
-        self.previous: Any = None  # the context current where it started
-        self.token: Token | None = None
-        self.step: Any = None  # a model run's _core.ModelStep
         self.data: Any = None  # what the run's end needs from its start
         self.started = perf_counter_ns()
+        # Set by start(): span, context (made current for the run), previous (the context
+        # current where it started), token (to give that back).
+
+
+class ModelRun(Run):
+    """A chat model's or an LLM's run: also its model step and how it streamed."""
+
+    __slots__ = ("first_token", "step", "streamed")
+
+    def __init__(self, key: int, kind: str, name: str, parent: Run | None) -> None:
+        Run.__init__(self, key, kind, name, parent)
+        self.step: Any = None  # its _core.ModelStep
         self.first_token: int | None = None
         self.streamed = False
 
@@ -139,7 +135,7 @@ def start(
         while owner is not None and owner.parent is None and base is owner.context:
             base = owner.previous
             owner = base.get(_RUN_KEY)
-    run = Run(run_id.int, kind, name, parent)
+    run = (ModelRun if model_step else Run)(run_id.int, kind, name, parent)
     parent_span = parent.span if parent is not None else base.get(_SPAN_KEY)
     if parent_span is None or isinstance(parent_span, _CoreSpan):
         span = _Span(span_name, span_kind, parent_span, attributes, None, None, _tracer_._scope, _tracer_._version)
