@@ -51,6 +51,22 @@ def wrap(target: Any, name: str, wrapper: Callable, owner: str = "") -> bool:
     return True
 
 
+def replace(target: Any, name: str, make: Callable[[Any], Callable], owner: str = "") -> bool:
+    """Replace `target`'s attribute `name` (a function) with the plain function ``make(original)``,
+    keeping the original for unwrap(): for a hot function called where a wrapt wrapper's own cost
+    (about four times a plain function's call) would show. The replacement carries the original
+    as ``__wrapped__``. Replacing the same attribute twice is ignored (False)."""
+    parent, attribute, original = wrapt.resolve_path(target, name)
+    key = (id(parent), attribute)
+    if key in _originals:
+        return False
+    replacement = make(original)
+    replacement.__wrapped__ = original
+    setattr(parent, attribute, replacement)
+    _originals[key] = (owner, parent, attribute, original)
+    return True
+
+
 def unwrap(target: Any, name: str) -> bool:
     """Put back the original that wrap() replaced; False when it was not wrapped by wrap()."""
     parent, attribute, _current = wrapt.resolve_path(target, name)

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import wrapt
-
 from llmprobe import _import_hook, _log
 from llmprobe.instrumentation import _wrap
 from llmprobe.instrumentation.langchain import _runs
@@ -58,17 +56,20 @@ class _Scoped:
         return self._manager.__exit__(*exc_info)
 
 
-def _set_config_context(wrapped, instance, args, kwargs):
-    manager = wrapped(*args, **kwargs)
-    config = args[0] if args else kwargs.get("config")
-    return _Scoped(manager, config)
+def _replacement(original: Any) -> Any:
+    # A plain function, not a wrapt wrapper: LangChain calls it for every step of every chain.
+    def set_config_context(config: Any, *args: Any, **kwargs: Any) -> _Scoped:
+        return _Scoped(original(config, *args, **kwargs), config)
+
+    set_config_context.__llmprobe__ = True
+    return set_config_context
 
 
 def _patch(module: Any) -> None:
     current = getattr(module, "set_config_context", None)
-    if current is None or isinstance(current, wrapt.FunctionWrapper):
+    if current is None or getattr(current, "__llmprobe__", False):
         return  # not in this version, or the name of a module already patched
-    _wrap.wrap(module, "set_config_context", _set_config_context, owner=OWNER)
+    _wrap.replace(module, "set_config_context", _replacement, owner=OWNER)
 
 
 def instrument() -> None:
