@@ -24,12 +24,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
-import threading
-import time
-import urllib.request
-from pathlib import Path
 
+import offline
 import openai
 import uvicorn
 from fastapi import FastAPI
@@ -100,32 +96,6 @@ async def weather(city: str) -> dict:
     return {"answer": second.choices[0].message.content}
 
 
-def _start_fake_server() -> None:
-    """The tests' fake OpenAI-compatible server, in this process, for an offline run."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "openai"))
-    from fake_openai import FakeOpenAI
-
-    server = FakeOpenAI().start()
-    os.environ["OPENAI_BASE_URL"] = server.base_url
-    os.environ.setdefault("OPENAI_API_KEY", "sk-offline-demo")
-    print(f"offline: answers come from the fake OpenAI server at {server.base_url}", file=sys.stderr)
-
-
-def _demo(port: int) -> None:
-    """Serve in a thread, make one request of each kind, stop."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{port}"
-    for path in ("/ask?q=What+is+a+span", "/stream?q=Tell+me+a+story", "/weather?city=Paris"):
-        with urllib.request.urlopen(base + path, timeout=30) as response:
-            print(path, "->", response.read().decode())
-    server.should_exit = True
-    thread.join(10)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -137,9 +107,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     if not os.environ.get("OPENAI_BASE_URL") and not args.real:
-        _start_fake_server()
+        offline.start_fake_openai()
     if args.demo:
-        _demo(args.port)
+        offline.demo(app, args.port, ("/ask?q=What+is+a+span", "/stream?q=Tell+me+a+story", "/weather?city=Paris"))
     else:
         uvicorn.run(app, host="127.0.0.1", port=args.port)
 

@@ -16,6 +16,21 @@ from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 
+def source_tree_env() -> dict[str, str]:
+    """PYTHONPATH for the apps when this source tree has a built core but the llmprobe installed
+    in this Python is another copy (a `pip install .` made earlier): the tests then exercise the
+    code next to them, not a stale copy. An installed copy built from this tree is used as is."""
+    import importlib.util
+    from pathlib import Path
+
+    source = Path(__file__).resolve().parents[1] / "python"
+    spec = importlib.util.find_spec("llmprobe")
+    installed = Path(spec.origin).resolve().parent.parent if spec and spec.origin else None
+    if installed == source or not list((source / "llmprobe").glob("_core*.so")):
+        return {}
+    return {"PYTHONPATH": str(source)}
+
+
 class App(NamedTuple):
     result: Any  # app_runner.Result: returncode, stdout, stderr
     spans: list[dict]  # every span the receiver got

@@ -35,3 +35,23 @@ def assert_child_of(child: Span, parent: Span) -> None:
 def drop_lines(stderr: str) -> list[tuple[int, str]]:
     """The exit lines saying how many spans were dropped, as (count, reasons)."""
     return [(int(m.group(1)), m.group(2)) for m in _DROP_LINE.finditer(stderr)]
+
+
+def metric_points(receiver: Any, name: str) -> list[dict]:
+    """The data points of histogram `name` in the last metrics export that had it (cumulative:
+    the last is the total), each with its attributes as {key: OTLP value} and the unit."""
+    found: list[dict] = []
+    for request in receiver.metrics:
+        for resource in request.get("resourceMetrics", []):
+            for scope in resource.get("scopeMetrics", []):
+                for metric in scope.get("metrics", []):
+                    if metric["name"] == name:
+                        found = [
+                            dict(
+                                p,
+                                attributes={a["key"]: a["value"] for a in p.get("attributes", [])},
+                                unit=metric.get("unit"),
+                            )
+                            for p in metric["histogram"]["dataPoints"]
+                        ]
+    return found

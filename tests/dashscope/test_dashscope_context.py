@@ -4,6 +4,7 @@ adopt each other's spans; and the GenAI metrics arrive at the receiver."""
 from __future__ import annotations
 
 from fake_dashscope import ANSWER
+from span_query import metric_points
 
 
 def test_nested_under_caller_span_and_close_ends_stream(dashscope_app):
@@ -52,17 +53,10 @@ def test_threads_do_not_adopt_each_others_spans(dashscope_app):
 
 
 def _histograms(receiver, name: str) -> list[dict]:
-    found: list[dict] = []
-    for request in receiver.metrics:
-        for resource in request.get("resourceMetrics", []):
-            for scope in resource.get("scopeMetrics", []):
-                for metric in scope.get("metrics", []):
-                    if metric["name"] == name:
-                        found = [
-                            {a["key"]: a["value"].get("stringValue") for a in p.get("attributes", [])}
-                            for p in metric["histogram"]["dataPoints"]
-                        ]
-    return found
+    """The points' attributes of histogram `name`, as plain strings."""
+    return [
+        {k: v.get("stringValue") for k, v in p["attributes"].items()} for p in metric_points(receiver, name)
+    ]
 
 
 def test_metrics_arrive(dashscope_app, receiver):

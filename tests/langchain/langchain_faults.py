@@ -12,8 +12,7 @@ the handler and the wrappers look up when they run, with one that raises:
 
 from __future__ import annotations
 
-import importlib
-import types
+from fault_injection import boom, calls, replace_functions  # noqa: F401 - calls: read by the tests
 
 MODULES = (
     "llmprobe.instrumentation.langchain._handler",
@@ -55,27 +54,8 @@ AFTER = {
     "llmprobe.instrumentation.langchain._models": ["_finish"],
 }
 
-calls = {"count": 0}
-
-
-class InjectedFault(RuntimeError):
-    pass
-
-
-def boom(*args, **kwargs):
-    calls["count"] += 1
-    raise InjectedFault("injected fault")
-
-
 def _replace_functions(module_name: str, names: list[str] | None = None) -> None:
-    module = importlib.import_module(module_name)
-    for name, value in list(vars(module).items()):
-        if names is not None and name not in names:
-            continue
-        if names is None and name in PLUMBING:
-            continue
-        if isinstance(value, types.FunctionType) and value.__module__ == module_name:
-            setattr(module, name, boom)
+    replace_functions(module_name, names, PLUMBING)
 
 
 def inject(mode: str) -> None:

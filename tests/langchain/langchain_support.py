@@ -9,14 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from genai_fixtures import source_tree_env
 
 HERE = Path(__file__).resolve().parent
 SCOPE = "llmprobe.instrumentation.langchain"
 SECRET = "sk-llmprobe-test-SECRET-7f3a9c0d"
 
-# Put at the top of every app: these tests' folder and the openai tests' (the fake server's
-# module) on sys.path.
-PRELUDE = f"import sys\nsys.path.insert(0, {str(HERE)!r})\nsys.path.insert(0, {str(HERE.parent / 'openai')!r})\n"
+# Put at the top of every app: these tests' folder, the openai tests' (the fake server's module)
+# and the tests' own (shared helpers) on sys.path.
+PRELUDE = (
+    f"import sys\nsys.path[:0] = [{str(HERE)!r}, {str(HERE.parent / 'openai')!r}, {str(HERE.parent)!r}]\n"
+)
 
 _PACKAGES = (
     "langchain-core",
@@ -54,20 +57,7 @@ def needs(package: str, major: int | None = None) -> pytest.MarkDecorator:
     )
 
 
-def _source_tree_path() -> dict[str, str]:
-    """PYTHONPATH for the apps when this tree has a built core that the installed llmprobe is not
-    (as tests/openai does)."""
-    import importlib.util
-
-    source = HERE.parents[1] / "python"
-    spec = importlib.util.find_spec("llmprobe")
-    installed = Path(spec.origin).resolve().parent.parent if spec and spec.origin else None
-    if installed == source or not list((source / "llmprobe").glob("_core*.so")):
-        return {}
-    return {"PYTHONPATH": str(source)}
-
-
-SOURCE_TREE_ENV = _source_tree_path()
+SOURCE_TREE_ENV = source_tree_env()
 
 
 # ---- trees of spans ----------------------------------------------------------------------------

@@ -9,23 +9,17 @@ from __future__ import annotations
 
 import pytest
 from langchain_support import SCOPE, Tree, attrs, content, kind, needs
+from span_query import metric_points
 
 OPENAI_SCOPE = "llmprobe.instrumentation.openai"
 
 
 def _points(receiver, name: str) -> list[dict]:
-    """The data points of metric `name` in the last export that had it, attributes as plain str."""
-    found: list[dict] = []
-    for request in receiver.metrics:
-        for resource in request.get("resourceMetrics", []):
-            for scope in resource.get("scopeMetrics", []):
-                for metric in scope.get("metrics", []):
-                    if metric["name"] == name:
-                        found = [
-                            dict(p, attributes={a["key"]: a["value"]["stringValue"] for a in p.get("attributes", [])})
-                            for p in metric["histogram"]["dataPoints"]
-                        ]
-    return found
+    """metric_points() with the attributes as plain strings."""
+    return [
+        dict(p, attributes={k: v["stringValue"] for k, v in p["attributes"].items()})
+        for p in metric_points(receiver, name)
+    ]
 
 
 def _token_sums(receiver) -> dict[str, float]:
@@ -186,7 +180,6 @@ def test_text_completion_llm_and_its_failure(langchain_app):
     app = langchain_app(
         """
 from langchain_core.language_models import FakeListLLM
-from langchain_core.language_models.fake import FakeListLLM as _Same
 llm = FakeListLLM(responses=["completed text"])
 print(llm.invoke("complete this"))
 class Broken(FakeListLLM):

@@ -16,8 +16,7 @@ llmprobe's functions with one that raises:
 
 from __future__ import annotations
 
-import importlib
-import types
+from fault_injection import boom, calls, replace_functions  # noqa: F401 - calls: read by the tests
 
 MODULES = (
     "llmprobe.instrumentation.openai",
@@ -54,34 +53,9 @@ AFTER = {
     "llmprobe.instrumentation._genai": ["end", "fail", "put_output"],
 }
 
-calls = {"count": 0}
-
-
-class InjectedFault(RuntimeError):
-    pass
-
-
-def boom(*args, **kwargs):
-    calls["count"] += 1
-    raise InjectedFault("injected fault")
-
-
 def _replace_functions(module_name: str, names: list[str] | None = None) -> None:
-    module = importlib.import_module(module_name)
-    for name, value in list(vars(module).items()):
-        if names is not None and name not in names:
-            continue
-        if names is None and name in PLUMBING:
-            continue
-        if isinstance(value, types.FunctionType) and value.__module__ == module_name:
-            setattr(module, name, boom)
-        elif names is None and isinstance(value, type) and value.__module__ == module_name:
-            # Methods of the assemblers and states (not of the proxies: they are the plumbing).
-            if "Proxy" in name:
-                continue
-            for attribute, method in list(vars(value).items()):
-                if isinstance(method, types.FunctionType) and not attribute.startswith("__"):
-                    setattr(value, attribute, boom)
+    # Methods of the assemblers and states too (not of the proxies: they are the plumbing).
+    replace_functions(module_name, names, PLUMBING, methods_of=lambda name: "Proxy" not in name)
 
 
 class FaultyBefore:

@@ -10,31 +10,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from genai_fixtures import source_tree_env
 
 HERE = Path(__file__).resolve().parent
 
 # The API key every app uses: it must never appear in anything llmprobe sends.
 SECRET = "sk-llmprobe-test-SECRET-7f3a9c0d"
 
-# Put at the top of every app: the folder of these tests (for helper modules) on sys.path.
-PRELUDE = f"import sys\nsys.path.insert(0, {str(HERE)!r})\n"
+# Put at the top of every app: the folder of these tests and the tests' own (for helper modules)
+# on sys.path.
+PRELUDE = f"import sys\nsys.path[:0] = [{str(HERE)!r}, {str(HERE.parent)!r}]\n"
 
 
-def _source_tree_path() -> dict[str, str]:
-    """PYTHONPATH for the apps when this source tree has a built core but the llmprobe installed
-    in this Python is another copy (a `pip install .` made earlier): the tests then exercise the
-    code next to them, not a stale copy. An installed copy built from this tree is used as is."""
-    import importlib.util
-
-    source = HERE.parents[1] / "python"
-    spec = importlib.util.find_spec("llmprobe")
-    installed = Path(spec.origin).resolve().parent.parent if spec and spec.origin else None
-    if installed == source or not list((source / "llmprobe").glob("_core*.so")):
-        return {}
-    return {"PYTHONPATH": str(source)}
-
-
-SOURCE_TREE_ENV = _source_tree_path()
+SOURCE_TREE_ENV = source_tree_env()
 
 
 # ---- what the installed SDK has ------------------------------------------------------------------

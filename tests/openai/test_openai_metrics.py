@@ -5,6 +5,7 @@ with plain-string attributes."""
 from __future__ import annotations
 
 import pytest
+from span_query import metric_points
 
 SCRIPT = """
 import asyncio, inspect, openai
@@ -25,26 +26,6 @@ client.embeddings.create(model="embed-metrics", input="two words")
 """
 
 
-def _points(receiver, name: str) -> list[dict]:
-    """The data points of metric `name` in the last export that had it (cumulative: the last is
-    the total), each with its attributes as a plain dict of str."""
-    found: list[dict] = []
-    for request in receiver.metrics:
-        for resource in request.get("resourceMetrics", []):
-            for scope in resource.get("scopeMetrics", []):
-                for metric in scope.get("metrics", []):
-                    if metric["name"] == name:
-                        found = [
-                            dict(
-                                p,
-                                attributes={a["key"]: a["value"] for a in p.get("attributes", [])},
-                                unit=metric.get("unit"),
-                            )
-                            for p in metric["histogram"]["dataPoints"]
-                        ]
-    return found
-
-
 def _strings(point: dict) -> dict[str, str]:
     values = {}
     for key, value in point["attributes"].items():
@@ -56,14 +37,14 @@ def _strings(point: dict) -> dict[str, str]:
 @pytest.fixture
 def metrics_run(openai_app, receiver):
     app = openai_app(SCRIPT, spans=4)
-    receiver.wait_for(lambda _: _points(receiver, "gen_ai.client.operation.duration"), timeout=10)
+    receiver.wait_for(lambda _: metric_points(receiver, "gen_ai.client.operation.duration"), timeout=10)
     return app, receiver
 
 
 def test_operation_duration(metrics_run):
     app, receiver = metrics_run
     points = {
-        _strings(p)["gen_ai.request.model"]: p for p in _points(receiver, "gen_ai.client.operation.duration")
+        _strings(p)["gen_ai.request.model"]: p for p in metric_points(receiver, "gen_ai.client.operation.duration")
     }
     assert set(points) == {"gpt-metrics", "chunks-6", "error-500", "embed-metrics"}
     chat = points["gpt-metrics"]
@@ -87,7 +68,7 @@ def test_operation_duration(metrics_run):
 
 def test_token_usage(metrics_run):
     _, receiver = metrics_run
-    points = _points(receiver, "gen_ai.client.token.usage")
+    points = metric_points(receiver, "gen_ai.client.token.usage")
     by_key = {(_strings(p)["gen_ai.request.model"], _strings(p)["gen_ai.token.type"]): p for p in points}
     assert by_key[("gpt-metrics", "input")]["sum"] == 3
     assert by_key[("gpt-metrics", "output")]["sum"] == 4
@@ -99,10 +80,10 @@ def test_token_usage(metrics_run):
 
 def test_stream_chunk_timings(metrics_run):
     _, receiver = metrics_run
-    [first] = _points(receiver, "gen_ai.client.operation.time_to_first_chunk")
+    [first] = metric_points(receiver, "gen_ai.client.operation.time_to_first_chunk")
     assert _strings(first)["gen_ai.request.model"] == "chunks-6"
     assert int(first["count"]) == 1 and first["sum"] > 0
-    [per_chunk] = _points(receiver, "gen_ai.client.operation.time_per_output_chunk")
+    [per_chunk] = metric_points(receiver, "gen_ai.client.operation.time_per_output_chunk")
     # role chunk + 6 content chunks + finish chunk + usage chunk: 8 gaps after the first.
     assert int(per_chunk["count"]) == 8
     assert per_chunk["unit"] == "s"
