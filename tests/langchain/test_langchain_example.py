@@ -11,10 +11,19 @@ from app_runner import free_port
 from langchain_support import HERE, SOURCE_TREE_ENV, Tree, attrs, kind
 
 EXAMPLE = HERE.parents[1] / "examples" / "langchain_app.py"
+
+
+def _missing(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is None
+    except ModuleNotFoundError:  # its parent package is not there either
+        return True
+
+
 MISSING = [
     m
     for m in ("fastapi", "uvicorn", "opentelemetry.instrumentation.fastapi", "langchain_openai", "langgraph")
-    if not importlib.util.find_spec(m)
+    if _missing(m)
 ]
 
 
