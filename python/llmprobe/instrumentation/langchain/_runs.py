@@ -136,14 +136,7 @@ def start(
             base = owner.previous
             owner = base.get(_RUN_KEY)
     run = (ModelRun if model_step else Run)(run_id.int, kind, name, parent)
-    parent_span = parent.span if parent is not None else base.get(_SPAN_KEY)
-    if parent_span is None or isinstance(parent_span, _CoreSpan):
-        span = _Span(span_name, span_kind, parent_span, attributes, None, None, _tracer_._scope, _tracer_._version)
-        trace_state = getattr(parent_span, "_trace_state", None)
-        if trace_state:
-            span._trace_state = trace_state
-    else:
-        span = start_span(span_name, attributes, span_kind, base, parent_span)
+    span = start_span(span_name, attributes, span_kind, base, parent.span if parent is not None else None)
     run.span = span
     run.previous = current
     # The caller's context with the run's span (and the run, and a model run's step) in it.
@@ -170,19 +163,14 @@ def start_span(span_name: str, attributes: dict, span_kind: int, current: Any, p
     `current` when it is None."""
     if parent_span is None:
         parent_span = current.get(_SPAN_KEY)
-        parent_context = current
-    else:
-        parent_context = None
-    if isinstance(parent_span, _CoreSpan):
+    if parent_span is None or isinstance(parent_span, _CoreSpan):
         span = _Span(span_name, span_kind, parent_span, attributes, None, None, _tracer_._scope, _tracer_._version)
         trace_state = getattr(parent_span, "_trace_state", None)
         if trace_state:
             span._trace_state = trace_state
         return span
-    # None, or a span from elsewhere (a remote parent): the Tracer takes it.
-    if parent_context is None:
-        parent_context = _Context({_SPAN_KEY: parent_span})
-    return _tracer_.start_span(span_name, parent_context, span_kind, attributes)
+    # A span from elsewhere (a remote parent, a non-recording one): the Tracer takes it.
+    return _tracer_.start_span(span_name, _Context({_SPAN_KEY: parent_span}), span_kind, attributes)
 
 
 def enter(current: Any, values: dict) -> tuple:
@@ -240,19 +228,15 @@ def enter_copy(context: Any, config: Any) -> None:
     if run is None:
         return
     context.run(_set_current, run.context)
-    _leave_if_here(run)
+    leave_here(run)
 
 
 def leave_here(run: Run) -> None:
-    """Give the run's caller its context back now, if it is the current context here (a model
-    stream, at its first token: its request is made, and its consumer runs between chunks)."""
-    _leave_if_here(run)
-
-
-def _leave_if_here(run: Run) -> None:
-    # Only where the run's token was made: elsewhere (a copy of that context, where LangChain
-    # runs a model's stream in a task of its own) the caller's context is not here to give back,
-    # and the run's end gives it back where it is.
+    """Give the run's caller its context back now, if the run's context is current here and its
+    token was made here (a model stream at its first token: its request is made, and its consumer
+    runs between chunks; the caller of set_config_context once the run's code has its copy).
+    Elsewhere (a copy of that context, where LangChain runs a model's stream in a task of its own)
+    the caller's context is not here to give back, and the run's end gives it back where it is."""
     token = run.token
     if token is not None and _get_current() is run.context:
         try:
