@@ -35,31 +35,29 @@ _MODULES = (
 )
 
 
-class _Scoped:
-    """set_config_context's context manager, which also moves the run's span into the copy."""
+class _Scoped(tuple):
+    """(set_config_context's context manager, its config): the manager, which also moves the run's
+    span into the copy when it is entered. (A tuple: made without a Python frame.)"""
 
-    __slots__ = ("_config", "_manager")
-
-    def __init__(self, manager: Any, config: Any) -> None:
-        self._manager = manager
-        self._config = config
+    __slots__ = ()
 
     def __enter__(self) -> Any:
-        context = self._manager.__enter__()
+        manager, config = self
+        context = manager.__enter__()
         try:
-            _runs.enter_copy(context, self._config)
+            _runs.enter_copy(context, config)
         except Exception as exc:  # noqa: BLE001
             _log.log_once("langchain set_config_context", exc)
         return context
 
     def __exit__(self, *exc_info: object) -> Any:
-        return self._manager.__exit__(*exc_info)
+        return self[0].__exit__(*exc_info)
 
 
 def _replacement(original: Any) -> Any:
     # A plain function, not a wrapt wrapper: LangChain calls it for every step of every chain.
     def set_config_context(config: Any, *args: Any, **kwargs: Any) -> _Scoped:
-        return _Scoped(original(config, *args, **kwargs), config)
+        return _Scoped((original(config, *args, **kwargs), config))
 
     set_config_context.__llmprobe__ = True
     return set_config_context

@@ -223,12 +223,15 @@ def enter_copy(context: Any, config: Any) -> None:
     """`context` is a copy of the current context in which LangChain will run the code of the
     run `config`'s callbacks name as their parent: the run's span is made current there, and its
     caller's context is given back here (see _config_context)."""
-    callbacks = config.get("callbacks") if isinstance(config, dict) else None
-    run = get(getattr(callbacks, "parent_run_id", None))
+    callbacks = config.get("callbacks") if type(config) is dict else None
+    run_id = getattr(callbacks, "parent_run_id", None)
+    run = _runs.get(run_id.int) if run_id is not None else None
     if run is None:
         return
-    context.run(_set_current, run.context)
-    leave_here(run)
+    if _get_current() is run.context:
+        leave_here(run)  # the copy has the run's context already
+    else:
+        context.run(_set_current, run.context)
 
 
 def leave_here(run: Run) -> None:
