@@ -61,17 +61,20 @@ def _replace_functions(module_name: str, names: list[str] | None = None) -> None
 def inject(mode: str) -> None:
     import langchain_core  # noqa: F401 - applies the instrumentation
 
+    from llmprobe.instrumentation.langchain import _runs
+
     if mode == "hooks":
         for name in MODULES:
             _replace_functions(name)
+        # The table's methods the handler calls (the core's; all but the plumbing's finish).
+        _runs.start = _runs.enter_copy = _runs.leave_here = boom
     elif mode == "after":
         for name, functions in AFTER.items():
             _replace_functions(name, functions)
     elif mode == "core":
         from llmprobe import _core
-        from llmprobe.instrumentation.langchain import _runs
 
-        _runs._Span = boom
+        _runs.start = _runs.enter_copy = _runs.leave_here = boom
         _core.ModelStep = boom
         _core.to_json = boom
         _core.langchain_json = _core.langchain_output = _core.langchain_documents = boom

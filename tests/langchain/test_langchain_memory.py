@@ -58,7 +58,7 @@ from langchain_core.runnables import RunnableGenerator
 from llmprobe.instrumentation.langchain import _runs
 # The bound, made short for the test (an hour in a real process), and the sweep's interval.
 _runs._STALE_AFTER_NS = 200_000_000
-_runs._SWEEP_EVERY_NS = 0
+_runs.TABLE.sweep_every_ns = 0
 def words(inputs):
     for _ in inputs:
         yield from ("one", "two", "three")

@@ -10,6 +10,7 @@ mod messages;
 mod model_step;
 mod openai_request;
 mod responses;
+mod runs;
 mod span;
 mod stream;
 
@@ -213,6 +214,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<hook::ModelHook>()?;
     m.add_class::<hook::Call>()?;
     m.add_class::<model_step::ModelStep>()?;
+    m.add_class::<runs::Run>()?;
+    m.add_class::<runs::RunTable>()?;
     m.add_class::<openai_request::OpenAiBefore>()?;
     m.add_class::<openai_request::OpenAiRequest>()?;
     m.add_function(wrap_pyfunction!(hook::end_call, m)?)?;

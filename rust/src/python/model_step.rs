@@ -37,7 +37,7 @@ impl ModelStep {
 impl ModelStep {
     #[new]
     #[pyo3(signature = (outer=None))]
-    fn new(outer: Option<Py<ModelStep>>) -> Self {
+    pub(super) fn new(outer: Option<Py<ModelStep>>) -> Self {
         ModelStep {
             calls: AtomicU32::new(0),
             outer,

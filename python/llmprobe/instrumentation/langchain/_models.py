@@ -106,8 +106,8 @@ def _begin(kind: str, instance: Any, args: tuple, kwargs: dict) -> _Operation | 
     if provider is not None:
         attributes["gen_ai.provider.name"] = op.metric_attributes["gen_ai.provider.name"] = provider
     op.metric_attributes["gen_ai.operation.name"] = attributes["gen_ai.operation.name"]
-    op.span = _runs.start_span(span_name, attributes, _INTERNAL, current)
-    op.step = _runs.model_step_in(current)
+    op.span = _runs.TABLE.span(span_name, attributes, _INTERNAL, current)
+    op.step = _runs.TABLE.model_step(current)
     op.context, op.token = _runs.enter(current, {_SPAN_KEY: op.span, _MODEL_STEP_KEY: op.step, _OPERATION_KEY: kind})
     op.started = perf_counter_ns()
     return op

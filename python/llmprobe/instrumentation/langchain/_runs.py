@@ -17,12 +17,15 @@ back.
 
 A run that never reports its end (its task killed without a trace, a stream kept forever) is
 ended after ``STALE_AFTER_S`` so that a long-running server's memory stays flat.
+
+The table of runs and what runs for every run (start, finish, the moves into a run's copy of the
+context) are the core's (``_core.RunTable``, rust/src/python/runs.rs), called by the handler with
+no Python frame of this module's; the rarer paths are here.
 """
 
 from __future__ import annotations
 
 from contextvars import Token
-from time import perf_counter_ns
 from typing import Any
 
 from opentelemetry import context as _context
@@ -33,11 +36,7 @@ from llmprobe.instrumentation import _genai
 # A run that has not ended this long after its start is ended as abandoned.
 STALE_AFTER_S = 3600
 _STALE_AFTER_NS = STALE_AFTER_S * 1_000_000_000
-# How often the table is looked through for such runs (on a run's start).
-_SWEEP_EVERY_NS = 60 * 1_000_000_000
 
-_CoreSpan = _core.Span
-_Span = _tracer.Span
 _Context = _context.Context
 _SPAN_KEY = _tracer._SPAN_KEY
 if _SPAN_KEY is None:  # the API's own key, when the bridge does not read it directly
@@ -61,116 +60,60 @@ else:  # a runtime context other than contextvars: the API's functions
     _reset_current = _context.detach
     _DIRECT = False
 
-
-class Run:
-    """One LangChain run in flight."""
-
-    __slots__ = ("context", "data", "key", "kind", "name", "parent", "previous", "span", "started", "token")
-
-    # A model run's (ModelRun's) own; None for the others.
-    step = None
-
-    def __init__(self, key: int, kind: str, name: str, parent: Run | None) -> None:
-        self.key = key
-        self.kind = kind  # the contract's span kind so far (CHAIN, LLM, TOOL, ...)
-        self.name = name  # the run's name (LangChain's)
-        self.parent = parent
-        self.data: Any = None  # what the run's end needs from its start
-        self.started = perf_counter_ns()
-        # Set by start(): span, context (made current for the run), previous (the context
-        # current where it started), token (to give that back).
-
-
-class ModelRun(Run):
-    """A chat model's or an LLM's run: also its model step and how it streamed."""
-
-    __slots__ = ("first_token", "step", "streamed")
-
-    def __init__(self, key: int, kind: str, name: str, parent: Run | None) -> None:
-        Run.__init__(self, key, kind, name, parent)
-        self.step: Any = None  # its _core.ModelStep
-        self.first_token: int | None = None
-        self.streamed = False
-
-
-# run_id.int -> Run, in start order.
-_runs: dict[int, Run] = {}
-_last_sweep = perf_counter_ns()
-_tracer_: Any = None  # the instrumentation's Tracer (set by configure())
+Run = _core.Run
+# The runs in flight (set by configure()), and its methods the handler calls:
+#   start(run_id, parent_run_id, kind, name, span_name, attributes, span_kind=0, model_step=False)
+#     -> Run: the run's span started (under its parent run's, else the span current here) and
+#     made current; `model_step`: the run is a model call, which an SDK's hook may trace itself
+#     (_core.ModelStep);
+#   finish(run_id) -> Run | None: the run forgotten and its caller's context given back (None:
+#     not a run in flight);
+#   get(run_id) -> Run | None;
+#   enter_copy(context, config): `context` is the copy of the current context LangChain runs the
+#     code of the run `config`'s callbacks name as their parent in: the run's span is made current
+#     there, its caller's context given back here (see _config_context);
+#   leave_here(run): the run's caller's context given back now, if the run's context is current
+#     here and its token was made here (a model stream at its first token).
+TABLE: Any = None
+start: Any = None
+finish: Any = None
+get: Any = None
+enter_copy: Any = None
+leave_here: Any = None
 
 
 def configure(tracer: Any) -> None:
-    global _tracer_
-    _tracer_ = tracer
-
-
-def get(run_id: Any) -> Run | None:
-    return _runs.get(run_id.int) if run_id is not None else None
+    """Make the table of runs, whose spans `tracer` scopes."""
+    global TABLE, start, finish, get, enter_copy, leave_here
+    TABLE = _core.RunTable(
+        {
+            "get_current": _get_current,
+            "attach": _set_current,
+            "reset": _reset_current,
+            "span_key": _SPAN_KEY,
+            "run_key": _RUN_KEY,
+            "model_step_key": _MODEL_STEP_KEY,
+            "context_class": _Context,
+            "span_class": _tracer.Span,
+            "scope": tracer._scope,
+            "version": tracer._version,
+            "tracer": tracer,
+            "leave": _leave,
+            "sweep": _sweep,
+        }
+    )
+    start, finish, get = TABLE.start, TABLE.finish, TABLE.get
+    enter_copy, leave_here = TABLE.enter_copy, TABLE.leave_here
 
 
 def pending() -> int:
     """The runs in flight (for tests of memory)."""
-    return len(_runs)
-
-
-def start(
-    run_id: Any,
-    parent_run_id: Any,
-    kind: str,
-    name: str,
-    span_name: str,
-    attributes: dict,
-    span_kind: int = 0,
-    model_step: bool = False,
-) -> Run:
-    """Start a run's span (under its parent run's, else under the current span) and make it
-    current. `model_step`: the run is a model call, which an SDK's hook may trace itself (see
-    _core.ModelStep)."""
-    parent = _runs.get(parent_run_id.int) if parent_run_id is not None else None
-    current = base = _get_current()
-    if parent is None:
-        # A root run started where another root run's start left its context (a batch starts
-        # all its runs, then runs them): that run is a sibling, not the parent.
-        owner = base.get(_RUN_KEY)
-        while owner is not None and owner.parent is None and base is owner.context:
-            base = owner.previous
-            owner = base.get(_RUN_KEY)
-    run = (ModelRun if model_step else Run)(run_id.int, kind, name, parent)
-    span = start_span(span_name, attributes, span_kind, base, parent.span if parent is not None else None)
-    run.span = span
-    run.previous = current
-    # The caller's context with the run's span (and the run, and a model run's step) in it.
-    context = run.context = _Context(base)
-    _dict_set(context, _SPAN_KEY, span)
-    _dict_set(context, _RUN_KEY, run)
-    if model_step:
-        run.step = step = model_step_in(current, parent)
-        _dict_set(context, _MODEL_STEP_KEY, step)
-    run.token = _set_current(context)
-    _runs[run.key] = run
-    if run.started - _last_sweep > _SWEEP_EVERY_NS:
-        _sweep(run.started)
-    return run
+    return len(TABLE.runs) if TABLE is not None else 0
 
 
 def current() -> Any:
     """The current OpenTelemetry context."""
     return _get_current()
-
-
-def start_span(span_name: str, attributes: dict, span_kind: int, current: Any, parent_span: Any = None) -> Any:
-    """A span of the instrumentation's scope under `parent_span`, or under the span current in
-    `current` when it is None."""
-    if parent_span is None:
-        parent_span = current.get(_SPAN_KEY)
-    if parent_span is None or isinstance(parent_span, _CoreSpan):
-        span = _Span(span_name, span_kind, parent_span, attributes, None, None, _tracer_._scope, _tracer_._version)
-        trace_state = getattr(parent_span, "_trace_state", None)
-        if trace_state:
-            span._trace_state = trace_state
-        return span
-    # A span from elsewhere (a remote parent, a non-recording one): the Tracer takes it.
-    return _tracer_.start_span(span_name, _Context({_SPAN_KEY: parent_span}), span_kind, attributes)
 
 
 def enter(current: Any, values: dict) -> tuple:
@@ -188,24 +131,10 @@ def leave(context: Any, token: Token) -> None:
         _reset(token)
 
 
-def model_step_in(current: Any, parent: Run | None = None) -> Any:
-    """The ModelStep of a model run started in `current`. Several model runs started together in
-    one context (a generate() over several prompts, which then makes one request for all of them
-    or one after the other) share one: the SDK's calls are made in the last one's context. A model
-    run inside another's (a model wrapping a model) tells the outer one of the calls too."""
-    enclosing = current.get(_MODEL_STEP_KEY)
-    if enclosing is None:
-        return _core.ModelStep()
-    owner = current.get(_RUN_KEY)
-    if owner is not None and owner.step is enclosing and owner.parent is parent and owner.key in _runs:
-        return enclosing
-    return _core.ModelStep(enclosing)
-
-
 def enter_started(managers: list | tuple) -> None:
     """Make the runs of these just-started run managers current here, where their start
     callbacks ran elsewhere (in tasks of their own). Runs started together share one model step,
-    as where their starts ran in one context (see model_step_in)."""
+    as where their starts ran in one context (see RunTable.start)."""
     runs = [run for run in (get(m.run_id) for m in managers) if run is not None]
     if not runs:
         return
@@ -219,36 +148,6 @@ def enter_started(managers: list | tuple) -> None:
         last.token = _set_current(last.context)
 
 
-def enter_copy(context: Any, config: Any) -> None:
-    """`context` is a copy of the current context in which LangChain will run the code of the
-    run `config`'s callbacks name as their parent: the run's span is made current there, and its
-    caller's context is given back here (see _config_context)."""
-    callbacks = config.get("callbacks") if type(config) is dict else None
-    run_id = getattr(callbacks, "parent_run_id", None)
-    run = _runs.get(run_id.int) if run_id is not None else None
-    if run is None:
-        return
-    if _get_current() is run.context:
-        leave_here(run)  # the copy has the run's context already
-    else:
-        context.run(_set_current, run.context)
-
-
-def leave_here(run: Run) -> None:
-    """Give the run's caller its context back now, if the run's context is current here and its
-    token was made here (a model stream at its first token: its request is made, and its consumer
-    runs between chunks; the caller of set_config_context once the run's code has its copy).
-    Elsewhere (a copy of that context, where LangChain runs a model's stream in a task of its own)
-    the caller's context is not here to give back, and the run's end gives it back where it is."""
-    token = run.token
-    if token is not None and _get_current() is run.context:
-        try:
-            _reset_current(token)
-        except (ValueError, RuntimeError):
-            return
-        run.token = None
-
-
 def leave_run(run_id: Any) -> None:
     """Give the run's caller its context back here (the run's end follows)."""
     run = get(run_id)
@@ -257,30 +156,11 @@ def leave_run(run_id: Any) -> None:
         _leave(run, token)
 
 
-def finish(run_id: Any) -> Run | None:
-    """Forget the run and give its caller's context back: the run, None when it is not one in
-    flight (it ended already, or started before llmprobe)."""
-    run = _runs.pop(run_id.int, None)
-    if run is None:
-        return None
-    token = run.token
-    if token is not None:
-        run.token = None
-        if _get_current() is run.context:
-            try:
-                _reset_current(token)
-                return run
-            except (ValueError, RuntimeError):
-                pass
-        _leave(run, token)
-    return run
-
-
 def _leave(run: Run, token: Token) -> None:
-    """Give the run's caller its context back.
+    """Give the run's caller its context back, where the fast path (the run ends in the context
+    it started in: its token given back) could not.
 
-    Where the run ends in the context it started in (a synchronous run), its token is given
-    back. Where it cannot be, the run's context is made to read as its caller's, in place: an
+    Where it cannot be, the run's context is made to read as its caller's, in place: an
     async run's end callback runs in a copy of the caller's context (LangChain shields it in a
     task of its own), from which the caller's own context cannot be set, and a stream's end may
     come in its consumer's. Every context still holding the run's (the caller's, copies made
@@ -320,15 +200,15 @@ def _inside(current: Any, run: Run) -> bool:
 
 
 def _sweep(now: int) -> None:
-    global _last_sweep
-    _last_sweep = now
+    """End the runs started longer than the bound ago (the table is in start order)."""
+    runs = TABLE.runs
     stale = []
-    for run in _runs.values():
+    for run in runs.values():
         if now - run.started < _STALE_AFTER_NS:
             break
         stale.append(run)
     for run in stale:
-        _runs.pop(run.key, None)
+        runs.pop(run.key, None)
         try:
             run.span.set_attribute("llmprobe.run.abandoned", True)
             run.span.end()
@@ -338,5 +218,5 @@ def _sweep(now: int) -> None:
 
 def clear() -> None:
     """Forget every run in flight (uninstrument)."""
-    _runs.clear()
-
+    if TABLE is not None:
+        TABLE.runs.clear()
