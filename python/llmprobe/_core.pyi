@@ -293,6 +293,77 @@ class ModelStep:
     def calls(self) -> int:
         """The provider model calls started under the step so far."""
 
+def langchain_classes(message: type, document: type, prompt_value: type) -> None:
+    """LangChain's BaseMessage, Document and PromptValue classes, for the langchain_* writers
+    (the first call's are kept)."""
+
+def langchain_json(value: Any) -> str:
+    """A chain's input or output (or a list of messages) as JSON, every string cut to the content
+    limit, LangChain's objects in the contract's shapes: a message as ``{role, parts}`` (text,
+    content blocks as uri/blob/file/reasoning parts, an AI message's tool calls, a tool message's
+    ``tool_call_response``), a document as ``{content, id, score, metadata}``, a prompt value as
+    its messages (or its text). Anything else as to_json() writes it."""
+
+def langchain_output(items: list[Any], finish_reasons: list[str | None]) -> str:
+    """A model run's answer as the contract's output messages: each item a LangChain message or
+    a text (a text completion's), with its finish reason (or None)."""
+
+def langchain_documents(documents: Any) -> str:
+    """LangChain documents in rank order as ``[{"document": {content, id, score, metadata}}]``."""
+
+class Run:
+    """A LangChain run in flight (made by RunTable.start)."""
+
+    key: int  # run_id.int
+    kind: str  # the contract's span kind so far
+    name: str
+    parent: Run | None
+    span: Span
+    context: Any  # the OpenTelemetry context made current for the run
+    previous: Any  # the context current where it started
+    token: Any  # gives `previous` back; None once given back
+    step: ModelStep | None  # a model run's
+    data: Any  # what the run's end needs (the handler's)
+    started: int  # perf_counter_ns()
+    first_token: int | None
+    streamed: bool
+
+class RunTable:
+    """The runs in flight, by run_id.int (see rust/src/python/runs.rs and
+    instrumentation/langchain/_runs.py). `env`: the context's functions and keys, the span class,
+    scope, version and tracer, and the Python slow paths `leave(run, token)` and `sweep(now)`."""
+
+    def __init__(self, env: dict[str, Any], sweep_every_ns: int = 60_000_000_000) -> None: ...
+    @property
+    def runs(self) -> dict[int, Run]: ...
+    sweep_every_ns: int
+    def get(self, run_id: Any) -> Run | None: ...
+    def start(
+        self,
+        run_id: Any,
+        parent_run_id: Any,
+        kind: str,
+        name: str,
+        span_name: str,
+        attributes: dict[str, Any],
+        span_kind: int = 0,
+        model_step: bool = False,
+    ) -> Run:
+        """Start the run's span (under its parent run's, else the span current here, not a
+        sibling root run's) and make it current (with the run, and a model run's ModelStep)."""
+    def finish(self, run_id: Any) -> Run | None:
+        """Forget the run and give its caller's context back; None when it is not in flight."""
+    def enter_copy(self, context: Any, config: Any) -> None:
+        """`context` is the copy LangChain runs the code of `config`'s parent run in: the run's
+        context is made current there, and its caller's given back here."""
+    def leave_here(self, run: Run) -> None:
+        """Give the run's caller its context back now, if the run's context is current here and
+        its token was made here."""
+    def span(self, span_name: str, attributes: dict[str, Any], span_kind: int, current: Any) -> Span:
+        """A span of the table's scope under the span current in `current`."""
+    def model_step(self, current: Any) -> ModelStep:
+        """The ModelStep of a model operation started in `current`."""
+
 class OpenAiRequest:
     """What the end of an openai call needs from its request (`call.extra`)."""
 
