@@ -60,7 +60,6 @@ def _replace_functions(module_name: str, names: list[str] | None = None) -> None
 
 def inject(mode: str) -> None:
     import langchain_core  # noqa: F401 - applies the instrumentation
-
     from llmprobe.instrumentation.langchain import _runs
 
     if mode == "hooks":

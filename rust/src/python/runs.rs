@@ -8,11 +8,11 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use pyo3::intern;
 use pyo3::gc::PyVisit;
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::PyTraverseError;
 use pyo3::types::PyDict;
+use pyo3::PyTraverseError;
 
 use super::chunks::perf_counter_ns;
 use super::model_step::ModelStep;
