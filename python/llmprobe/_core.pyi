@@ -308,6 +308,10 @@ def langchain_output(items: list[Any], finish_reasons: list[str | None]) -> str:
     """A model run's answer as the contract's output messages: each item a LangChain message or
     a text (a text completion's), with its finish reason (or None)."""
 
+def langchain_text(content: Any) -> str:
+    """A LangChain message content's text: the string, or its text blocks joined ("" for
+    anything else)."""
+
 def langchain_documents(documents: Any) -> str:
     """LangChain documents in rank order as ``[{"document": {content, id, score, metadata}}]``."""
 

@@ -177,13 +177,8 @@ impl ModelHook {
         // A core span without a trace state, or no span at all: the core starts the span.
         let core_parent = match &parent {
             Some(None) => Some(py.None().into_bound(py)),
-            Some(Some(p)) if p.is_none() => Some(p.clone()),
-            Some(Some(p)) => p
-                .cast::<PySpan>()
-                .ok()
-                .filter(|s| s.try_borrow().is_ok_and(|s| !s.has_trace_state()))
-                .map(|_| p.clone()),
-            None => None,
+            Some(Some(p)) if PySpan::takes_as_parent(p) => Some(p.clone()),
+            _ => None,
         };
         match core_parent {
             Some(parent) => self.span_class.bind(py).call1((

@@ -52,11 +52,6 @@ impl JsonWriter {
         w
     }
 
-    /// `v` nested one level deeper (self-references and depth guarded).
-    pub(crate) fn nested_value(&mut self, v: &Bound<'_, PyAny>, body: impl FnOnce(&mut Self)) {
-        self.nested(v, body);
-    }
-
     fn string(&mut self, s: &Bound<'_, PyString>) {
         let text = str_prefix(s, Some(self.max));
         write_json_str(&mut self.out, &text);
@@ -174,7 +169,7 @@ impl JsonWriter {
     }
 
     /// Writes a container, guarding against self-reference and runaway depth.
-    fn nested(&mut self, v: &Bound<'_, PyAny>, body: impl FnOnce(&mut Self)) {
+    pub(crate) fn nested(&mut self, v: &Bound<'_, PyAny>, body: impl FnOnce(&mut Self)) {
         let id = v.as_ptr() as usize;
         if self.path.contains(&id) {
             self.out.push_str("\"<recursion>\"");

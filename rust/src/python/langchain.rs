@@ -105,9 +105,9 @@ fn write_object(w: &mut JsonWriter, v: &Bound<'_, PyAny>) -> bool {
         return false;
     };
     if v.is_instance(classes.message.bind(py)).unwrap_or(false) {
-        w.nested_value(v, |w| write_message(w, v));
+        w.nested(v, |w| write_message(w, v));
     } else if v.is_instance(classes.document.bind(py)).unwrap_or(false) {
-        w.nested_value(v, |w| write_document(w, v));
+        w.nested(v, |w| write_document(w, v));
     } else if v
         .is_instance(classes.prompt_value.bind(py))
         .unwrap_or(false)
@@ -236,6 +236,18 @@ fn text_part(w: &mut JsonWriter, text: &Bound<'_, PyAny>) {
     w.out.push('}');
 }
 
+/// The content blocks of a message's content given as a list or tuple (none for anything else:
+/// a one-shot iterable is never consumed).
+fn blocks<'py>(content: &Bound<'py, PyAny>) -> Vec<Bound<'py, PyAny>> {
+    if let Ok(l) = content.cast::<PyList>() {
+        l.iter().collect()
+    } else if let Ok(t) = content.cast::<PyTuple>() {
+        t.iter().collect()
+    } else {
+        Vec::new()
+    }
+}
+
 /// The parts of a message's content: a string, or a list of content blocks.
 fn content_parts(w: &mut JsonWriter, content: &Bound<'_, PyAny>, first: &mut bool) {
     if let Ok(s) = content.cast::<PyString>() {
@@ -245,14 +257,7 @@ fn content_parts(w: &mut JsonWriter, content: &Bound<'_, PyAny>, first: &mut boo
         }
         return;
     }
-    let blocks: Vec<Bound<'_, PyAny>> = if let Ok(l) = content.cast::<PyList>() {
-        l.iter().collect()
-    } else if let Ok(t) = content.cast::<PyTuple>() {
-        t.iter().collect()
-    } else {
-        return;
-    };
-    for block in blocks {
+    for block in blocks(content) {
         if block.is_instance_of::<PyString>() {
             separate(w, first);
             text_part(w, &block);
@@ -337,16 +342,15 @@ fn block_part(w: &mut JsonWriter, d: &Bound<'_, PyDict>, first: &mut bool) {
     }
 }
 
-/// A content's text: the string, or its text blocks joined.
-fn content_text(content: &Bound<'_, PyAny>) -> String {
+/// A message content's text: the string, or its text blocks joined ("" for anything else).
+#[pyfunction]
+#[pyo3(name = "langchain_text")]
+pub fn content_text(content: &Bound<'_, PyAny>) -> String {
     if let Ok(s) = content.cast::<PyString>() {
         return str_of(s).into_owned();
     }
     let mut out = String::new();
-    let Ok(items) = content.try_iter() else {
-        return out;
-    };
-    for block in items.flatten() {
+    for block in blocks(content) {
         if let Ok(s) = block.cast::<PyString>() {
             out.push_str(&str_of(s));
         } else if let Ok(d) = block.cast::<PyDict>() {

@@ -235,6 +235,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(langchain::langchain_json, m)?)?;
     m.add_function(wrap_pyfunction!(langchain::langchain_documents, m)?)?;
     m.add_function(wrap_pyfunction!(langchain::langchain_output, m)?)?;
+    m.add_function(wrap_pyfunction!(langchain::content_text, m)?)?;
     m.add_function(wrap_pyfunction!(responses::openai_chat_response, m)?)?;
     m.add_function(wrap_pyfunction!(responses::dashscope_response, m)?)?;
     m.add_function(wrap_pyfunction!(responses::usage, m)?)?;

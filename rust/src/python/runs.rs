@@ -166,8 +166,8 @@ impl RunTable {
                 .get_item(self.env.span_key.bind(py))?
                 .unwrap_or_else(|| py.None().into_bound(py)),
         };
-        if parent_span.is_none() || parent_span.cast::<PySpan>().is_ok() {
-            let span = self.env.span_class.bind(py).call1((
+        if PySpan::takes_as_parent(&parent_span) {
+            return self.env.span_class.bind(py).call1((
                 span_name,
                 span_kind,
                 &parent_span,
@@ -176,17 +176,9 @@ impl RunTable {
                 py.None(),
                 self.env.scope.bind(py),
                 self.env.version.bind(py),
-            ))?;
-            if !parent_span.is_none() {
-                // The bridge's trace state (a Python attribute) is inherited as start_span does.
-                let trace_state = parent_span.getattr(intern!(py, "_trace_state"))?;
-                if trace_state.is_truthy()? {
-                    span.setattr(intern!(py, "_trace_state"), trace_state)?;
-                }
-            }
-            return Ok(span);
+            ));
         }
-        // A span from elsewhere (a remote parent, a non-recording one): the Tracer takes it.
+        // Any other parent (remote, non-recording, with a trace state): the Tracer takes it.
         let values = PyDict::new(py);
         values.set_item(self.env.span_key.bind(py), &parent_span)?;
         let context = self.env.context_class.bind(py).call1((values,))?;

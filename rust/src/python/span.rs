@@ -311,6 +311,16 @@ impl PySpan {
         self.trace_state.is_some()
     }
 
+    /// Whether a span can be started under `parent` by the core directly: no parent (None), or
+    /// a core span without a trace state. Any other parent (remote, another implementation's,
+    /// one whose trace state the bridge keeps) goes through the Tracer's start_span.
+    pub(super) fn takes_as_parent(parent: &Bound<'_, PyAny>) -> bool {
+        parent.is_none()
+            || parent
+                .cast::<PySpan>()
+                .is_ok_and(|s| s.try_borrow().is_ok_and(|s| !s.has_trace_state()))
+    }
+
     /// set_status() from Rust.
     pub(super) fn set_status_text(&mut self, code: u8, description: Option<String>) {
         if let Some(r) = self.record.as_mut() {

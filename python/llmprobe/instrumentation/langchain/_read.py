@@ -74,19 +74,8 @@ def finish_reason(reason: Any) -> str | None:
 # ---- messages --------------------------------------------------------------------------------
 
 
-def content_text(content: Any) -> str:
-    """The text of a message's content: the string, or its text blocks joined."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, SEQUENCES):
-        pieces = []
-        for block in content:
-            if isinstance(block, str):
-                pieces.append(block)
-            elif isinstance(block, dict) and block.get("type") == "text" and isinstance(block.get("text"), str):
-                pieces.append(block["text"])
-        return "".join(pieces)
-    return ""
+# A message content's text: the string, or its text blocks joined.
+content_text = _core.langchain_text
 
 
 def characters(msgs: Any) -> int:
