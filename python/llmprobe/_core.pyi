@@ -171,6 +171,21 @@ def chat_input(messages: Any, capture: bool, dashscope: bool = False) -> tuple[s
     DashScope's messages (untyped content parts {"text"} / {"image"} / {"audio"} / {"video"},
     no empty text next to tool calls)."""
 
+def media_part(kind: str, url: Any = None, file_id: Any = None, audio: Any = None) -> dict | None:
+    """A media part in the GenAI conventions' shape, for messages built in Python: from `url` a
+    {"type": "uri", "modality", "uri"} part, or for a data URL a {"type": "blob", "modality",
+    "mime_type", "content"} part; else from `file_id` a {"type": "file", "modality", "file_id"}
+    part; else from inline `audio` ({data, format}) a blob. The modality is the mime type's
+    family (image, audio, video) when it names one, else `kind`; the URL, content or file id is
+    cut to the content limit. None without any of them."""
+
+def tool_definitions(tools: Any) -> str | None:
+    """`gen_ai.tool.definitions`: tool definitions in whatever shape the caller gave them
+    (OpenAI chat's and DashScope's {type, function: {...}}, custom tools, the Responses API's
+    flat tools, legacy functions, Anthropic's {name, input_schema}) as the conventions' flat
+    [{type, name, description, parameters}] JSON. None when `tools` is not a non-empty list or
+    tuple."""
+
 def openai_chat_response(
     span: Span, response: Any, capture: bool
 ) -> tuple[int | None, int | None, str | None]:

@@ -5,6 +5,7 @@ pub mod config;
 pub mod content;
 pub mod export;
 pub mod ids;
+pub mod media;
 pub mod metrics;
 pub mod pipeline;
 pub mod span;

@@ -30,6 +30,7 @@ ANSWER = "".join(PIECES)
 TOOL_ARGUMENTS = '{"city": "Hangzhou"}'
 USAGE = {"input_tokens": 11, "output_tokens": 3, "total_tokens": 14}
 MULTIMODAL_DIMENSION = 6  # the vector length when the request names no dimension
+TEXT_DIMENSION = 8  # a text embedding's, likewise (and always, for text-embedding-v1 and v2)
 
 
 def _generation_output(text: str, finish: str, result_format: str | None) -> dict:
@@ -99,7 +100,11 @@ def _handler(fake: FakeDashScope):
                 return
             if self.path.endswith("text-embedding/text-embedding"):
                 texts = body.get("input", {}).get("texts", [])
-                embeddings = [{"text_index": i, "embedding": [0.25] * 8} for i in range(len(texts))]
+                # v3 and later take the dimension asked for; v1 and v2 have one, fixed.
+                asked = body.get("parameters", {}).get("dimension")
+                fixed = model in ("text-embedding-v1", "text-embedding-v2")
+                dimension = asked if asked and not fixed else TEXT_DIMENSION
+                embeddings = [{"text_index": i, "embedding": [0.25] * dimension} for i in range(len(texts))]
                 self._json(
                     200,
                     {

@@ -25,7 +25,7 @@ def test_multimodal_conversation_text_and_image(dashscope_app):
         {
             "role": "user",
             "parts": [
-                {"type": "image", "url": "https://example.test/cat.png"},
+                {"type": "uri", "modality": "image", "uri": "https://example.test/cat.png"},
                 {"type": "text", "content": "What is it?"},
             ],
         }
@@ -34,7 +34,7 @@ def test_multimodal_conversation_text_and_image(dashscope_app):
     assert a["gen_ai.usage.input_tokens"] == 20
 
 
-def test_multimodal_data_url_is_cut(dashscope_app):
+def test_multimodal_data_url_is_a_blob_cut_to_the_limit(dashscope_app):
     app = dashscope_app(
         """
         import dashscope
@@ -45,9 +45,12 @@ def test_multimodal_data_url_is_cut(dashscope_app):
         env={"OTEL_INSTRUMENTATION_GENAI_MESSAGE_CONTENT_MAX_LENGTH": "100"},
     )
     messages = json.loads(app.one()["attributes"]["gen_ai.input.messages"])
-    url = messages[0]["parts"][0]["url"]
-    assert url.startswith("data:image/png;base64,AAA")
-    assert len(url) <= 100
+    assert messages[0]["parts"][0] == {
+        "type": "blob",
+        "modality": "image",
+        "mime_type": "image/png",
+        "content": "A" * 100,
+    }
     assert len(app.requests[0]["body"]["input"]["messages"][0]["content"][0]["image"]) > 50000
 
 

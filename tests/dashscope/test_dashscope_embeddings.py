@@ -16,9 +16,9 @@ ITEMS = (
 
 PARTS = [
     {"type": "text", "content": "a red cat"},
-    {"type": "image", "url": "https://example.test/cat.png"},
-    {"type": "video", "url": "https://example.test/f1.jpg"},
-    {"type": "video", "url": "https://example.test/f2.jpg"},
+    {"type": "uri", "modality": "image", "uri": "https://example.test/cat.png"},
+    {"type": "uri", "modality": "video", "uri": "https://example.test/f1.jpg"},
+    {"type": "uri", "modality": "video", "uri": "https://example.test/f2.jpg"},
 ]
 
 
@@ -70,9 +70,7 @@ def test_multimodal_embedding_sdk_items_and_data_url_cut(dashscope_app):
     assert a["gen_ai.embeddings.dimension.count"] == 4
     text, image = json.loads(a["input.value"])
     assert text == {"type": "text", "content": "a cat"}
-    assert image["type"] == "image"
-    assert image["url"].startswith("data:image/png;base64,AAA")
-    assert len(image["url"]) <= 100
+    assert image == {"type": "blob", "modality": "image", "mime_type": "image/png", "content": "A" * 100}
     assert len(app.requests[0]["body"]["input"]["contents"][1]["image"]) > 50000
 
 
@@ -87,7 +85,7 @@ def test_multimodal_embedding_without_content_capture(dashscope_app):
     a = app.one()["attributes"]
     assert "input.value" not in a
     assert "example.test" not in json.dumps(a)
-    assert a["llmprobe.input.size"] == sum(len(p.get("content", p.get("url"))) for p in PARTS)
+    assert a["llmprobe.input.size"] == sum(len(p.get("content", p.get("uri"))) for p in PARTS)
 
 
 def test_async_multimodal_embedding_and_rerank_nest_under_caller(dashscope_app):

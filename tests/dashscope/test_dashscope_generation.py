@@ -7,13 +7,16 @@ import json
 
 from dashscope_secret import SECRET
 from fake_dashscope import ANSWER
+from llmprobe import __version__ as LLMPROBE_VERSION
 
 
 def test_prompt_text_format(dashscope_app):
     app = dashscope_app(
         """
         import dashscope
-        r = dashscope.Generation.call(model="qwen-plus", prompt="Say hi", temperature=0.5, top_k=3, seed=7)
+        r = dashscope.Generation.call(model="qwen-plus", prompt="Say hi", temperature=0.5, top_k=3, seed=7,
+                                      top_p=0.8, max_tokens=100, frequency_penalty=0.3, presence_penalty=0.2,
+                                      n=2, stop=["END"])
         print(r.status_code, r.output.text)
         """
     )
@@ -22,6 +25,8 @@ def test_prompt_text_format(dashscope_app):
     a = span["attributes"]
     assert span["name"] == "text_completion qwen-plus"
     assert span["kind"] == "CLIENT"
+    # The scope names llmprobe's instrumentation: its version is llmprobe's, not dashscope's.
+    assert (span["scope"], span["scope_version"]) == ("llmprobe.instrumentation.dashscope", LLMPROBE_VERSION)
     assert a["gen_ai.provider.name"] == "dashscope"
     assert a["gen_ai.operation.name"] == "text_completion"
     assert a["gen_ai.span.kind"] == "LLM"
@@ -29,6 +34,13 @@ def test_prompt_text_format(dashscope_app):
     assert a["gen_ai.request.temperature"] == 0.5
     assert a["gen_ai.request.top_k"] == 3
     assert a["gen_ai.request.seed"] == 7
+    # Every sampling parameter of the conventions' gen_ai.request.* that DashScope takes.
+    assert a["gen_ai.request.top_p"] == 0.8
+    assert a["gen_ai.request.max_tokens"] == 100
+    assert a["gen_ai.request.frequency_penalty"] == 0.3
+    assert a["gen_ai.request.presence_penalty"] == 0.2
+    assert a["gen_ai.request.choice.count"] == 2
+    assert list(a["gen_ai.request.stop_sequences"]) == ["END"]
     assert a["gen_ai.request.stream"] is False
     assert a["server.address"] == "127.0.0.1"
     assert a["gen_ai.usage.input_tokens"] == 11

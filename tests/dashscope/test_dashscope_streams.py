@@ -116,6 +116,23 @@ def test_text_embedding(dashscope_app):
     assert "0.25" not in json.dumps(a)
 
 
+def test_text_embedding_dimension_is_the_one_asked_for(dashscope_app):
+    app = dashscope_app(
+        """
+        import dashscope
+        for model in ("text-embedding-v3", "text-embedding-v2"):
+            r = dashscope.TextEmbedding.call(model=model, input="a", dimension=4)
+            print(len(r.output["embeddings"][0]["embedding"]))
+        """,
+        spans=2,
+    )
+    # v2 has one dimension whatever is asked: the span still says what the caller asked for.
+    assert app.lines() == ["4", "8"]
+    by_model = {s["name"]: s["attributes"] for s in app.spans}
+    assert by_model["embeddings text-embedding-v3"]["gen_ai.embeddings.dimension.count"] == 4
+    assert by_model["embeddings text-embedding-v2"]["gen_ai.embeddings.dimension.count"] == 4
+
+
 def test_async_stream_left_early_ends_span(dashscope_app):
     app = dashscope_app(
         """

@@ -33,7 +33,10 @@ def test_tool_calls(dashscope_app, stream):
     )
     assert app.lines() == ["tool_calls"]
     a = app.one()["attributes"]
-    assert json.loads(a["gen_ai.tool.definitions"]) == TOOLS
+    # DashScope's nested {type, function: {...}}, in the conventions' flat shape.
+    assert json.loads(a["gen_ai.tool.definitions"]) == [
+        {"type": "function", "name": "get_weather", "parameters": {"type": "object"}}
+    ]
     out = json.loads(a["gen_ai.output.messages"])
     assert out == [{"role": "assistant", "parts": [EXPECTED_CALL], "finish_reason": "tool_calls"}]
     assert list(a["gen_ai.response.finish_reasons"]) == ["tool_calls"]

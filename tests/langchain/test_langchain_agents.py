@@ -63,10 +63,12 @@ TOOL_MODEL = """
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 from langchain_core.tools import tool
+from langchain_core.utils.function_calling import convert_to_openai_tool
 class ToolModel(GenericFakeChatModel):
-    # LangChain's fake chat model, able to be given tools (it answers from its list anyway).
+    # LangChain's fake chat model, able to be given tools (it answers from its list anyway), in
+    # OpenAI's shape, as ChatOpenAI binds them.
     def bind_tools(self, tools, **kwargs):
-        return self
+        return self.bind(tools=[convert_to_openai_tool(t) for t in tools])
 @tool
 def add(a: int, b: int) -> int:
     \"\"\"Add two numbers.\"\"\"
@@ -91,6 +93,12 @@ def _agent_loop(tree: Tree, agent: dict) -> None:
     assert attrs(tools[0])["gen_ai.tool.call.result"] == "3"
     output = content(llm[0], "gen_ai.output.messages")[0]
     assert output["parts"] == [{"type": "tool_call", "id": "call_1", "name": "add", "arguments": {"a": 1, "b": 2}}]
+    # The bound tools, in the conventions' flat shape.
+    for span in llm:
+        [definition] = content(span, "gen_ai.tool.definitions")
+        assert (definition["type"], definition["name"]) == ("function", "add")
+        assert definition["description"] == "Add two numbers."
+        assert set(definition["parameters"]["properties"]) == {"a", "b"}
 
 
 @needs("langchain", 1)

@@ -6,6 +6,7 @@ and still reach the caller as they were."""
 from __future__ import annotations
 
 from langchain_support import SCOPE, Tree, attrs, content, kind
+from llmprobe import __version__ as LLMPROBE_VERSION
 
 CHAIN = """
 from langchain_core.prompts import ChatPromptTemplate
@@ -48,7 +49,8 @@ print("user handler saw", Mine.ends, "chain ends")
     assert tree.shape(request) == ("request", (SEQUENCE,))
     sequence = tree.one("chain RunnableSequence")
     a = attrs(sequence)
-    assert sequence["kind"] == "INTERNAL" and sequence["scope"] == SCOPE
+    assert sequence["kind"] == "INTERNAL"
+    assert (sequence["scope"], sequence["scope_version"]) == (SCOPE, LLMPROBE_VERSION)
     assert a["gen_ai.span.kind"] == "CHAIN"
     assert a["gen_ai.operation.name"] == "chain"
     assert a["gen_ai.framework"] == "langchain"

@@ -109,6 +109,9 @@ asyncio.run(main())
     assert llm["scope"] == OPENAI_SCOPE
     assert attrs(llm)["gen_ai.response.finish_reasons"] == ["tool_calls"]
     assert tree.parent(llm)["name"] == "chain ChatOpenAI"
+    [definition] = content(llm, "gen_ai.tool.definitions")
+    assert (definition["type"], definition["name"]) == ("function", "weather")
+    assert definition["description"] == "The weather in a city."
 
 
 @needs("langchain-community")
@@ -174,6 +177,36 @@ print(model.invoke("again").content)
     assert int(duration["count"]) == 2
     assert duration["attributes"]["gen_ai.operation.name"] == "chat"
     assert duration["attributes"]["gen_ai.response.model"] == "fake-1"
+
+
+def test_media_blocks_are_the_conventions_parts(langchain_app):
+    """Images and files in a LangChain message, in OpenAI's blocks and LangChain's standard ones
+    (old and new spellings), are uri / blob / file parts like the provider instrumentations'."""
+    app = langchain_app(
+        """
+from langchain_core.language_models import FakeListChatModel
+from langchain_core.messages import HumanMessage
+model = FakeListChatModel(responses=["seen"])
+print(model.invoke([HumanMessage(content=[
+    {"type": "text", "text": "what are these?"},
+    {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo"}},
+    {"type": "image", "url": "https://x.test/cat.png"},
+    {"type": "image", "source_type": "base64", "data": "/9j/4AAQ", "mime_type": "image/jpeg"},
+    {"type": "file", "file_id": "file-doc"},
+])]).content)
+""",
+        spans=1,
+    )
+    assert app.lines() == ["seen"]
+    [llm] = Tree(app.spans).llm()
+    [message] = content(llm, "gen_ai.input.messages")
+    assert message["parts"] == [
+        {"type": "text", "content": "what are these?"},
+        {"type": "blob", "modality": "image", "mime_type": "image/png", "content": "iVBORw0KGgo"},
+        {"type": "uri", "modality": "image", "uri": "https://x.test/cat.png"},
+        {"type": "blob", "modality": "image", "mime_type": "image/jpeg", "content": "/9j/4AAQ"},
+        {"type": "file", "modality": "file", "file_id": "file-doc"},
+    ]
 
 
 def test_text_completion_llm_and_its_failure(langchain_app):

@@ -9,6 +9,8 @@ What it answers is decided by the request, as a real server's answer is:
   answers; the response model is the requested model with ``-2024-07-18`` appended;
 - a stream carries a usage chunk only when the request asked for it
   (``stream_options.include_usage``), as OpenAI's does;
+- a Responses API answer longer than the request's ``max_output_tokens`` (in words) is cut
+  there and comes back ``incomplete`` (reason ``max_output_tokens``), as OpenAI's does;
 - a request with ``tools`` gets tool calls (two parallel calls; streamed as deltas: id and name
   first, the arguments in pieces) unless its last message is a tool result;
 - the model name picks the special cases: ``error-400`` / ``error-429`` / ``error-500`` (an
@@ -482,6 +484,11 @@ class _Handler(BaseHTTPRequestHandler):
                         else "".join(p.get("text", "") for p in item["content"] if isinstance(p, dict))
                     )
         answer = "Echo: " + user_text
+        # An answer longer than max_output_tokens words is cut there and "incomplete".
+        limit = body.get("max_output_tokens")
+        incomplete = isinstance(limit, int) and _tokens(answer) > limit
+        if incomplete:
+            answer = " ".join(answer.split()[:limit])
         response_id = _id("resp", body)
         message_id = _id("msg", body)
         wants_tools = bool(body.get("tools")) and not any(
@@ -521,12 +528,12 @@ class _Handler(BaseHTTPRequestHandler):
             "id": response_id,
             "object": "response",
             "created_at": CREATED,
-            "status": "completed",
+            "status": "incomplete" if incomplete else "completed",
             "model": model + "-2024-07-18",
             "output": output,
             "usage": usage,
             "error": None,
-            "incomplete_details": None,
+            "incomplete_details": {"reason": "max_output_tokens"} if incomplete else None,
             "instructions": body.get("instructions"),
             "metadata": {},
             "parallel_tool_calls": True,
@@ -608,7 +615,7 @@ class _Handler(BaseHTTPRequestHandler):
                 part=item["content"][0],
             )
             send("response.output_item.done", output_index=0, item=item)
-        send("response.completed", response=response)
+        send("response.incomplete" if incomplete else "response.completed", response=response)
         self._end_sse(done=False)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from llmprobe import __version__ as LLMPROBE_VERSION
+
 Span = dict[str, Any]
 
 SCOPE = "llmprobe.instrumentation.openai"
@@ -34,7 +36,8 @@ def assert_llm_span(
     a = attrs(span)
     assert span["name"] == f"{operation} {model}"
     assert span["kind"] == "CLIENT"
-    assert span["scope"] == SCOPE
+    # The scope names llmprobe's instrumentation: its version is llmprobe's, not the SDK's.
+    assert (span["scope"], span["scope_version"]) == (SCOPE, LLMPROBE_VERSION)
     assert a["gen_ai.span.kind"] == kind
     assert a["gen_ai.operation.name"] == operation
     assert a["gen_ai.provider.name"] == "openai"

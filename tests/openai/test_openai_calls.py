@@ -132,8 +132,15 @@ def test_tool_calls_and_tool_results(openai_app):
     assert json.loads(app.lines()[-1]) == ["tool_calls", "get_weather", "The tool said: 18 degrees"]
     first, second = app.llm()
     assert attrs(first)["gen_ai.response.finish_reasons"] == ["tool_calls"]
-    definitions = content(first, "gen_ai.tool.definitions")
-    assert definitions[0]["function"]["name"] == "get_weather"
+    # Chat's nested {type, function: {...}} is written in the conventions' flat shape.
+    assert content(first, "gen_ai.tool.definitions") == [
+        {
+            "type": "function",
+            "name": "get_weather",
+            "description": "Weather of a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        }
+    ]
     [answer] = content(first, "gen_ai.output.messages")
     assert answer["finish_reason"] == "tool_calls"
     assert answer["parts"] == [
@@ -249,13 +256,25 @@ def test_embeddings(openai_app):
         client = openai.OpenAI(max_retries=0)
         r = client.embeddings.create(model="embed-test", input=["first text", "second text"])
         one = client.embeddings.create(model="embed-test", input="just one", encoding_format="float")
-        print(json.dumps([len(r.data), r.data[0].embedding[:3], len(one.data[0].embedding)]))
+        # Vectors as base64 float32 (asked for here; newer SDKs also ask on the caller's behalf
+        # and decode), whole or cut to the dimensions asked for.
+        packed = client.embeddings.create(model="embed-test", input="packed", encoding_format="base64")
+        short = client.embeddings.create(model="embed-test", input="short", encoding_format="base64",
+                                         dimensions=5)
+        raw = client.embeddings.with_raw_response.create(model="embed-test", input="raw", encoding_format="base64")
+        print(json.dumps([len(r.data), r.data[0].embedding[:3], len(one.data[0].embedding),
+                          type(packed.data[0].embedding).__name__, len(raw.parse().data)]))
     """,
-        spans=2,
+        spans=5,
     )
-    count, head, dims = json.loads(app.lines()[-1])
-    assert count == 2 and dims == 8
-    many, single = app.llm()
+    count, head, dims, packed_type, raw_count = json.loads(app.lines()[-1])
+    assert count == 2 and dims == 8 and packed_type == "str" and raw_count == 1
+    many, single, packed, short, raw = app.llm()
+    # The dimension of base64 vectors is counted from their length (8 floats of 4 bytes).
+    assert attrs(packed)["gen_ai.embeddings.dimension.count"] == 8
+    assert attrs(packed)["gen_ai.request.encoding_formats"] == ["base64"]
+    assert attrs(short)["gen_ai.embeddings.dimension.count"] == 5
+    assert attrs(raw)["gen_ai.embeddings.dimension.count"] == 8
     assert_llm_span(many, model="embed-test", operation="embeddings", kind="EMBEDDING", stream=None)
     a = attrs(many)
     assert a["gen_ai.usage.input_tokens"] == 4
@@ -279,15 +298,18 @@ def test_responses_api(openai_app):
         client = openai.OpenAI(max_retries=0)
         r = client.responses.create(model="gpt-resp", input="Hello responses", instructions="Be terse.",
                                     max_output_tokens=50, temperature=0.1)
-        tools = [{"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {}}}]
+        tools = [{"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {}}},
+                 {"type": "web_search_preview"}]
         t = client.responses.create(model="gpt-resp", input=[{"role": "user", "content": "weather?"}], tools=tools)
-        print(json.dumps([r.output_text, [o.type for o in t.output]]))
+        cut = client.responses.create(model="gpt-resp", input="a long question to answer", max_output_tokens=2)
+        print(json.dumps([r.output_text, [o.type for o in t.output], cut.status, cut.output_text]))
     """,
-        spans=2,
+        spans=3,
     )
-    text, kinds = json.loads(app.lines()[-1])
+    text, kinds, status, cut_text = json.loads(app.lines()[-1])
     assert text == "Echo: Hello responses" and kinds == ["function_call", "function_call"]
-    plain, tools = app.llm()
+    assert (status, cut_text) == ("incomplete", "Echo: a")
+    plain, tools, cut = app.llm()
     assert_llm_span(plain, model="gpt-resp")
     a = attrs(plain)
     assert a["gen_ai.request.max_tokens"] == 50
@@ -297,7 +319,9 @@ def test_responses_api(openai_app):
         {"role": "user", "parts": [{"type": "text", "content": "Hello responses"}]}
     ]
     assert a["output.value"] == "Echo: Hello responses"
-    assert a["gen_ai.response.finish_reasons"] == ["completed"]
+    # The response's status in the conventions' words, as a chat completion says it.
+    assert a["gen_ai.response.finish_reasons"] == ["stop"]
+    assert content(plain, "gen_ai.output.messages")[0]["finish_reason"] == "stop"
     assert a["gen_ai.usage.input_tokens"] == 2
     assert a["gen_ai.usage.output_tokens"] == 3
     assert a["gen_ai.usage.cache_read.input_tokens"] == 1
@@ -305,31 +329,67 @@ def test_responses_api(openai_app):
     assert a["gen_ai.response.id"].startswith("resp-")
     [answer] = content(tools, "gen_ai.output.messages")
     assert [p["name"] for p in answer["parts"]] == ["get_weather", "get_time"]
-    assert content(tools, "gen_ai.tool.definitions")[0]["name"] == "get_weather"
+    assert answer["finish_reason"] == "tool_calls"
+    assert attrs(tools)["gen_ai.response.finish_reasons"] == ["tool_calls"]
+    # The flat shape already; a built-in tool keeps its type alone.
+    assert content(tools, "gen_ai.tool.definitions") == [
+        {"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {}}},
+        {"type": "web_search_preview"},
+    ]
+    # Cut by max_output_tokens: "length", as a chat completion cut by max_tokens.
+    assert attrs(cut)["gen_ai.response.finish_reasons"] == ["length"]
+    assert attrs(cut)["output.value"] == "Echo: a"
 
 
-def test_image_content_and_limits(openai_app):
-    """Images are {type: image, url}; every content string (a data URL too) is cut to the limit,
-    in characters, and the JSON stays valid."""
+def test_media_parts_and_limits(openai_app):
+    """Images, audio and files are the conventions' uri / blob / file parts, chat and Responses
+    API alike: a link is a uri, a data URL a blob that keeps its mime type, an uploaded file its
+    id. Every content string (a blob's content too) is cut to the limit, in characters, and the
+    JSON stays valid."""
     app = openai_app(
         """
         import openai
+        client = openai.OpenAI(max_retries=0)
         data_url = "data:image/png;base64," + "A" * 5000
-        openai.OpenAI(max_retries=0).chat.completions.create(model="gpt-vision", messages=[
+        client.chat.completions.create(model="gpt-vision", messages=[
             {"role": "user", "content": [
                 {"type": "text", "text": "héllo wörld, what is in this picture?"},
                 {"type": "image_url", "image_url": {"url": data_url}},
+                {"type": "image_url", "image_url": {"url": "https://x.test/cat.png"}},
+                {"type": "input_audio", "input_audio": {"data": "UklGR" * 100, "format": "wav"}},
+                {"type": "file", "file": {"file_id": "file-abc"}},
+                {"type": "file", "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBERi0x"}},
             ]}])
+        client.responses.create(model="gpt-resp", input=[{"role": "user", "content": [
+            {"type": "input_text", "text": "and these?"},
+            {"type": "input_image", "image_url": "https://x.test/dog.png"},
+            {"type": "input_image", "file_id": "file-img"},
+            {"type": "input_file", "file_data": "data:application/pdf;base64,JVBERi0x", "filename": "b.pdf"},
+        ]}])
     """,
+        spans=2,
         env={"OTEL_INSTRUMENTATION_GENAI_MESSAGE_CONTENT_MAX_LENGTH": "12"},
     )
-    span = app.one()
-    [message] = content(span, "gen_ai.input.messages")
+    chat, responses = app.llm()
+    [message] = content(chat, "gen_ai.input.messages")
     assert message["parts"] == [
         {"type": "text", "content": "héllo wörld,"},
-        {"type": "image", "url": "data:image/p"},
+        {"type": "blob", "modality": "image", "mime_type": "image/png", "content": "AAAAAAAAAAAA"},
+        {"type": "uri", "modality": "image", "uri": "https://x.te"},
+        {"type": "blob", "modality": "audio", "mime_type": "audio/wav", "content": "UklGRUklGRUk"},
+        {"type": "file", "modality": "file", "file_id": "file-abc"},
+        {"type": "blob", "modality": "file", "mime_type": "application/", "content": "JVBERi0x"},
     ]
-    assert attrs(span)["output.value"] == "Echo: héllo "
+    assert attrs(chat)["output.value"] == "Echo: héllo "
+    [message] = content(responses, "gen_ai.input.messages")
+    assert message["parts"] == [
+        {"type": "text", "content": "and these?"},
+        {"type": "uri", "modality": "image", "uri": "https://x.te"},
+        {"type": "file", "modality": "image", "file_id": "file-img"},
+        {"type": "blob", "modality": "file", "mime_type": "application/", "content": "JVBERi0x"},
+    ]
+    # The requests went out whole.
+    assert app.requests[0]["body"]["messages"][0]["content"][1]["image_url"]["url"].endswith("A" * 5000)
 
 
 def test_uninstrumented_spans_absent_when_disabled(openai_app):

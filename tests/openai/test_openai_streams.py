@@ -459,18 +459,22 @@ def test_responses_stream(openai_app):
             for _ in s:
                 pass
             final = s.get_final_response().output_text
-        print(json.dumps([events[-1], final]))
+        cut = [e.type for e in client.responses.create(model="chunks-3", input="one two three",
+                                                       max_output_tokens=2, stream=True)]
+        print(json.dumps([events[-1], final, cut[-1]]))
     """,
-        spans=2,
+        spans=3,
     )
-    assert json.loads(app.lines()[-1]) == ["response.completed", "Echo: helper resp"]
-    created, helper = app.llm()
+    assert json.loads(app.lines()[-1]) == ["response.completed", "Echo: helper resp", "response.incomplete"]
+    created, helper, cut = app.llm()
+    assert attrs(cut)["gen_ai.response.finish_reasons"] == ["length"]
+    assert attrs(cut)["output.value"] == "Echo: one"
     for span, text in ((created, "Echo: stream resp"), (helper, "Echo: helper resp")):
         assert_llm_span(span, model="chunks-3", stream=True)
         a = attrs(span)
         assert a["output.value"] == text
         assert a["gen_ai.usage.output_tokens"] == 3
-        assert a["gen_ai.response.finish_reasons"] == ["completed"]
+        assert a["gen_ai.response.finish_reasons"] == ["stop"]
         assert a["gen_ai.response.time_to_first_token"] > 0
         assert a["gen_ai.response.id"].startswith("resp-")
 

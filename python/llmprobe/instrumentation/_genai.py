@@ -63,10 +63,13 @@ def refresh() -> None:
     _max_length = int(limit) if limit is not None else 4096
 
 
-def tracer(scope: str, version: str | None = None) -> Tracer:
+def tracer(scope: str) -> Tracer:
     """The tracer of an instrumentation scope. Its spans are llmprobe's Rust spans whatever
-    tracer provider the application installed globally."""
-    return Tracer(scope, version)
+    tracer provider the application installed globally. The scope names llmprobe's
+    instrumentation, so its version is llmprobe's, never the instrumented library's."""
+    from llmprobe import __version__
+
+    return Tracer(scope, __version__)
 
 
 # One model call in flight (its span, context token, start time, metric attributes and
@@ -276,6 +279,17 @@ def put_input_json(
         attributes["input.mime_type"] = "application/json"
     else:
         attributes[size_key] = chars
+
+
+def vector_length(vector: Any) -> int | None:
+    """The length of an embedding vector: a list of floats, or their little-endian float32 bytes
+    in base64 (openai's encoding_format="base64"), counted from the text's length, undecoded."""
+    if isinstance(vector, _messages.SEQUENCES):
+        return len(vector)
+    if isinstance(vector, str):
+        padding = len(vector) - len(vector.rstrip("="))
+        return (len(vector) // 4 * 3 - padding) // 4
+    return None
 
 
 def put_output(attributes: dict, messages: list, capture: bool) -> None:

@@ -6,8 +6,9 @@ The contract's shape (the OpenTelemetry GenAI conventions' message JSON)::
     {"role": "assistant", "parts": [{"type": "tool_call", "id", "name", "arguments"}], "finish_reason": "tool_calls"}
     {"role": "tool", "parts": [{"type": "tool_call_response", "id", "response"}]}
 
-Images become ``{"type": "image", "url"}`` (a data URL is cut with every other string, in Rust,
-when the structure is serialised). Everything here only reads: a message may be a dict, a
+Images, audio, video and files become the conventions' ``uri``, ``blob`` (a data URL: its mime
+type kept, its content cut) or ``file`` parts, made by the core (``_core.media_part``) as it
+writes those of chat messages. Everything here only reads: a message may be a dict, a
 TypedDict, a pydantic model or any object with the same attribute names (the SDK's own response
 objects are often sent back in the next request). A one-shot iterable (a generator of messages)
 is never iterated: the library still has to send it, so it is left out of the span instead.
@@ -23,6 +24,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any
+
+from llmprobe import _core
 
 # Containers that can be read without consuming them.
 SEQUENCES = (list, tuple)
@@ -108,27 +111,29 @@ def content_parts(content: Any) -> list:
             parts.append(text_part(get(item, "text")))
         elif kind == "image_url":
             image = get(item, "image_url")
-            parts.append({"type": "image", "url": get(image, "url") if image is not None else None})
+            _media(parts, "image", get(image, "url") if image is not None else None)
         elif kind == "input_image":
-            url = get(item, "image_url")
-            parts.append({"type": "image", "url": url if url is not None else get(item, "file_id")})
+            _media(parts, "image", get(item, "image_url"), get(item, "file_id"))
         elif kind == "refusal":
             parts.append({"type": "refusal", "content": get(item, "refusal")})
         elif kind == "input_audio":
-            audio = get(item, "input_audio")
-            parts.append({"type": "audio", "format": get(audio, "format") if audio is not None else None})
+            _media(parts, "audio", audio=get(item, "input_audio"))
         elif kind in ("file", "input_file"):
             file = get(item, "file") if kind == "file" else item
-            parts.append(
-                {
-                    "type": "file",
-                    "file_id": get(file, "file_id") if file is not None else None,
-                    "filename": get(file, "filename") if file is not None else None,
-                }
-            )
+            if file is not None:
+                url = get(file, "file_data")
+                _media(parts, "file", url if url is not None else get(file, "file_url"), get(file, "file_id"))
         elif kind is not None:
             parts.append({"type": str(kind)})
     return parts
+
+
+def _media(parts: list, kind: str, url: Any = None, file_id: Any = None, audio: Any = None) -> None:
+    """A media part from a URL (a link or a data URL), else from an uploaded file's id, else
+    from inline audio ({data, format})."""
+    part = _core.media_part(kind, url, file_id, audio)
+    if part is not None:
+        parts.append(part)
 
 
 # ---- chat completions ------------------------------------------------------------------------
@@ -333,11 +338,11 @@ def characters(messages: list | None) -> int:
     total = 0
     for message in messages or ():
         for part in message["parts"]:
-            for key in ("content", "arguments", "response", "url"):
+            for key in ("content", "arguments", "response", "uri", "file_id"):
                 value = part.get(key)
                 if isinstance(value, str):
                     total += len(value)
-                elif value is not None and key != "url":
+                elif value is not None and key in ("content", "arguments", "response"):
                     total += len(str(value))
     return total
 

@@ -4,11 +4,12 @@ Patched (class methods, so every import path of the class sees them):
 
 - ``Generation.call`` and ``AioGeneration.call``: ``prompt=`` (text_completion) and
   ``messages=`` (chat), ``result_format`` text or message, streamed or not;
-- ``MultiModalConversation.call`` (and its Aio twin): an LLM chat span, images as URL parts;
+- ``MultiModalConversation.call`` (and its Aio twin): an LLM chat span, media as ``uri`` parts
+  (``blob`` for a data URL);
 - ``TextEmbedding.call``: an EMBEDDING span, the input texts as ``input.value``;
 - ``MultiModalEmbedding.call`` (and its Aio twin): an EMBEDDING span, the input items (text,
-  image, video, audio) as content parts in ``input.value``, media as URL parts like the chat
-  messages' (a data URL is cut to the content limit with every other string);
+  image, video, audio) as content parts in ``input.value``, media parts like the chat
+  messages' (a data URL's content is cut to the content limit);
 - ``TextReRank.call`` (and its Aio twin): a RERANKER span;
 - ``Application.call``: an app run on the Bailian platform, a CHAIN span ``chain {app_id}``
   with the conversation's ``gen_ai.session.id``.
@@ -56,6 +57,7 @@ _PARAMETERS = (
     ("top_k", "gen_ai.request.top_k"),
     ("max_tokens", "gen_ai.request.max_tokens"),
     ("seed", "gen_ai.request.seed"),
+    ("frequency_penalty", "gen_ai.request.frequency_penalty"),
     ("presence_penalty", "gen_ai.request.presence_penalty"),
     ("n", "gen_ai.request.choice.count"),
 )
@@ -83,12 +85,13 @@ _servers: dict = {}
 class _Request:
     """What the end of a call needs from its request."""
 
-    __slots__ = ("capture", "documents", "incremental", "kind", "session")
+    __slots__ = ("capture", "dimension", "documents", "incremental", "kind", "session")
 
     def __init__(self, kind: str, capture: bool, incremental: Any = None) -> None:
         self.kind = kind  # "chat", "text_completion", "embeddings", "rerank", "chain"
         self.capture = capture
         self.incremental = incremental  # the caller's incremental_output (None: not given)
+        self.dimension: int | None = None  # the embedding dimension the caller asked for
         self.documents: Any = None  # a rerank's input documents
         self.session: Any = None  # an application call's session id
 
@@ -153,9 +156,8 @@ def _begin(model: Any, operation: str, span_kind: str, attributes: dict, request
 
 def _parts(content: list) -> list:
     """DashScope's content parts, which carry no type: ``{"text"}``, ``{"image"}``, ``{"audio"}``,
-    ``{"video"}`` (a URL, a local path or a data URL: cut with every other string in Rust). A
-    video given as a list of frames is one video part per frame, so that every part keeps the
-    contract's ``{type, url}`` shape with a string URL."""
+    ``{"video"}`` (a URL or a local path: a ``uri`` part; a data URL: a ``blob``). A video given
+    as a list of frames is one video part per frame."""
     parts = []
     for item in content:
         if isinstance(item, str):
@@ -169,10 +171,8 @@ def _parts(content: list) -> list:
             url = get(item, kind)
             if url is None:
                 continue
-            if isinstance(url, SEQUENCES):
-                parts.extend({"type": kind, "url": u if isinstance(u, str) else str(u)} for u in url)
-            else:
-                parts.append({"type": kind, "url": url if isinstance(url, str) else str(url)})
+            for frame in url if isinstance(url, SEQUENCES) else (url,):
+                parts.append(_core.media_part(kind, frame))
             break
         else:
             typed = _messages.content_parts([item])  # an OpenAI-style typed part
@@ -213,9 +213,10 @@ def _before_generation(names: tuple):
         elif isinstance(stop, SEQUENCES) and stop and all(isinstance(s, str) for s in stop):
             attributes["gen_ai.request.stop_sequences"] = list(stop)
         operation = _put_generation_input(attributes, arguments, capture)
-        tools = arguments.get("tools")
-        if capture and isinstance(tools, SEQUENCES) and tools:
-            attributes["gen_ai.tool.definitions"] = _genai.content_json(tools)
+        if capture:
+            definitions = _core.tool_definitions(arguments.get("tools"))
+            if definitions is not None:
+                attributes["gen_ai.tool.definitions"] = definitions
         request = _Request(operation, capture, arguments.get("incremental_output"))
         return _begin(arguments.get("model"), operation, "LLM", attributes, request)
 
@@ -274,7 +275,7 @@ def _complete(call: _genai.Call, response: Any) -> None:
             input_tokens, output_tokens = _core.usage(attributes, get(response, "usage"), True)
             output = get(response, "output")
             if request.kind == "embeddings":
-                _embedding_output(attributes, output)
+                _embedding_output(attributes, output, request)
                 if input_tokens is None and "gen_ai.usage.total_tokens" in attributes:
                     # TextEmbedding reports only total_tokens: every token of an embedding
                     # call is an input token.
@@ -326,9 +327,7 @@ def _before_embedding(names: tuple):
         arguments = _arguments(names, args, kwargs) if args else kwargs
         capture = _genai.capture
         attributes: dict = {}
-        dimension = arguments.get("dimension")
-        if type(dimension) is int:
-            attributes["gen_ai.embeddings.dimension.count"] = dimension
+        dimension = _asked_dimension(attributes, arguments)
         texts = arguments.get("input")
         if capture:
             if isinstance(texts, str):
@@ -340,6 +339,7 @@ def _before_embedding(names: tuple):
         else:
             attributes["llmprobe.input.size"] = _messages.texts_characters(texts)
         request = _Request("embeddings", capture)
+        request.dimension = dimension
         return _begin(arguments.get("model"), "embeddings", "EMBEDDING", attributes, request)
 
     return before
@@ -350,9 +350,7 @@ def _before_multimodal_embedding(names: tuple):
         arguments = _arguments(names, args, kwargs) if args else kwargs
         capture = _genai.capture
         attributes: dict = {}
-        dimension = arguments.get("dimension")
-        if type(dimension) is int:
-            attributes["gen_ai.embeddings.dimension.count"] = dimension
+        dimension = _asked_dimension(attributes, arguments)
         items = arguments.get("input")
         # Read before the SDK runs: it replaces a local file's path by the URL it uploaded it to,
         # in the caller's own item.
@@ -364,19 +362,30 @@ def _before_multimodal_embedding(names: tuple):
             else:
                 attributes["llmprobe.input.size"] = _messages.characters([{"parts": parts}])
         request = _Request("embeddings", capture)
+        request.dimension = dimension
         return _begin(arguments.get("model"), "embeddings", "EMBEDDING", attributes, request)
 
     return before
 
 
-def _embedding_output(attributes: dict, output: Any) -> None:
-    if output is None or "gen_ai.embeddings.dimension.count" in attributes:
+def _asked_dimension(attributes: dict, arguments: dict) -> int | None:
+    """The embedding dimension the caller asked for (the span's, whatever the answer says)."""
+    dimension = arguments.get("dimension")
+    if type(dimension) is not int:
+        return None
+    attributes["gen_ai.embeddings.dimension.count"] = dimension
+    return dimension
+
+
+def _embedding_output(attributes: dict, output: Any, request: _Request) -> None:
+    """The vectors' length, when the caller asked for no dimension."""
+    if output is None or request.dimension is not None:
         return
     embeddings = get(output, "embeddings")
     if isinstance(embeddings, SEQUENCES) and embeddings:
-        vector = get(embeddings[0], "embedding")
-        if isinstance(vector, SEQUENCES):
-            attributes["gen_ai.embeddings.dimension.count"] = len(vector)
+        count = _genai.vector_length(get(embeddings[0], "embedding"))
+        if count is not None:
+            attributes["gen_ai.embeddings.dimension.count"] = count
 
 
 # ---- rerank ----------------------------------------------------------------------------------
@@ -487,13 +496,7 @@ def instrument() -> None:
     import importlib
 
     _genai.refresh()
-    try:
-        from importlib.metadata import version
-
-        sdk_version = version("dashscope")
-    except Exception:  # noqa: BLE001 - the version is only a label
-        sdk_version = None
-    _tracer = _genai.tracer(SCOPE, sdk_version)
+    _tracer = _genai.tracer(SCOPE)
     for module_name, path, kind, is_async in _TARGETS:
         try:
             module = importlib.import_module(module_name)

@@ -129,9 +129,9 @@ def _before_responses(instance: Any, args: tuple, kwargs: dict) -> tuple:
         else:
             attributes["llmprobe.system_instructions.size"] = len(instructions)
     if capture:
-        tools = kwargs.get("tools")
-        if isinstance(tools, SEQUENCES) and tools:
-            attributes["gen_ai.tool.definitions"] = _genai.content_json(tools)
+        definitions = _core.tool_definitions(kwargs.get("tools"))
+        if definitions is not None:
+            attributes["gen_ai.tool.definitions"] = definitions
     request = _Request("responses", capture, stream)
     return _before.begin(instance, kwargs, request, "chat", "LLM", attributes)
 
@@ -199,9 +199,9 @@ def _complete(call: _genai.Call, response: Any) -> None:
             if request.dimensions is None:
                 data = get(response, "data")
                 if isinstance(data, SEQUENCES) and data:
-                    vector = get(data[0], "embedding")
-                    if isinstance(vector, SEQUENCES):
-                        attributes["gen_ai.embeddings.dimension.count"] = len(vector)
+                    count = _genai.vector_length(get(data[0], "embedding"))
+                    if count is not None:
+                        attributes["gen_ai.embeddings.dimension.count"] = count
         else:
             if kind == "text_completion":
                 messages = _messages.completion_output(get(response, "choices"))
@@ -214,13 +214,30 @@ def _complete(call: _genai.Call, response: Any) -> None:
         _genai.end(call, input_tokens, output_tokens)
 
 
+# Output items that ask the caller to run something (a completed response holding one ended for
+# a tool call, as a chat completion's "tool_calls").
+_TOOL_CALL_ITEMS = frozenset(("function_call", "custom_tool_call", "computer_call", "local_shell_call"))
+# Why a response is incomplete -> the conventions' finish reason.
+_INCOMPLETE_REASONS = {"max_output_tokens": "length", "content_filter": "content_filter"}
+
+
 def _responses_finish(response: Any) -> str | None:
+    """A Response's status as the conventions' finish reason, as a chat completion would give
+    it: a completed answer is "stop" ("tool_calls" when its output calls a tool), an answer cut
+    by max_output_tokens "length", a filtered one "content_filter", a failed one "error". A
+    response still queued or in progress (background mode) has none yet."""
     status = get(response, "status")
+    if status == "completed":
+        output = get(response, "output")
+        calls = isinstance(output, SEQUENCES) and any(get(i, "type") in _TOOL_CALL_ITEMS for i in output)
+        return "tool_calls" if calls else "stop"
     if status == "incomplete":
         details = get(response, "incomplete_details")
         reason = get(details, "reason") if details is not None else None
-        return reason if isinstance(reason, str) else status
-    return status if isinstance(status, str) else None
+        return _INCOMPLETE_REASONS.get(reason, "length")
+    if status in ("failed", "cancelled"):
+        return "error"
+    return None
 
 
 def _end_stream(state: _stream.StreamState, error: BaseException | None) -> None:
@@ -571,13 +588,11 @@ def _try_wrap(module: str, path: str, wrapper: Any) -> None:
 def instrument() -> None:
     """Patch the openai SDK (already imported)."""
     global _tracer, _before, _SYNC_STREAMS, _ASYNC_STREAMS, _RAW_RESPONSES
-    import openai
-
     _genai.refresh()
     _before = _core.OpenAiBefore(
         _genai.capture, _PROVIDERS, _CHAT_PARAMETERS, _RESPONSES_PARAMETERS, _EXTRA_BODY_PARAMETERS
     )
-    _tracer = _genai.tracer(SCOPE, getattr(openai, "__version__", None))
+    _tracer = _genai.tracer(SCOPE)
     _SYNC_STREAMS = _classes("openai._streaming", "Stream")
     _ASYNC_STREAMS = _classes("openai._streaming", "AsyncStream")
     _RAW_RESPONSES = _classes("openai._legacy_response", "LegacyAPIResponse") + _classes(

@@ -30,6 +30,15 @@ pub fn str_of<'a>(s: &'a Bound<'_, PyString>) -> std::borrow::Cow<'a, str> {
     std::borrow::Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(bytes) })
 }
 
+/// The text of any value: a str's own (borrowed), anything else's `str()` (empty if that
+/// raises).
+pub fn any_text<'a>(v: &'a Bound<'_, PyAny>) -> std::borrow::Cow<'a, str> {
+    match v.cast::<PyString>() {
+        Ok(s) => str_of(s),
+        Err(_) => std::borrow::Cow::Owned(v.str().map(|s| s.to_string()).unwrap_or_default()),
+    }
+}
+
 /// The first `max` characters of `s` as a Rust string. A huge string is sliced by CPython
 /// first, so only the part kept is ever converted.
 pub fn str_prefix(s: &Bound<'_, PyString>, max: Option<usize>) -> String {

@@ -61,6 +61,11 @@ impl JsonWriter {
         write_json_str(&mut self.out, crate::content::truncate_str(s, self.max));
     }
 
+    /// A media part in the conventions' shape (see `crate::media`).
+    pub(crate) fn media(&mut self, kind: &str, source: &crate::media::Source<'_>) {
+        crate::media::write_part(&mut self.out, kind, source, self.max);
+    }
+
     pub fn value(&mut self, v: &Bound<'_, PyAny>) {
         if v.is_none() {
             self.out.push_str("null");

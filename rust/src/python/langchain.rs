@@ -10,8 +10,9 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple, PyType};
 
-use super::convert::str_of;
+use super::convert::{any_text, str_of};
 use super::json::JsonWriter;
+use crate::media::Source;
 use crate::span::LIMITS;
 
 struct Classes {
@@ -286,43 +287,35 @@ fn block_part(w: &mut JsonWriter, d: &Bound<'_, PyDict>, first: &mut bool) {
             w.out.push('}');
         }
         "image_url" => {
-            separate(w, first);
-            w.out
-                .push_str("{\"type\":\"uri\",\"modality\":\"image\",\"uri\":");
-            match item(d, "image_url") {
-                Some(image) => match image.cast::<PyDict>() {
-                    Ok(image) => field(w, image, "url"),
-                    Err(_) => w.value(&image),
-                },
-                None => w.out.push_str("null"),
+            // OpenAI's shape: {image_url: {url}} (or the URL itself).
+            let url = item(d, "image_url").map(|image| match image.cast::<PyDict>() {
+                Ok(image) => item(image, "url"),
+                Err(_) => Some(image),
+            });
+            if let Some(url) = url.flatten() {
+                separate(w, first);
+                w.media("image", &Source::of_url(&any_text(&url)));
             }
-            w.out.push('}');
         }
         "image" | "audio" | "video" | "file" => {
-            separate(w, first);
-            let modality = format!("\"modality\":\"{kind_text}\"");
+            // LangChain's standard blocks: {url} | {base64 (or data), mime_type} | {file_id (or
+            // id)}, the older {source_type: "url" | "base64" | "id", ...} spelling included.
+            let mime = item(d, "mime_type").map(|m| any_text(&m).into_owned());
             if let Some(url) = item(d, "url") {
-                w.out.push_str("{\"type\":\"uri\",");
-                w.out.push_str(&modality);
-                w.out.push_str(",\"uri\":");
-                w.value(&url);
+                separate(w, first);
+                w.media(&kind_text, &Source::of_url(&any_text(&url)));
             } else if let Some(data) = item(d, "base64").or_else(|| item(d, "data")) {
-                w.out.push_str("{\"type\":\"blob\",");
-                w.out.push_str(&modality);
-                w.out.push_str(",\"mime_type\":");
-                field(w, d, "mime_type");
-                w.out.push_str(",\"content\":");
-                w.value(&data);
-            } else {
-                w.out.push_str("{\"type\":\"file\",");
-                w.out.push_str(&modality);
-                w.out.push_str(",\"file_id\":");
-                match item(d, "file_id").or_else(|| item(d, "id")) {
-                    Some(id) => w.value(&id),
-                    None => w.out.push_str("null"),
-                }
+                separate(w, first);
+                let content = any_text(&data);
+                let blob = Source::Blob {
+                    mime_type: mime.as_deref(),
+                    content: &content,
+                };
+                w.media(&kind_text, &blob);
+            } else if let Some(id) = item(d, "file_id").or_else(|| item(d, "id")) {
+                separate(w, first);
+                w.media(&kind_text, &Source::File(&any_text(&id)));
             }
-            w.out.push('}');
         }
         "reasoning" => {
             separate(w, first);

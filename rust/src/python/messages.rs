@@ -8,9 +8,10 @@
 //! {"role": "tool", "parts": [{"type": "tool_call_response", "id", "response"}]}
 //! ```
 //!
-//! Images are `{"type": "image", "url"}`. With content capture off nothing is written; the
-//! characters of the text are counted instead (what the span then records). Only lists and
-//! tuples are read: a one-shot iterable is the library's to consume, never ours.
+//! Media are the conventions' `uri`, `blob` and `file` parts (`crate::media`). With content
+//! capture off nothing is written; the characters of the text are counted instead (what the
+//! span then records). Only lists and tuples are read: a one-shot iterable is the library's to
+//! consume, never ours.
 //!
 //! A streamed answer is read chunk by chunk as it passes (`ChatChunks`, kept by the stream
 //! proxy's `ChunkCollector`) and written once, at the end: per
@@ -26,9 +27,10 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple, PyType};
 
-use super::convert::str_of;
+use super::convert::{any_text, str_of};
 use super::json::JsonWriter;
 use crate::content::{truncate_json_value, write_json_str};
+use crate::media::{self, Source};
 use crate::span::LIMITS;
 
 static MAPPING: PyOnceLock<Py<PyType>> = PyOnceLock::new();
@@ -323,6 +325,17 @@ fn truthy(v: &Option<Bound<'_, PyAny>>) -> bool {
 
 pub(super) fn text_of(v: &Bound<'_, PyAny>) -> Option<String> {
     v.cast::<PyString>().ok().map(|s| str_of(s).into_owned())
+}
+
+/// Inline audio (OpenAI's `{data, format}`): its base64 data and its format's mime type.
+pub(super) fn inline_audio(audio: &Bound<'_, PyAny>) -> (String, Option<String>) {
+    let py = audio.py();
+    let data = get(audio, intern!(py, "data")).map(|d| any_text(&d).into_owned());
+    let format = get(audio, intern!(py, "format")).map(|f| any_text(&f).into_owned());
+    (
+        data.unwrap_or_default(),
+        format.as_deref().map(media::audio_mime_type),
+    )
 }
 
 /// Messages being written (capture on) or counted (capture off).
@@ -626,41 +639,43 @@ impl Messages {
                 "image_url" => {
                     let url = get(item, intern!(py, "image_url"))
                         .and_then(|i| get(&i, intern!(py, "url")));
-                    self.part("image");
-                    self.field("url", url.as_ref(), true);
-                    self.close_part();
+                    self.media_url("image", url.as_ref());
                 }
-                "input_image" => {
-                    let url = get(item, intern!(py, "image_url"))
-                        .or_else(|| get(item, intern!(py, "file_id")));
-                    self.part("image");
-                    self.field("url", url.as_ref(), true);
-                    self.close_part();
-                }
+                "input_image" => match get(item, intern!(py, "image_url")) {
+                    Some(url) => self.media_url("image", Some(&url)),
+                    None => self.media_file("image", get(item, intern!(py, "file_id")).as_ref()),
+                },
                 "refusal" => {
                     self.part("refusal");
                     self.field("content", get(item, intern!(py, "refusal")).as_ref(), true);
                     self.close_part();
                 }
                 "input_audio" => {
-                    let format = get(item, intern!(py, "input_audio"))
-                        .and_then(|a| get(&a, intern!(py, "format")));
-                    self.part("audio");
-                    self.field("format", format.as_ref(), false);
-                    self.close_part();
+                    if let Some(audio) = get(item, intern!(py, "input_audio")) {
+                        let (data, mime_type) = inline_audio(&audio);
+                        let blob = Source::Blob {
+                            mime_type: mime_type.as_deref(),
+                            content: &data,
+                        };
+                        self.media("audio", &blob);
+                    }
                 }
                 "file" | "input_file" => {
+                    // Chat's {file: {file_id | file_data}}, the Responses API's flat
+                    // {file_id | file_url | file_data}.
                     let file = if kind_text == "file" {
                         get(item, intern!(py, "file"))
                     } else {
                         Some(item.clone())
                     };
-                    let file_id = file.as_ref().and_then(|f| get(f, intern!(py, "file_id")));
-                    let filename = file.as_ref().and_then(|f| get(f, intern!(py, "filename")));
-                    self.part("file");
-                    self.field("file_id", file_id.as_ref(), false);
-                    self.field("filename", filename.as_ref(), false);
-                    self.close_part();
+                    let field = |key| file.as_ref().and_then(|f| get(f, key));
+                    if let Some(data) = field(intern!(py, "file_data")) {
+                        self.media_url("file", Some(&data));
+                    } else if let Some(url) = field(intern!(py, "file_url")) {
+                        self.media_url("file", Some(&url));
+                    } else {
+                        self.media_file("file", field(intern!(py, "file_id")).as_ref());
+                    }
                 }
                 other => {
                     let other = other.to_string();
@@ -693,16 +708,37 @@ impl Messages {
             let Some(url) = item.get(key) else { continue };
             let urls = items(&url).unwrap_or_else(|| vec![url]);
             for url in &urls {
-                self.part(kind);
-                if url.cast::<PyString>().is_ok() {
-                    self.field("url", Some(url), true);
-                } else {
-                    let text = url.str().map(|s| s.to_string()).unwrap_or_default();
-                    self.text_field("url", &text);
-                }
-                self.close_part();
+                self.media_url(kind, Some(url));
             }
             return;
+        }
+    }
+
+    /// A media part (see `crate::media`): written, or its text counted with capture off.
+    fn media(&mut self, kind: &str, source: &Source<'_>) {
+        self.has_parts = true;
+        if !self.capture {
+            self.chars += source.text().chars().count();
+            return;
+        }
+        if !self.first_part {
+            self.w.out.push(',');
+        }
+        self.first_part = false;
+        self.w.media(kind, source);
+    }
+
+    /// Media given by a URL (a link, or a data URL: inline data); none when there is no URL.
+    fn media_url(&mut self, kind: &str, url: Option<&Bound<'_, PyAny>>) {
+        if let Some(url) = url {
+            self.media(kind, &Source::of_url(&any_text(url)));
+        }
+    }
+
+    /// Media uploaded before, given by its file id.
+    fn media_file(&mut self, kind: &str, file_id: Option<&Bound<'_, PyAny>>) {
+        if let Some(id) = file_id {
+            self.media(kind, &Source::File(&any_text(id)));
         }
     }
 

@@ -13,6 +13,7 @@ mod responses;
 mod runs;
 mod span;
 mod stream;
+mod tool_definitions;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
@@ -194,6 +195,45 @@ fn chat_input(
     })
 }
 
+/// A media part for messages built in Python (the Responses API's, DashScope's embedding
+/// inputs), as `crate::media` writes them: from a `url` (a link or a data URL), else from an
+/// uploaded file's `file_id`, else from inline `audio` (`{data, format}`); every string cut to
+/// the content limit. None without any of them.
+#[pyfunction]
+#[pyo3(signature = (kind, url=None, file_id=None, audio=None))]
+fn media_part<'py>(
+    py: Python<'py>,
+    kind: &str,
+    url: Option<&Bound<'py, PyAny>>,
+    file_id: Option<&Bound<'py, PyAny>>,
+    audio: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Option<Bound<'py, PyDict>>> {
+    use crate::media::{modality, Source};
+    let url_text = url.map(convert::any_text);
+    let id_text = file_id.map(convert::any_text);
+    let audio = audio.map(messages::inline_audio);
+    let source = match (&url_text, &id_text, &audio) {
+        (Some(url), _, _) => Source::of_url(url),
+        (None, Some(id), _) => Source::File(id),
+        (None, None, Some((data, mime_type))) => Source::Blob {
+            mime_type: mime_type.as_deref(),
+            content: data,
+        },
+        (None, None, None) => return Ok(None),
+    };
+    let max = LIMITS.content_length();
+    let cut = |s: &str| crate::content::truncate_str(s, max).to_string();
+    let (type_name, key) = source.type_and_key();
+    let d = PyDict::new(py);
+    d.set_item("type", type_name)?;
+    d.set_item("modality", modality(kind, source.mime_type()))?;
+    if let Some(mime) = source.mime_type() {
+        d.set_item("mime_type", cut(mime))?;
+    }
+    d.set_item(key, cut(source.text()))?;
+    Ok(Some(d))
+}
+
 /// What an output-messages writer yields: (JSON or None, answer text, finish reasons,
 /// characters, whether any message has parts).
 pub(crate) type Output = (Option<String>, String, Vec<String>, usize, bool);
@@ -231,6 +271,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(truncate, m)?)?;
     m.add_function(wrap_pyfunction!(record_genai_metrics, m)?)?;
     m.add_function(wrap_pyfunction!(chat_input, m)?)?;
+    m.add_function(wrap_pyfunction!(media_part, m)?)?;
+    m.add_function(wrap_pyfunction!(tool_definitions::tool_definitions, m)?)?;
     m.add_function(wrap_pyfunction!(langchain::langchain_classes, m)?)?;
     m.add_function(wrap_pyfunction!(langchain::langchain_json, m)?)?;
     m.add_function(wrap_pyfunction!(langchain::langchain_documents, m)?)?;

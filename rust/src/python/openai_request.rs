@@ -13,6 +13,7 @@ use pyo3::types::{PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
 
 use super::convert::str_of;
 use super::messages::{self, field, get};
+use super::tool_definitions;
 
 /// What the end of an openai call needs from its request (`call.extra`).
 #[pyclass(frozen, module = "llmprobe._core")]
@@ -266,11 +267,8 @@ impl OpenAiBefore {
                 .filter(is_sequence)
                 .or_else(|| item(kwargs, intern!(py, "functions")).filter(is_sequence))
                 .filter(|t| t.len().is_ok_and(|n| n > 0));
-            if let Some(tools) = tools {
-                attributes.set_item(
-                    intern!(py, "gen_ai.tool.definitions"),
-                    super::to_json(&tools, None),
-                )?;
+            if let Some(definitions) = tools.and_then(|t| tool_definitions::write(&t)) {
+                attributes.set_item(intern!(py, "gen_ai.tool.definitions"), definitions)?;
             }
         }
         let choices = match item(kwargs, intern!(py, "n")) {

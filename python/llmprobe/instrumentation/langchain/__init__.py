@@ -28,12 +28,11 @@ def instrument() -> None:
     global _handler_var
     from langchain_core.tracers.context import register_configure_hook
 
-    from llmprobe import __version__
     from llmprobe.instrumentation.langchain._handler import Handler
 
     _genai.refresh()
     _read.bind()
-    _runs.configure(_genai.tracer(SCOPE, __version__))
+    _runs.configure(_genai.tracer(SCOPE))
     if _handler_var is None:
         # The one handler, shared on purpose by every context (it keeps no per-context state).
         _handler_var = contextvars.ContextVar("llmprobe_langchain_handler", default=Handler())  # noqa: B039

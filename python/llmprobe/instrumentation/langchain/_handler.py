@@ -402,9 +402,9 @@ def _end_model(run: _runs.Run, result: Any, error: BaseException | None) -> None
     attributes["gen_ai.request.stream"] = run.streamed
     tools = data.params.get("tools") or data.params.get("functions")
     if tools and capture:
-        tools = _read.tool_definitions(tools)
-        if tools is not None:
-            attributes["gen_ai.tool.definitions"] = _core.to_json(tools)
+        definitions = _core.tool_definitions(tools)
+        if definitions is not None:
+            attributes["gen_ai.tool.definitions"] = definitions
     if input_json is not None:
         _genai.put_input_json(attributes, input_json, 0, True)
     elif not capture:

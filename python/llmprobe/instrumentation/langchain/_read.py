@@ -221,38 +221,6 @@ def answer(result: Any) -> Answer:
     return out
 
 
-def tool_definitions(tools: Any) -> list | None:
-    """Tool definitions as a model integration passes them (OpenAI's ``{type, function}``,
-    Anthropic's ``{name, input_schema}``, plain ``{name, parameters}``), in the conventions'
-    flat shape."""
-    if not isinstance(tools, SEQUENCES) or not tools:
-        return None
-    out = []
-    for tool in tools:
-        if not isinstance(tool, dict):
-            continue
-        function = tool.get("function")
-        if isinstance(function, dict):
-            out.append(
-                {
-                    "type": tool.get("type", "function"),
-                    "name": function.get("name"),
-                    "description": function.get("description"),
-                    "parameters": function.get("parameters"),
-                }
-            )
-        else:
-            out.append(
-                {
-                    "type": tool.get("type", "function"),
-                    "name": tool.get("name"),
-                    "description": tool.get("description"),
-                    "parameters": tool.get("parameters", tool.get("input_schema")),
-                }
-            )
-    return out or None
-
-
 def request_parameters(attributes: dict, params: dict, metadata: dict) -> None:
     """The sampling parameters a model run was invoked with (LangChain's standard ls_* metadata
     where the parameters do not say)."""
