@@ -179,6 +179,11 @@ def media_part(kind: str, url: Any = None, file_id: Any = None, audio: Any = Non
     family (image, audio, video) when it names one, else `kind`; the URL, content or file id is
     cut to the content limit. None without any of them."""
 
+def finish_reason(reason: str) -> str:
+    """A provider's finish reason in the GenAI conventions' words (stop, length, tool_calls,
+    content_filter; Anthropic's end_turn, Gemini's MAX_TOKENS, OpenAI's legacy function_call
+    ...); one without a known equivalent as given."""
+
 def tool_definitions(tools: Any) -> str | None:
     """`gen_ai.tool.definitions`: tool definitions in whatever shape the caller gave them
     (OpenAI chat's and DashScope's {type, function: {...}}, custom tools, the Responses API's

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod content;
 pub mod export;
+pub mod finish;
 pub mod ids;
 pub mod media;
 pub mod metrics;

@@ -12,7 +12,8 @@ What it answers is decided by the request, as a real server's answer is:
 - a Responses API answer longer than the request's ``max_output_tokens`` (in words) is cut
   there and comes back ``incomplete`` (reason ``max_output_tokens``), as OpenAI's does;
 - a request with ``tools`` gets tool calls (two parallel calls; streamed as deltas: id and name
-  first, the arguments in pieces) unless its last message is a tool result;
+  first, the arguments in pieces) unless its last message is a tool result; one with the legacy
+  ``functions`` gets one ``function_call`` (finish reason ``function_call``) when not streamed;
 - the model name picks the special cases: ``error-400`` / ``error-429`` / ``error-500`` (an
   OpenAI error body; 429 and 500 with ``retry-after-ms: 1``), ``stall`` (no answer for
   STALL_SECONDS), ``stall-stream`` (two chunks, then silence), ``chunks-N`` (N content chunks),
@@ -282,7 +283,12 @@ class _Handler(BaseHTTPRequestHandler):
             choices = []
             for i in range(n):
                 message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None}
-                if wants_tools:
+                if wants_tools and not body.get("tools"):
+                    # Legacy function calling: one function_call, finish reason "function_call".
+                    call = TOOL_CALLS[0]
+                    message["function_call"] = {"name": call["name"], "arguments": call["arguments"]}
+                    finish = "function_call"
+                elif wants_tools:
                     message["tool_calls"] = [
                         {
                             "id": t["id"],

@@ -290,6 +290,37 @@ def test_embeddings(openai_app):
     assert "output.value" not in a
 
 
+def test_legacy_function_call(openai_app):
+    app = openai_app(
+        """
+        import json, openai
+        client = openai.OpenAI(max_retries=0)
+        functions = [{"name": "get_weather", "description": "Weather of a city",
+                      "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]
+        r = client.chat.completions.create(model="gpt-legacy", functions=functions,
+                                           messages=[{"role": "user", "content": "Weather in Paris?"}])
+        print(json.dumps([r.choices[0].finish_reason, r.choices[0].message.function_call.name]))
+    """
+    )
+    assert json.loads(app.lines()[-1]) == ["function_call", "get_weather"]
+    span = app.one()
+    # The provider's "function_call" is the conventions' "tool_calls".
+    assert attrs(span)["gen_ai.response.finish_reasons"] == ["tool_calls"]
+    [answer] = content(span, "gen_ai.output.messages")
+    assert answer["finish_reason"] == "tool_calls"
+    assert answer["parts"] == [
+        {"type": "tool_call", "id": None, "name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius"}}
+    ]
+    assert content(span, "gen_ai.tool.definitions") == [
+        {
+            "type": "function",
+            "name": "get_weather",
+            "description": "Weather of a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        }
+    ]
+
+
 @needs("resources.responses")
 def test_responses_api(openai_app):
     app = openai_app(

@@ -412,6 +412,7 @@ impl Messages {
     }
 
     pub(super) fn end(&mut self, finish_reason: Option<&str>) {
+        let finish_reason = finish_reason.map(crate::finish::conventions);
         if self.capture {
             self.w.out.push(']');
             if let Some(f) = finish_reason {

@@ -234,6 +234,12 @@ fn media_part<'py>(
     Ok(Some(d))
 }
 
+/// A provider's finish reason in the conventions' words (see `crate::finish`).
+#[pyfunction]
+fn finish_reason(reason: &str) -> &str {
+    crate::finish::conventions(reason)
+}
+
 /// What an output-messages writer yields: (JSON or None, answer text, finish reasons,
 /// characters, whether any message has parts).
 pub(crate) type Output = (Option<String>, String, Vec<String>, usize, bool);
@@ -272,6 +278,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(record_genai_metrics, m)?)?;
     m.add_function(wrap_pyfunction!(chat_input, m)?)?;
     m.add_function(wrap_pyfunction!(media_part, m)?)?;
+    m.add_function(wrap_pyfunction!(finish_reason, m)?)?;
     m.add_function(wrap_pyfunction!(tool_definitions::tool_definitions, m)?)?;
     m.add_function(wrap_pyfunction!(langchain::langchain_classes, m)?)?;
     m.add_function(wrap_pyfunction!(langchain::langchain_json, m)?)?;

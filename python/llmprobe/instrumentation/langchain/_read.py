@@ -14,19 +14,6 @@ from typing import Any
 from llmprobe import _core
 from llmprobe.instrumentation._messages import SEQUENCES, text_part
 
-# Providers' finish reasons -> the conventions' values (others are kept as given).
-_FINISH_REASONS = {
-    "end_turn": "stop",
-    "stop_sequence": "stop",
-    "STOP": "stop",
-    "COMPLETE": "stop",
-    "max_tokens": "length",
-    "MAX_TOKENS": "length",
-    "tool_use": "tool_calls",
-    "function_call": "tool_calls",
-    "SAFETY": "content_filter",
-}
-
 # LangChain's `ls_provider` (set by each chat model integration) -> gen_ai.provider.name.
 _PROVIDERS = {
     "azure": "azure.ai.openai",
@@ -66,9 +53,10 @@ def provider(name: Any) -> str | None:
 
 
 def finish_reason(reason: Any) -> str | None:
+    """A provider's finish reason in the conventions' words (the core's one table)."""
     if not isinstance(reason, str) or not reason:
         return None
-    return _FINISH_REASONS.get(reason, reason)
+    return _core.finish_reason(reason)
 
 
 # ---- messages --------------------------------------------------------------------------------
