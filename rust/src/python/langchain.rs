@@ -273,10 +273,7 @@ fn block_part(w: &mut JsonWriter, d: &Bound<'_, PyDict>, first: &mut bool) {
     let Some(kind) = item(d, "type") else {
         return;
     };
-    let kind_text = kind
-        .cast::<PyString>()
-        .map(|k| str_of(k).into_owned())
-        .unwrap_or_else(|_| kind.str().map(|s| s.to_string()).unwrap_or_default());
+    let kind_text = any_text(&kind).into_owned();
     match kind_text.as_str() {
         // The message's tool_calls say these (once).
         "tool_call" | "tool_use" => {}

@@ -327,15 +327,15 @@ pub(super) fn text_of(v: &Bound<'_, PyAny>) -> Option<String> {
     v.cast::<PyString>().ok().map(|s| str_of(s).into_owned())
 }
 
-/// Inline audio (OpenAI's `{data, format}`): its base64 data and its format's mime type.
-pub(super) fn inline_audio(audio: &Bound<'_, PyAny>) -> (String, Option<String>) {
+/// Inline audio (OpenAI's `{data, format}`): its base64 data (the object, read in place by the
+/// caller: audio is large) and its format's mime type.
+pub(super) fn inline_audio<'py>(
+    audio: &Bound<'py, PyAny>,
+) -> (Option<Bound<'py, PyAny>>, Option<String>) {
     let py = audio.py();
-    let data = get(audio, intern!(py, "data")).map(|d| any_text(&d).into_owned());
-    let format = get(audio, intern!(py, "format")).map(|f| any_text(&f).into_owned());
-    (
-        data.unwrap_or_default(),
-        format.as_deref().map(media::audio_mime_type),
-    )
+    let format = get(audio, intern!(py, "format"));
+    let mime_type = format.map(|f| media::audio_mime_type(&any_text(&f)));
+    (get(audio, intern!(py, "data")), mime_type)
 }
 
 /// Messages being written (capture on) or counted (capture off).
@@ -544,10 +544,7 @@ impl Messages {
         let message = Reader::of(message);
         let role = message.get(intern!(py, "role"));
         let role_text = match &role {
-            Some(r) => match r.cast::<PyString>() {
-                Ok(s) => str_of(s).into_owned(),
-                Err(_) => r.str().map(|s| s.to_string()).unwrap_or_default(),
-            },
+            Some(r) => any_text(r).into_owned(),
             None if answer => "assistant".to_string(),
             None => "None".to_string(),
         };
@@ -629,10 +626,7 @@ impl Messages {
                 }
                 continue;
             };
-            let kind_text = match kind.cast::<PyString>() {
-                Ok(s) => str_of(s).into_owned(),
-                Err(_) => kind.str().map(|s| s.to_string()).unwrap_or_default(),
-            };
+            let kind_text = any_text(&kind).into_owned();
             match kind_text.as_str() {
                 "text" | "input_text" | "output_text" => {
                     self.text_part(get(item, intern!(py, "text")).as_ref());
@@ -656,7 +650,7 @@ impl Messages {
                         let (data, mime_type) = inline_audio(&audio);
                         let blob = Source::Blob {
                             mime_type: mime_type.as_deref(),
-                            content: &data,
+                            content: &data.as_ref().map(any_text).unwrap_or_default(),
                         };
                         self.media("audio", &blob);
                     }
@@ -778,10 +772,7 @@ pub fn chat_input(messages: &Bound<'_, PyAny>, capture: bool, dashscope: bool) -
 }
 
 fn finish_of(v: Option<Bound<'_, PyAny>>) -> Option<String> {
-    v.map(|f| match f.cast::<PyString>() {
-        Ok(s) => str_of(s).into_owned(),
-        Err(_) => f.str().map(|s| s.to_string()).unwrap_or_default(),
-    })
+    v.map(|f| any_text(&f).into_owned())
 }
 
 /// An answer's choices, one output message each (with its finish reason).
@@ -1044,10 +1035,7 @@ impl ChatChunks {
         if state.role.is_none() {
             state.role = delta
                 .get(intern!(py, "role"))
-                .map(|r| match r.cast::<PyString>() {
-                    Ok(s) => str_of(s).into_owned(),
-                    Err(_) => r.str().map(|s| s.to_string()).unwrap_or_default(),
-                });
+                .map(|r| any_text(&r).into_owned());
         }
         // A refusal or a legacy function call comes in a delta without text.
         if !content {

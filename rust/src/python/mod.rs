@@ -212,12 +212,15 @@ fn media_part<'py>(
     let url_text = url.map(convert::any_text);
     let id_text = file_id.map(convert::any_text);
     let audio = audio.map(messages::inline_audio);
-    let source = match (&url_text, &id_text, &audio) {
+    let audio_text = audio
+        .as_ref()
+        .map(|(data, mime_type)| (data.as_ref().map(convert::any_text), mime_type));
+    let source = match (&url_text, &id_text, &audio_text) {
         (Some(url), _, _) => Source::of_url(url),
         (None, Some(id), _) => Source::File(id),
         (None, None, Some((data, mime_type))) => Source::Blob {
             mime_type: mime_type.as_deref(),
-            content: data,
+            content: data.as_deref().unwrap_or(""),
         },
         (None, None, None) => return Ok(None),
     };

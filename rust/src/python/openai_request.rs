@@ -263,11 +263,11 @@ impl OpenAiBefore {
             }
         }
         if capture {
-            let tools = item(kwargs, intern!(py, "tools"))
-                .filter(is_sequence)
-                .or_else(|| item(kwargs, intern!(py, "functions")).filter(is_sequence))
-                .filter(|t| t.len().is_ok_and(|n| n > 0));
-            if let Some(definitions) = tools.and_then(|t| tool_definitions::write(&t)) {
+            // The tools, or the legacy functions (write takes only a non-empty list or tuple).
+            let definitions = |key| item(kwargs, key).and_then(|t| tool_definitions::write(&t));
+            let definitions =
+                definitions(intern!(py, "tools")).or_else(|| definitions(intern!(py, "functions")));
+            if let Some(definitions) = definitions {
                 attributes.set_item(intern!(py, "gen_ai.tool.definitions"), definitions)?;
             }
         }

@@ -5,7 +5,7 @@
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple};
 
-use super::convert::{attrs_of, for_each_attr, str_of, str_prefix, to_attr};
+use super::convert::{any_text, attrs_of, for_each_attr, str_of, str_prefix, to_attr};
 use super::guard;
 use super::json::JsonWriter;
 use crate::span::{Link, SpanRecord, LIMITS};
@@ -68,10 +68,7 @@ impl PySpan {
         scope_version: Option<&Bound<'_, PyString>>,
         trace_state: Option<&Bound<'_, PyString>>,
     ) -> PySpan {
-        let name = match name.cast::<PyString>() {
-            Ok(s) => str_of(s).into_owned(),
-            Err(_) => name.str().map(|s| s.to_string()).unwrap_or_default(),
-        };
+        let name = any_text(name).into_owned();
         let (parent, inherited_state) = parent
             .map(|p| guard("Span()", (None, None), || Ok(parent_of(p))))
             .unwrap_or((None, None));
@@ -267,13 +264,9 @@ impl PySpan {
         let Some(r) = self.record.as_mut() else {
             return;
         };
-        let description =
-            description
-                .filter(|d| !d.is_none())
-                .map(|d| match d.cast::<PyString>() {
-                    Ok(s) => str_of(s).into_owned(),
-                    Err(_) => d.str().map(|s| s.to_string()).unwrap_or_default(),
-                });
+        let description = description
+            .filter(|d| !d.is_none())
+            .map(|d| any_text(d).into_owned());
         r.set_status(code, description);
     }
 
