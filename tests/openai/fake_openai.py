@@ -490,17 +490,17 @@ class _Handler(BaseHTTPRequestHandler):
                         else "".join(p.get("text", "") for p in item["content"] if isinstance(p, dict))
                     )
         answer = "Echo: " + user_text
-        # An answer longer than max_output_tokens words is cut there and "incomplete".
-        limit = body.get("max_output_tokens")
-        incomplete = isinstance(limit, int) and _tokens(answer) > limit
-        if incomplete:
-            answer = " ".join(answer.split()[:limit])
         response_id = _id("resp", body)
         message_id = _id("msg", body)
         wants_tools = bool(body.get("tools")) and not any(
             isinstance(i, dict) and i.get("type") == "function_call_output"
             for i in (value if isinstance(value, list) else [])
         )
+        # A text answer longer than max_output_tokens words is cut there and "incomplete".
+        limit = body.get("max_output_tokens")
+        incomplete = not wants_tools and isinstance(limit, int) and _tokens(answer) > limit
+        if incomplete:
+            answer = " ".join(answer.split()[:limit])
         if wants_tools:
             output = [
                 {
