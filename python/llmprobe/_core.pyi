@@ -338,7 +338,7 @@ def langchain_documents(documents: Any) -> str:
 class Run:
     """A LangChain run in flight (made by RunTable.start)."""
 
-    key: int  # run_id.int
+    key: int | str  # run_id.int (LangChain), the span id (LlamaIndex)
     kind: str  # the contract's span kind so far
     name: str
     parent: Run | None
@@ -353,7 +353,7 @@ class Run:
     streamed: bool
 
 class RunTable:
-    """The runs in flight, by run_id.int (see rust/src/python/runs.rs and
+    """The runs in flight, by run_id.int (LangChain) or span id (LlamaIndex) (see rust/src/python/runs.rs and
     instrumentation/langchain/_runs.py). `env`: the context's functions and keys, the span class,
     scope, version and tracer, and the Python slow paths `leave(run, token)` and `sweep(now)`."""
 

@@ -55,9 +55,10 @@ def test_a_run_that_never_ends_is_ended_as_abandoned(langchain_app):
         """
 import time
 from langchain_core.runnables import RunnableGenerator
+from llmprobe.instrumentation import _runs as framework_runs
 from llmprobe.instrumentation.langchain import _runs
 # The bound, made short for the test (an hour in a real process), and the sweep's interval.
-_runs._STALE_AFTER_NS = 200_000_000
+framework_runs._STALE_AFTER_NS = 200_000_000
 _runs.TABLE.sweep_every_ns = 0
 def words(inputs):
     for _ in inputs:

@@ -1,4 +1,5 @@
-//! A framework's runs in flight (`RunTable`, `Run`): LangChain's, by its run ids. What runs for
+//! A framework's runs in flight (`RunTable`, `Run`): LangChain's and LlamaIndex's, by their run
+//! (span) ids. What runs for
 //! every run of every chain, in one crossing each: the start (the parent run, the span under its
 //! span or under the caller's, the context that makes it current, a model run's step), the end
 //! (the run forgotten, its caller's context given back) and the moves of a run's context into
@@ -11,7 +12,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use pyo3::gc::PyVisit;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyString};
 use pyo3::PyTraverseError;
 
 use super::chunks::perf_counter_ns;
@@ -21,7 +22,7 @@ use super::span::PySpan;
 /// One run in flight. Its fields are the handler's to read and, some, to set.
 #[pyclass(module = "llmprobe._core")]
 pub struct Run {
-    /// `run_id.int`: the run's key in the table.
+    /// The run's key in the table (`key_of` its id).
     #[pyo3(get)]
     key: Py<PyAny>,
     /// The contract's span kind so far (CHAIN, LLM, TOOL, AGENT...).
@@ -114,14 +115,19 @@ struct Env {
 
 #[pyclass(frozen, module = "llmprobe._core")]
 pub struct RunTable {
-    /// `run_id.int` -> Run, in start order.
+    /// `key_of(run_id)` -> Run, in start order.
     runs: Py<PyDict>,
     env: Env,
     last_sweep: AtomicI64,
     sweep_every: AtomicI64,
 }
 
+/// A run's key in the table: LangChain's run ids are UUIDs (keyed by their int, which hashes
+/// faster), LlamaIndex's are strings (keyed as they are).
 fn key_of<'py>(run_id: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    if run_id.is_instance_of::<PyString>() {
+        return Ok(run_id.clone());
+    }
     run_id.getattr(intern!(run_id.py(), "int"))
 }
 
@@ -257,7 +263,7 @@ impl RunTable {
         self.sweep_every.store(value, Ordering::Relaxed);
     }
 
-    /// The runs in flight: run_id.int -> Run (the table itself, not a copy).
+    /// The runs in flight: key -> Run (the table itself, not a copy).
     #[getter]
     fn runs(&self, py: Python<'_>) -> Py<PyDict> {
         self.runs.clone_ref(py)

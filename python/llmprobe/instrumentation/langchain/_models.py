@@ -24,6 +24,7 @@ from opentelemetry import context as _context
 
 from llmprobe import _core, _log
 from llmprobe.instrumentation import _genai, _wrap
+from llmprobe.instrumentation import _runs as _contexts
 from llmprobe.instrumentation._messages import SEQUENCES
 from llmprobe.instrumentation.langchain import _read, _runs
 
@@ -35,7 +36,7 @@ _COMPRESS_ASYNC = ("acompress_documents",)
 # The kind of operation running in the context (an inner call of the same kind is not traced).
 _OPERATION_KEY = _context.create_key("llmprobe-langchain-operation")
 _MODEL_STEP_KEY = _genai.MODEL_STEP_KEY
-_SPAN_KEY = _runs._SPAN_KEY
+_SPAN_KEY = _contexts._SPAN_KEY
 _CLIENT = _core.KIND_CLIENT
 _INTERNAL = _core.KIND_INTERNAL
 
@@ -66,7 +67,7 @@ class _Operation:
 
 
 def _begin(kind: str, instance: Any, args: tuple, kwargs: dict) -> _Operation | None:
-    current = _runs.current()
+    current = _contexts.current()
     if current.get(_OPERATION_KEY) == kind:
         return None  # inside another call of the same kind: it is the operation
     op = _Operation()
@@ -108,13 +109,13 @@ def _begin(kind: str, instance: Any, args: tuple, kwargs: dict) -> _Operation | 
     op.metric_attributes["gen_ai.operation.name"] = attributes["gen_ai.operation.name"]
     op.span = _runs.TABLE.span(span_name, attributes, _INTERNAL, current)
     op.step = _runs.TABLE.model_step(current)
-    op.context, op.token = _runs.enter(current, {_SPAN_KEY: op.span, _MODEL_STEP_KEY: op.step, _OPERATION_KEY: kind})
+    op.context, op.token = _contexts.enter(current, {_SPAN_KEY: op.span, _MODEL_STEP_KEY: op.step, _OPERATION_KEY: kind})
     op.started = perf_counter_ns()
     return op
 
 
 def _finish(op: _Operation, instance: Any, result: Any, error: BaseException | None) -> None:
-    _runs.leave(op.context, op.token)
+    _contexts.leave(op.context, op.token)
     span = op.span
     attributes: dict = {}
     if op.kind == "rerank" and error is None and _genai.capture:
