@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -55,3 +56,73 @@ def metric_points(receiver: Any, name: str) -> list[dict]:
                             for p in metric["histogram"]["dataPoints"]
                         ]
     return found
+
+
+# ---- trees of spans ----------------------------------------------------------------------------
+
+
+def attrs(span: Span) -> dict[str, Any]:
+    return span["attributes"]
+
+
+def kind(span: Span) -> str | None:
+    return span["attributes"].get("gen_ai.span.kind")
+
+
+def content(span: Span, key: str) -> Any:
+    value = attrs(span).get(key)
+    assert isinstance(value, str), f"{key} missing on {span['name']}: {value!r}"
+    return json.loads(value)
+
+
+class Tree:
+    """The spans of a run as a tree: parents by id, children in start order."""
+
+    def __init__(self, spans: list[Span]) -> None:
+        self.spans = sorted(spans, key=lambda s: (s["start_time"], s["end_time"]))
+        self.by_id = {s["span_id"]: s for s in self.spans}
+
+    def named(self, name: str) -> list[Span]:
+        return [s for s in self.spans if s["name"] == name]
+
+    def one(self, name: str) -> Span:
+        found = self.named(name)
+        assert len(found) == 1, f"expected one {name!r}, found {len(found)} in\n{self.render()}"
+        return found[0]
+
+    def llm(self) -> list[Span]:
+        return [s for s in self.spans if kind(s) == "LLM"]
+
+    def parent(self, span: Span) -> Span | None:
+        return self.by_id.get(span["parent_span_id"])
+
+    def children(self, span: Span) -> list[Span]:
+        return [s for s in self.spans if s["parent_span_id"] == span["span_id"] and s["trace_id"] == span["trace_id"]]
+
+    def roots(self) -> list[Span]:
+        return [s for s in self.spans if s["parent_span_id"] not in self.by_id]
+
+    def path(self, span: Span) -> list[str]:
+        """The names from the root down to `span`."""
+        names = [span["name"]]
+        parent = self.parent(span)
+        while parent is not None:
+            names.append(parent["name"])
+            parent = self.parent(parent)
+        return names[::-1]
+
+    def shape(self, span: Span) -> tuple:
+        """(name, (children's shapes...)), children in start order."""
+        return (span["name"], tuple(self.shape(c) for c in self.children(span)))
+
+    def render(self, spans: list[Span] | None = None, depth: int = 0) -> str:
+        lines = []
+        for span in spans if spans is not None else self.roots():
+            lines.append(f"{'  ' * depth}{span['name']} [{kind(span) or span['kind']}]")
+            lines.append(self.render(self.children(span), depth + 1))
+        return "\n".join(line for line in lines if line)
+
+    def assert_under(self, child: Span, parent: Span) -> None:
+        assert child["trace_id"] == parent["trace_id"] and child["parent_span_id"] == parent["span_id"], (
+            f"{child['name']} is not under {parent['name']}:\n{self.render()}"
+        )

@@ -309,6 +309,9 @@ class ModelStep:
     is its parent, a CHAIN) or the step itself is."""
 
     def __init__(self, outer: ModelStep | None = None) -> None: ...
+    def count_outer(self) -> None:
+        """The step itself is the model call's LLM span: the steps around it are told (a
+        framework's model wrapping another becomes its parent)."""
     @property
     def calls(self) -> int:
         """The provider model calls started under the step so far."""

@@ -44,6 +44,14 @@ impl ModelStep {
         }
     }
 
+    /// The step itself is the model call's LLM span (no SDK's hook traced it): the steps around
+    /// it (a framework's model that wraps another) are told, so that they become its parents.
+    fn count_outer(&self) {
+        if let Some(outer) = &self.outer {
+            outer.get().count_call();
+        }
+    }
+
     /// How many provider model calls started under the step so far.
     #[getter]
     fn calls(&self) -> u32 {
