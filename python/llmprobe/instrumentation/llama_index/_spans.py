@@ -49,7 +49,9 @@ _BASES = (
     ("NodeParser", "SKIP"),
     ("TextSplitter", "SKIP"),
 )
-_BASE_KINDS = dict(_BASES)
+# Kinds whose private method can be the one LlamaIndex announces (a postprocessor's
+# ``_postprocess_nodes``): a run of its own when no run of the same instance is around it.
+_PRIVATE_ENTRIES = frozenset(("RERANKER", "RETRIEVER", "TOOL"))
 _OWN_MODULES = ("llama_index", "workflows")
 # Exceptions LlamaIndex's workflows raise to end or pause a run: not failures.
 _CONTROL_FLOW = frozenset(("WorkflowDone", "WaitingForEvent", "WorkflowCancelledByUser"))
@@ -121,7 +123,7 @@ def enter(id_: str, bound_args: Any, instance: Any, parent_id: Any) -> None:
     else:
         cls = type(instance)
         kind = _kinds.get(cls) or kind_of(cls)
-    if kind == "SKIP" or (method[:1] == "_" and method[:2] != "__"):
+    if kind == "SKIP" or (method[:1] == "_" and method[:2] != "__" and kind not in _PRIVATE_ENTRIES):
         _alias(id_, parent_key)
         return
     parent = _get(parent_key) if parent_key is not None else None
