@@ -58,6 +58,23 @@ def metric_points(receiver: Any, name: str) -> list[dict]:
     return found
 
 
+def plain_points(receiver, name: str) -> list[dict]:
+    """metric_points() with the attributes as plain strings."""
+    return [
+        dict(p, attributes={k: v["stringValue"] for k, v in p["attributes"].items()})
+        for p in metric_points(receiver, name)
+    ]
+
+
+def token_sums(receiver) -> dict[str, float]:
+    """gen_ai.client.token.usage summed per token type, over every point."""
+    sums: dict[str, float] = {}
+    for point in plain_points(receiver, "gen_ai.client.token.usage"):
+        kind_ = point["attributes"]["gen_ai.token.type"]
+        sums[kind_] = sums.get(kind_, 0) + float(point["sum"])
+    return sums
+
+
 # ---- trees of spans ----------------------------------------------------------------------------
 
 

@@ -9,26 +9,10 @@ from __future__ import annotations
 
 import pytest
 from langchain_support import SCOPE, Tree, attrs, content, kind, needs
-from span_query import metric_points
+from span_query import plain_points as _points
+from span_query import token_sums as _token_sums
 
 OPENAI_SCOPE = "llmprobe.instrumentation.openai"
-
-
-def _points(receiver, name: str) -> list[dict]:
-    """metric_points() with the attributes as plain strings."""
-    return [
-        dict(p, attributes={k: v["stringValue"] for k, v in p["attributes"].items()})
-        for p in metric_points(receiver, name)
-    ]
-
-
-def _token_sums(receiver) -> dict[str, float]:
-    """gen_ai.client.token.usage summed per token type, over every point."""
-    sums: dict[str, float] = {}
-    for point in _points(receiver, "gen_ai.client.token.usage"):
-        kind_ = point["attributes"]["gen_ai.token.type"]
-        sums[kind_] = sums.get(kind_, 0) + float(point["sum"])
-    return sums
 
 
 CHAT_OPENAI = """
