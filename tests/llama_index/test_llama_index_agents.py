@@ -21,7 +21,7 @@ def get_time(timezone: str) -> str:
         raise ValueError("no such timezone")
     return f"12:00 in {timezone}"
 tools = [FunctionTool.from_defaults(get_weather), FunctionTool.from_defaults(get_time)]
-llm = OpenAI(model="gpt-4o-mini", max_retries=0, api_base=os.environ["OPENAI_BASE_URL"])
+llm = OpenAI(model="gpt-3.5-turbo", max_retries=0, api_base=os.environ["OPENAI_BASE_URL"])
 """
 
 

@@ -26,7 +26,7 @@ import asyncio
 from llama_index.core.llms import ChatMessage
 from llama_index.llms.openai import OpenAI
 import os
-llm = OpenAI(model="gpt-4o-mini", temperature=0.25, max_retries=0, api_base=os.environ["OPENAI_BASE_URL"])
+llm = OpenAI(model="gpt-3.5-turbo", temperature=0.25, max_retries=0, api_base=os.environ["OPENAI_BASE_URL"])
 print(llm.chat([ChatMessage(role="system", content="be brief"), ChatMessage(role="user", content="one")]).message.content)
 print("".join(r.delta for r in llm.stream_chat([ChatMessage(role="user", content="two")])))
 print(asyncio.run(llm.achat([ChatMessage(role="user", content="three")])).message.content)
@@ -41,7 +41,7 @@ print(llm.complete("four").text)
     assert [s["scope"] for s in llm] == [OPENAI_SCOPE] * 4, tree.render()
     steps = []
     for span, stream, method in zip(llm, (False, True, False, False), ("chat", "stream_chat", "achat", "complete")):
-        assert span["name"] == "chat gpt-4o-mini"
+        assert span["name"] == "chat gpt-3.5-turbo"
         assert attrs(span)["gen_ai.request.stream"] is stream
         assert attrs(span)["gen_ai.request.temperature"] == 0.25
         step = tree.parent(span)

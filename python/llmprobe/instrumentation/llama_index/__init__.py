@@ -1,4 +1,4 @@
-"""LlamaIndex (llama-index-core 0.10.20 to 0.14): query and chat engines, synthesizers,
+"""LlamaIndex (llama-index-core 0.10.41 to 0.14): query and chat engines, synthesizers,
 retrievers, rerankers, LLMs, embeddings, tools, agents and workflows as spans.
 
 Every LlamaIndex component reports to the root dispatcher of its instrumentation module: a span
@@ -10,10 +10,16 @@ one LLM span each (_models), and a streamed answer ends the runs that returned i
 
 from __future__ import annotations
 
+from llmprobe import _log
 from llmprobe.instrumentation import _genai
 from llmprobe.instrumentation.llama_index import _spans
 
 SCOPE = "llmprobe.instrumentation.llama_index"
+# The first llama-index-core whose dispatcher gives handlers each span's instance and parent (a
+# ContextVar, right across asyncio tasks), stamps events with their span and keeps a failing
+# handler out of the application. Before it (0.10.20.post1 to 0.10.40) a failed call never
+# reports its end and the parents are one per handler, not per task: llmprobe stays out.
+OLDEST = (0, 10, 41)
 
 _installed: tuple = ()
 
@@ -25,6 +31,12 @@ def instrument() -> None:
 
     from llmprobe.instrumentation.llama_index._handlers import EventHandler, SpanHandler
 
+    if _release() < OLDEST:
+        _log.warn(
+            f"llama-index-core {_version()} is older than {'.'.join(map(str, OLDEST))}, "
+            "whose dispatcher llmprobe needs: LlamaIndex is not traced"
+        )
+        return
     _genai.refresh()
     _spans.configure(_genai.tracer(SCOPE))
     if _installed:
@@ -34,6 +46,23 @@ def instrument() -> None:
     root.add_span_handler(span_handler)
     root.add_event_handler(event_handler)
     _installed = (root, span_handler, event_handler)
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("llama-index-core")
+    except metadata.PackageNotFoundError:
+        return "0"
+
+
+def _release() -> tuple:
+    parts = []
+    for part in _version().split(".")[:3]:
+        digits = "".join(c for c in part if c.isdigit()) if part[:1].isdigit() else ""
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
 
 
 def uninstrument() -> None:

@@ -27,21 +27,28 @@ class SpanHandler(BaseSpanHandler):
     def class_name(cls) -> str:
         return "LlmprobeSpanHandler"
 
-    def span_enter(self, id_: str, bound_args: Any, instance: Any = None, parent_id: Any = None, tags: Any = None, **kwargs: Any) -> None:
+    # The dispatcher passes `id_`, `bound_args`, `instance`, `parent_id` (and, later, `tags`) by
+    # keyword; whatever comes is taken, so that a dispatcher that changes its calls never meets a
+    # TypeError here.
+
+    def span_enter(self, *args: Any, **kwargs: Any) -> None:
         try:
-            _spans.enter(id_, bound_args, instance, parent_id)
+            id_ = kwargs["id_"] if "id_" in kwargs else kwargs.get("id", args[0] if args else None)
+            _spans.enter(id_, kwargs.get("bound_args"), kwargs.get("instance"), kwargs.get("parent_id"))
         except Exception as exc:  # noqa: BLE001
             _log.log_once("llama_index span_enter", exc)
 
-    def span_exit(self, id_: str, bound_args: Any, instance: Any = None, result: Any = None, **kwargs: Any) -> None:
+    def span_exit(self, *args: Any, **kwargs: Any) -> None:
         try:
-            _spans.exit(id_, result)
+            id_ = kwargs["id_"] if "id_" in kwargs else kwargs.get("id", args[0] if args else None)
+            _spans.exit(id_, kwargs["result"] if "result" in kwargs else (args[1] if len(args) > 1 else None))
         except Exception as exc:  # noqa: BLE001
             _log.log_once("llama_index span_exit", exc)
 
-    def span_drop(self, id_: str, bound_args: Any, instance: Any = None, err: BaseException | None = None, **kwargs: Any) -> None:
+    def span_drop(self, *args: Any, **kwargs: Any) -> None:
         try:
-            _spans.drop(id_, err)
+            id_ = kwargs["id_"] if "id_" in kwargs else kwargs.get("id", args[0] if args else None)
+            _spans.drop(id_, kwargs["err"] if "err" in kwargs else (args[1] if len(args) > 1 else None))
         except Exception as exc:  # noqa: BLE001
             _log.log_once("llama_index span_drop", exc)
 
@@ -121,13 +128,14 @@ class EventHandler(BaseEventHandler):
     def class_name(cls) -> str:
         return "LlmprobeEventHandler"
 
-    def handle(self, event: Any, **kwargs: Any) -> None:
+    def handle(self, event: Any, *args: Any, **kwargs: Any) -> None:
         try:
             cls = type(event)
             how = _by_type[cls] if cls in _by_type else _handling(cls)
             if how is None:
                 return
-            run = _spans.TABLE.get(_spans.resolve(event.span_id)) if event.span_id is not None else None
+            span_id = getattr(event, "span_id", None)
+            run = _spans.TABLE.get(_spans.resolve(span_id)) if span_id is not None else None
             if run is not None and run.kind == how[0]:
                 how[1](run, event)
         except Exception as exc:  # noqa: BLE001

@@ -119,10 +119,13 @@ def enter(id_: str, bound_args: Any, instance: Any, parent_id: Any) -> None:
     method = name.rpartition(".")[2]
     parent_key = _aliases.get(parent_id, parent_id) if parent_id is not None else None
     if instance is None:
-        kind = "FUNCTION"
+        kind = "FUNCTION"  # a workflow's step, a decorated function
     else:
         cls = type(instance)
         kind = _kinds.get(cls) or kind_of(cls)
+        # Before 0.12 LlamaIndex names a span by the class that defines the method
+        # (``BaseQueryEngine.query``); the instance's class says more (``RetrieverQueryEngine``).
+        name = cls.__name__ + "." + method
     if kind == "SKIP" or (method[:1] == "_" and method[:2] != "__" and kind not in _PRIVATE_ENTRIES):
         _alias(id_, parent_key)
         return
