@@ -7,16 +7,22 @@ from __future__ import annotations
 
 import json
 
-from llama_index_support import INDEX, SCOPE
+from llama_index_support import INDEX, SCOPE, needs
 from llmprobe import __version__ as LLMPROBE_VERSION
 from span_query import Tree, attrs, content, kind
 
 QUERY = ("chain RetrieverQueryEngine.query", (
-    ("retrieval VectorIndexRetriever", (("embeddings MockEmbedding", ()),)),
-    ("chain CompactAndRefine.synthesize", (
-        ("chain DefaultRefineProgram.__call__", (("text_completion MockLLM.predict", ()),)),
-    )),
+    ("retrieval VectorIndexRetriever", ()),
+    ("chain CompactAndRefine.synthesize", ()),
 ))
+
+
+def _top(tree: Tree, span: dict, depth: int) -> tuple:
+    """tree.shape() cut below `depth` levels (what a synthesis runs inside differs by version:
+    newer ones announce a refine program between it and the model)."""
+    if depth == 0:
+        return (span["name"], ())
+    return (span["name"], tuple(_top(tree, c, depth - 1) for c in tree.children(span)))
 
 
 def test_query_reads_query_retrieve_synthesize_llm_under_the_callers_span(llama_app):
@@ -32,11 +38,11 @@ print(sorted(n.node.ref_doc_id for n in response.source_nodes))
 """,
         spans=lambda got: any(s["name"] == "request" for s in got),
     )
-    answer, sources = app.lines()
+    answer, sources = (line.strip() for line in app.lines())
     assert sources == "['france', 'germany']"
     tree = Tree(app.spans)
     request = tree.one("request")
-    assert tree.shape(request) == ("request", (QUERY,))
+    assert _top(tree, request, 2) == ("request", (QUERY,))
 
     query = tree.one("chain RetrieverQueryEngine.query")
     a = attrs(query)
@@ -45,7 +51,7 @@ print(sorted(n.node.ref_doc_id for n in response.source_nodes))
     assert a["gen_ai.span.kind"] == "CHAIN" and a["gen_ai.operation.name"] == "chain"
     assert a["gen_ai.framework"] == "llama_index"
     assert a["input.value"] == "What is the capital of France?" and a["input.mime_type"] == "text/plain"
-    assert a["output.value"] == answer
+    assert a["output.value"].strip() == answer
 
     retrieval = tree.one("retrieval VectorIndexRetriever")
     r = attrs(retrieval)
@@ -72,6 +78,7 @@ print(sorted(n.node.ref_doc_id for n in response.source_nodes))
 
     # MockLLM reaches no SDK: LlamaIndex's LLM step is the one LLM span, filled from its events.
     [llm] = tree.llm()
+    assert "chain CompactAndRefine.synthesize" in tree.path(llm)
     assert llm["name"] == "text_completion MockLLM.predict" and llm["kind"] == "CLIENT"
     m = attrs(llm)
     assert m["gen_ai.operation.name"] == "text_completion" and m["gen_ai.request.stream"] is False
@@ -80,8 +87,8 @@ print(sorted(n.node.ref_doc_id for n in response.source_nodes))
     assert "Paris is the capital of France." in variables["context_str"]
     [message] = content(llm, "gen_ai.input.messages")
     assert message["role"] == "user" and "What is the capital of France?" in message["parts"][0]["content"]
-    assert content(llm, "gen_ai.output.messages")[0]["parts"][0]["content"] == answer
-    assert m["output.value"] == answer
+    assert content(llm, "gen_ai.output.messages")[0]["parts"][0]["content"].strip() == answer
+    assert m["output.value"].strip() == answer
     assert "gen_ai.request.model" not in m, "MockLLM names no model"
 
 
@@ -153,20 +160,20 @@ import gc; gc.collect()
     assert a["gen_ai.response.time_to_first_token"] > 0
     # The query and the synthesis end when the stream ends, after the model call, with its text.
     assert llm["end_time"] <= synthesize["end_time"] <= query["end_time"]
-    assert attrs(query)["output.value"] == app.lines()[0] != ""
+    assert attrs(query)["output.value"].strip() == app.lines()[0].strip() != ""
     # A stream left early still ends its spans.
     assert other["end_time"] > other["start_time"]
     assert [s for s in tree.llm() if s["trace_id"] == other["trace_id"]]
 
 
-def test_reranker_and_chat_engine(llama_app):
+@needs("llama-index-core", (0, 11), "a span of LlamaIndex's own for a node postprocessor")
+def test_reranker_between_retrieval_and_synthesis(llama_app):
     app = llama_app(
         INDEX
         + """
 from typing import List, Optional
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import NodeWithScore, QueryBundle
-from llama_index.core.chat_engine import SimpleChatEngine
 
 class ReverseRerank(BaseNodePostprocessor):
     top_n: int = 1
@@ -175,10 +182,8 @@ class ReverseRerank(BaseNodePostprocessor):
 
 engine = index.as_query_engine(similarity_top_k=2, node_postprocessors=[ReverseRerank()])
 print(engine.query("Which capital?").response)
-chat = SimpleChatEngine.from_defaults(llm=MockLLM(max_tokens=4))
-print(chat.chat("hello there").response)
 """,
-        spans=lambda got: any(s["name"].startswith("chain SimpleChatEngine") for s in got),
+        spans=lambda got: any(s["name"] == "chain RetrieverQueryEngine.query" for s in got),
     )
     tree = Tree(app.spans)
     rerank = tree.one("rerank ReverseRerank")
@@ -193,9 +198,22 @@ print(chat.chat("hello there").response)
     # retrieve, then rerank, then synthesize
     assert [kind(s) for s in tree.children(query)] == ["RETRIEVER", "RERANKER", "CHAIN"]
 
+
+@needs("llama-index-core", (0, 11), "a span of LlamaIndex's own for a chat engine's chat")
+def test_chat_engine(llama_app):
+    app = llama_app(
+        INDEX
+        + """
+from llama_index.core.chat_engine import SimpleChatEngine
+chat = SimpleChatEngine.from_defaults(llm=MockLLM(max_tokens=4))
+print(chat.chat("hello there").response)
+""",
+        spans=lambda got: any(s["name"].startswith("chain SimpleChatEngine") for s in got),
+    )
+    tree = Tree(app.spans)
     [chat] = [s for s in tree.spans if s["name"].startswith("chain SimpleChatEngine.")]
     assert attrs(chat)["input.value"] == "hello there"
-    assert attrs(chat)["output.value"] == app.lines()[1]
+    assert attrs(chat)["output.value"].strip() == app.lines()[0].strip()
     [llm] = [s for s in tree.llm() if s["trace_id"] == chat["trace_id"]]
     tree.assert_under(llm, chat)
     assert attrs(llm)["gen_ai.operation.name"] == "chat"
