@@ -218,3 +218,25 @@ print(chat.chat("hello there").response)
     tree.assert_under(llm, chat)
     assert attrs(llm)["gen_ai.operation.name"] == "chat"
     assert [m["role"] for m in content(llm, "gen_ai.input.messages")][-1] == "user"
+
+
+def test_no_content_when_capture_is_off(llama_app):
+    app = llama_app(
+        INDEX
+        + """
+engine = index.as_query_engine(similarity_top_k=2)
+print(engine.query("What is the capital of France?").response)
+""",
+        env={"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "false"},
+        spans=lambda got: any(s["name"] == "chain RetrieverQueryEngine.query" for s in got),
+    )
+    tree = Tree(app.spans)
+    for span in tree.spans:
+        for key, value in attrs(span).items():
+            text = str(value)
+            assert "France" not in text and "capital" not in text, (span["name"], key, text)
+    retrieval = tree.one("retrieval VectorIndexRetriever")
+    assert attrs(retrieval)["llmprobe.retrieval.document_count"] == 2
+    [llm] = tree.llm()
+    assert attrs(llm)["llmprobe.input.size"] > len("What is the capital of France?")
+    assert attrs(llm)["llmprobe.output.size"] > 0
