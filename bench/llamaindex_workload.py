@@ -73,8 +73,12 @@ ANSWER = " ".join(["text"] * MAX_TOKENS)
 
 
 def child_env() -> dict[str, str]:
-    """The environment of every measuring child: no OTEL_* / OPENINFERENCE_*, fixed hash seed."""
-    return seeded_env(CLEARED)
+    """The environment of every measuring child: no OTEL_* / OPENINFERENCE_*, fixed hash seed,
+    and numpy's OpenBLAS without its thread pool. The retriever's similarities (numpy, 8
+    dimensions) would otherwise wake OpenBLAS's worker threads, which spin for a while after
+    each call: an amount of work that depends on wall time, not on the calls (it moved none's
+    "other threads" by some 70k instructions per query between two processes)."""
+    return dict(seeded_env(CLEARED), OPENBLAS_NUM_THREADS="1")
 
 
 # ---- workloads ---------------------------------------------------------------------------------
