@@ -62,8 +62,9 @@ else:  # a runtime context other than contextvars: the API's functions
 Run = _core.Run
 
 
-def new_table(tracer: Any, label: str) -> Any:
-    """A table of runs whose spans `tracer` scopes (`label` names its failures in the log). Its
+def new_table(tracer: Any, label: str, forget: Any = None) -> Any:
+    """A table of runs whose spans `tracer` scopes (`label` names its failures in the log;
+    `forget(run)`, when given, drops what the framework keeps for a run the sweep ended). Its
     methods the handlers call:
 
     - start(run_id, parent_run_id, kind, name, span_name, attributes, span_kind=0,
@@ -82,7 +83,7 @@ def new_table(tracer: Any, label: str) -> Any:
     table = None
 
     def sweep(now: int) -> None:
-        _sweep(table, label, now)
+        _sweep(table, label, now, forget)
 
     table = _core.RunTable(
         {
@@ -167,7 +168,7 @@ def _inside(current: Any, run: Run) -> bool:
     return False
 
 
-def _sweep(table: Any, label: str, now: int) -> None:
+def _sweep(table: Any, label: str, now: int, forget: Any = None) -> None:
     """End the runs started longer than the bound ago (the table is in start order)."""
     runs = table.runs
     stale = []
@@ -178,7 +179,14 @@ def _sweep(table: Any, label: str, now: int) -> None:
     for run in stale:
         runs.pop(run.key, None)
         try:
+            token, run.token = run.token, None
+            if token is not None:
+                # Still current where it started (a stream never read): ended, it reads as its
+                # caller's context there from now on.
+                _leave(run, token)
             run.span.set_attribute("llmprobe.run.abandoned", True)
             run.span.end()
+            if forget is not None:
+                forget(run)
         except Exception as exc:  # noqa: BLE001
             _log.log_once(label + " stale run", exc)

@@ -86,6 +86,10 @@ def _completion_end(run: Any, event: Any) -> None:
     _models.answered(run, _spans.TABLE, "text_completion", getattr(event, "response", None))
 
 
+def _exception(run: Any, event: Any) -> None:
+    _models.failed(run, _spans.TABLE, getattr(event, "exception", None))
+
+
 def _predict_start(run: Any, event: Any) -> None:
     _models.predicted(run, event)
 
@@ -109,6 +113,7 @@ _BY_NAME = {
     "LLMChatEndEvent": ("LLM", _chat_end),
     "LLMCompletionEndEvent": ("LLM", _completion_end),
     "LLMPredictStartEvent": ("LLM", _predict_start),
+    "ExceptionEvent": ("LLM", _exception),
     "ReRankStartEvent": ("RERANKER", _rerank_start),
 }
 _by_type: dict = {}

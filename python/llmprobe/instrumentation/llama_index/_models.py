@@ -100,6 +100,15 @@ def provider_of(instance: Any) -> str | None:
     return None
 
 
+def forget(run: Any) -> None:
+    """Drop the aliases of a model step's inner spans (at its end, or when it was abandoned)."""
+    data = run.data
+    if type(data) is Model:
+        for alias in data.aliases:
+            ALIASES.pop(alias, None)
+        data.aliases.clear()
+
+
 # ---- start -----------------------------------------------------------------------------------
 
 
@@ -184,6 +193,13 @@ def progressed(run: Any, table: Any) -> None:
         table.leave_here(run)
 
 
+def failed(run: Any, table: Any, error: Any) -> None:
+    """LlamaIndex's exception event: the call failed (a stream's only end, then), or a stream was
+    closed early (GeneratorExit, no failure)."""
+    if table.finish(run.key) is not None:
+        end(run, error if isinstance(error, Exception) else None)
+
+
 def answered(run: Any, table: Any, operation: str, response: Any) -> None:
     """An end event: the answer (the outermost call's comes last); a stream's step ends here."""
     data = run.data
@@ -223,8 +239,7 @@ def _dropped(table: Any, key: Any) -> None:
 def end(run: Any, error: BaseException | None) -> None:
     """The end of a model step: the parent of an SDK's span (a CHAIN), or the model call's span."""
     data: Model = run.data
-    for alias in data.aliases:
-        ALIASES.pop(alias, None)
+    forget(run)
     if data.embedding:
         _end_embedding(run, data, error)
     elif run.step.calls or data.operation is None:
@@ -264,12 +279,22 @@ def _answer_text(answer: Any) -> str | None:
     return text if isinstance(text, str) else None
 
 
+def _metadata_model(instance: Any) -> str | None:
+    """The model an LLM class names in its metadata (a property some classes compute; read only
+    when nothing else named the model)."""
+    try:
+        model = instance.metadata.model_name
+    except Exception:  # noqa: BLE001
+        return None
+    return model if _known(model) else None
+
+
 def _end_llm(run: Any, data: Model, error: BaseException | None) -> None:
     span = run.span
     capture = _genai.capture
     operation = data.operation
     span._set_kind(_CLIENT)
-    model = data.model
+    model = data.model if data.model is not None else _metadata_model(data.instance)
     if operation != "chat" or (model and not run.name.endswith(model)):
         span.update_name(f"{operation} {model or run.name}")
     attributes: dict = {"gen_ai.span.kind": "LLM", "gen_ai.operation.name": operation}

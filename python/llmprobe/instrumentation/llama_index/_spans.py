@@ -70,7 +70,7 @@ _finish: Any = None
 
 def configure(tracer: Any) -> None:
     global TABLE, _start, _get, _finish
-    TABLE = _runs.new_table(tracer, "llama_index")
+    TABLE = _runs.new_table(tracer, "llama_index", _models.forget)
     _start, _get, _finish = TABLE.start, TABLE.get, TABLE.finish
 
 
