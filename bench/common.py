@@ -185,3 +185,25 @@ class Receiver:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def span_summary(name: str, values, content: dict) -> dict:
+    """What a --check run prints of a span: its name, how many attributes it has, and which of the
+    `content` texts ({label: text}) are in their values."""
+    values = [str(v) for v in values]
+    text = " ".join(values)
+    return {"name": name, "attributes": len(values), "content": [w for w, t in content.items() if t in text]}
+
+
+def decode_capture(path: str, content: dict) -> list[dict]:
+    """span_summary() of every span of an OTLP/protobuf export request saved at `path`."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    with open(path, "rb") as f:
+        request = ExportTraceServiceRequest.FromString(f.read())
+    return [
+        span_summary(span.name, [kv.value for kv in span.attributes], content)
+        for rs in request.resource_spans
+        for ss in rs.scope_spans
+        for span in ss.spans
+    ]

@@ -42,7 +42,7 @@ sys.path.insert(0, str(HERE))
 
 import callgrind
 import langchain_workload as workload
-from common import Receiver
+from common import Receiver, decode_capture, span_summary
 
 SCRIPT = str(Path(__file__).resolve())
 # Texts whose presence in a span's attributes shows that content was captured.
@@ -135,31 +135,12 @@ def check_child(config: str, mode: str, calls: int) -> None:
             h["flush"]()
             counts["on" if on else "off"] = (h["span_count"]() - before) / calls
             if on and "last_export" in h:
-                spans = [_summary(name, attributes.values()) for name, attributes in h["last_export"]()]
+                spans = [span_summary(name, attributes.values(), CONTENT) for name, attributes in h["last_export"]()]
         h["shutdown"]()
     if os.path.exists(capture):
-        spans = spans or _decode(capture)
+        spans = spans or decode_capture(capture, CONTENT)
         os.unlink(capture)
     print(json.dumps({"spans per call": counts, "spans of the on calls": spans}))
-
-
-def _summary(name: str, values) -> dict:
-    values = [str(v) for v in values]
-    text = " ".join(values)
-    return {"name": name, "attributes": len(values), "content": [w for w, t in CONTENT.items() if t in text]}
-
-
-def _decode(path: str) -> list[dict]:
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
-    with open(path, "rb") as f:
-        request = ExportTraceServiceRequest.FromString(f.read())
-    return [
-        _summary(span.name, [kv.value for kv in span.attributes])
-        for rs in request.resource_spans
-        for ss in rs.scope_spans
-        for span in ss.spans
-    ]
 
 
 def check(configs: list[str], modes: list[str]) -> None:

@@ -20,7 +20,7 @@ Run it with the venv of bench/README.md ("LlamaIndex"):
 
     /tmp/venv-li-peers/bin/python bench/llamaindex_instructions.py --check     # ~40 s, no valgrind
     /tmp/venv-li-peers/bin/python bench/llamaindex_instructions.py             # ~12 min on 2 cores
-    /tmp/venv-li-peers/bin/python bench/llamaindex_instructions.py --modes chat # ~10 min
+    /tmp/venv-li-peers/bin/python bench/llamaindex_instructions.py --modes chat # ~8 min
     /tmp/venv-li-peers/bin/python bench/llamaindex_instructions.py --configs llmprobe --modes query --keep DIR
 
 The run's default modes are ``query`` only (each child spends some 3 minutes under callgrind on
@@ -47,7 +47,7 @@ sys.path.insert(0, str(HERE))
 
 import callgrind
 import llamaindex_workload as workload
-from common import Receiver
+from common import Receiver, decode_capture, span_summary
 from langchain_instructions import report, span_counts
 
 SCRIPT = str(Path(__file__).resolve())
@@ -61,7 +61,7 @@ CONTENT = {
 # Calls per state, fewer than the LangChain bench's 100 / 30: a query costs LlamaIndex some 7.5M
 # instructions (openinference adds 30M more), and every child first spends some 6,000M on
 # importing LlamaIndex (and the peer) and building the index, about 3 minutes under callgrind.
-# For the same reason the default modes are "query" only (chat: --modes query,chat, ~10 min more).
+# For the same reason the default modes are "query" only (chat: --modes chat, ~8 min more).
 CALLS, WARMUP = 40, 10
 
 
@@ -134,34 +134,14 @@ def check_child(config: str, mode: str, calls: int) -> None:
             if wrong_spans(config, state, counts[state]):
                 problems.append(f"{state}: {counts[state]:g} spans per call")
             if on and "last_export" in h:
-                spans = [_summary(name, attributes.values()) for name, attributes in h["last_export"]()]
+                spans = [span_summary(name, attributes.values(), CONTENT) for name, attributes in h["last_export"]()]
         h["shutdown"]()
     if os.path.exists(capture):
-        spans = spans or _decode(capture)
+        spans = spans or decode_capture(capture, CONTENT)
         os.unlink(capture)
     print(json.dumps({"spans per call": counts, "spans of the on calls": spans, "problems": problems}))
     if problems:
         raise SystemExit(f"{config} {mode}: " + "; ".join(problems))
-
-
-# langchain_instructions' _summary and _decode read its own CONTENT: these read this script's.
-def _summary(name: str, values) -> dict:
-    values = [str(v) for v in values]
-    text = " ".join(values)
-    return {"name": name, "attributes": len(values), "content": [w for w, t in CONTENT.items() if t in text]}
-
-
-def _decode(path: str) -> list[dict]:
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
-    with open(path, "rb") as f:
-        request = ExportTraceServiceRequest.FromString(f.read())
-    return [
-        _summary(span.name, [kv.value for kv in span.attributes])
-        for rs in request.resource_spans
-        for ss in rs.scope_spans
-        for span in ss.spans
-    ]
 
 
 def check(configs: list[str], modes: list[str]) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,14 @@ import pytest
 from app_runner import Result, clean_env, command, run_app, wait_for_port
 from otlp_receiver import GrpcReceiver, HttpReceiver
 
+# The fake provider servers' folders: their modules are imported by the fixtures below and by
+# the apps the tests run.
+sys.path[:0] = [str(Path(__file__).resolve().parent / "openai"), str(Path(__file__).resolve().parent / "dashscope")]
+
+from fake_dashscope import FakeDashScope
+from fake_openai import FakeOpenAI
+from genai_fixtures import serve as serve_fake
+
 
 @pytest.fixture
 def receiver() -> Iterator[HttpReceiver]:
@@ -22,6 +31,18 @@ def receiver() -> Iterator[HttpReceiver]:
     yield r
     r.stop()
     assert not r.errors, f"the receiver could not decode what arrived: {r.errors}"
+
+
+@pytest.fixture(scope="session")
+def fake_openai() -> Iterator[FakeOpenAI]:
+    """The fake OpenAI-compatible server (tests/openai/fake_openai.py), one per session."""
+    yield from serve_fake(FakeOpenAI())
+
+
+@pytest.fixture(scope="session")
+def fake_dashscope() -> Iterator[FakeDashScope]:
+    """The fake DashScope server (tests/dashscope/fake_dashscope.py), one per session."""
+    yield from serve_fake(FakeDashScope())
 
 
 @pytest.fixture

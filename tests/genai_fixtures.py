@@ -106,3 +106,79 @@ def app_runner(run, write_script, receiver, fake: Any, prelude: str, base_env: d
         return App(result, arrived, list(fake.requests))
 
     return _run
+
+
+# ---- what the framework suites (tests/langchain, tests/llama_index) share ----------------------
+
+
+def installed_versions(names: tuple[str, ...]) -> dict[str, str | None]:
+    """Each distribution's installed version, or None."""
+    from importlib import metadata
+
+    found: dict[str, str | None] = {}
+    for name in names:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def missing_modules(names: tuple[str, ...]) -> list[str]:
+    """The modules of `names` that cannot be imported here (found without importing them)."""
+    import importlib.util
+
+    missing = []
+    for name in names:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except ModuleNotFoundError:  # its parent package is not there either
+            found = False
+        if not found:
+            missing.append(name)
+    return missing
+
+
+def skip_folder_without(items: list, folder: Any, versions: dict, package: str) -> None:
+    """pytest_collection_modifyitems of a framework's folder: skip its tests, naming `package`,
+    when it is not installed."""
+    if versions.get(package) is not None:
+        return
+    from pathlib import Path
+
+    import pytest
+
+    skip = pytest.mark.skip(reason=f"{package} is not installed (pip install {package})")
+    for item in items:
+        if Path(str(item.fspath)).resolve().parent == folder:
+            item.add_marker(skip)
+
+
+def versions_header(label: str, versions: dict) -> str:
+    installed = ", ".join(f"{name} {version}" for name, version in versions.items() if version)
+    return f"{label}: {installed or 'not installed'}"
+
+
+class TranscriptRuns:
+    """The fault-injection tests' runs of one transcript app (`source`, formatted with the mode):
+    plain (without llmprobe, run once and kept), under llmprobe, or under llmprobe made to fail.
+    Each run gives (app, the transcript, the status line, the request bodies the server got)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.plain_run: tuple | None = None
+
+    def run(self, make_app: Callable, mode: str) -> tuple:
+        import json
+
+        app = make_app(self.source.format(mode=mode), spans=0, instrument=mode != "plain", timeout=180)
+        transcript, status = app.lines()[-2], json.loads(app.lines()[-1])
+        bodies = sorted(r["raw"].decode() for r in app.requests)
+        return app, json.loads(transcript), status, bodies
+
+    def plain(self, make_app: Callable) -> tuple:
+        """(the transcript, the request bodies) without llmprobe."""
+        if self.plain_run is None:
+            _, transcript, _, bodies = self.run(make_app, "plain")
+            self.plain_run = (transcript, bodies)
+        return self.plain_run

@@ -11,18 +11,12 @@ from pathlib import Path
 
 import pytest
 from dashscope_secret import SECRET
-from fake_dashscope import FakeDashScope
-from genai_fixtures import app_runner, serve
+from genai_fixtures import app_runner
 
 HERE = Path(__file__).resolve().parent
 
 # Put at the top of every app: the folder of these tests (for fake_dashscope's constants).
 PRELUDE = f"import sys\nsys.path.insert(0, {str(HERE)!r})\n"
-
-
-@pytest.fixture(scope="session")
-def fake_dashscope() -> FakeDashScope:
-    yield from serve(FakeDashScope())
 
 
 @pytest.fixture

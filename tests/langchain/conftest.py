@@ -12,23 +12,9 @@ package or feature the installed versions lack skips, naming it.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "openai"))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "dashscope"))
-
-from fake_dashscope import FakeDashScope
-from fake_openai import FakeOpenAI
-from genai_fixtures import app_runner, serve
+from genai_fixtures import app_runner, skip_folder_without, versions_header
 from langchain_support import HERE, PRELUDE, SECRET, SOURCE_TREE_ENV, VERSIONS
-
-
-@pytest.fixture(scope="session")
-def fake_openai() -> FakeOpenAI:
-    yield from serve(FakeOpenAI())
 
 
 @pytest.fixture
@@ -39,11 +25,6 @@ def langchain_app(run, write_script, receiver, fake_openai):
     return app_runner(run, write_script, receiver, fake_openai, PRELUDE, env)
 
 
-@pytest.fixture(scope="session")
-def fake_dashscope() -> FakeDashScope:
-    yield from serve(FakeDashScope())
-
-
 @pytest.fixture
 def langchain_dashscope_app(run, write_script, receiver, fake_dashscope):
     """langchain_app() with DashScope's base URL pointing at the fake DashScope server."""
@@ -52,13 +33,8 @@ def langchain_dashscope_app(run, write_script, receiver, fake_dashscope):
 
 
 def pytest_collection_modifyitems(config, items) -> None:
-    if VERSIONS.get("langchain-core") is None:
-        skip = pytest.mark.skip(reason="langchain-core is not installed (pip install langchain-core)")
-        for item in items:
-            if Path(str(item.fspath)).resolve().parent == HERE:
-                item.add_marker(skip)
+    skip_folder_without(items, HERE, VERSIONS, "langchain-core")
 
 
 def pytest_report_header(config) -> str:
-    installed = ", ".join(f"{name} {version}" for name, version in VERSIONS.items() if version)
-    return f"langchain: {installed or 'not installed'}"
+    return versions_header("langchain", VERSIONS)

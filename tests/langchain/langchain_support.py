@@ -3,11 +3,10 @@ has): the installed versions, the prelude of every app, and lookups over the tre
 
 from __future__ import annotations
 
-from importlib import metadata
 from pathlib import Path
 
 import pytest
-from genai_fixtures import source_tree_env
+from genai_fixtures import installed_versions, source_tree_env
 from span_query import Tree, attrs, content, kind  # noqa: F401  (the LangChain tests' names)
 
 HERE = Path(__file__).resolve().parent
@@ -31,14 +30,7 @@ _PACKAGES = (
 )
 
 
-def _version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-VERSIONS = {name: _version(name) for name in _PACKAGES}
+VERSIONS = installed_versions(_PACKAGES)
 
 
 def _major(name: str) -> int:

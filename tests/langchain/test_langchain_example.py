@@ -4,27 +4,15 @@ answer's chunks written out under the request, not under the chain."""
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 from app_runner import free_port
+from genai_fixtures import missing_modules
 from langchain_support import HERE, SOURCE_TREE_ENV, Tree, attrs, kind
 
 EXAMPLE = HERE.parents[1] / "examples" / "langchain_app.py"
 
 
-def _missing(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is None
-    except ModuleNotFoundError:  # its parent package is not there either
-        return True
-
-
-MISSING = [
-    m
-    for m in ("fastapi", "uvicorn", "opentelemetry.instrumentation.fastapi", "langchain_openai", "langgraph")
-    if _missing(m)
-]
+MISSING = missing_modules(("fastapi", "uvicorn", "opentelemetry.instrumentation.fastapi", "langchain_openai", "langgraph"))
 
 
 @pytest.mark.skipif(

@@ -9,9 +9,8 @@ current span after each call and what the server received must be the same in ev
 
 from __future__ import annotations
 
-import json
-
 import pytest
+from genai_fixtures import TranscriptRuns
 
 APP = """
 import json
@@ -24,26 +23,12 @@ langchain_transcript.main()
 print(json.dumps({{"patched": langchain_faults.patched(), "faults": langchain_faults.calls["count"]}}))
 """
 
-_baseline: dict = {}
-
-
-def _run(langchain_app, mode: str):
-    app = langchain_app(APP.format(mode=mode), spans=0, instrument=mode != "plain", timeout=180)
-    transcript, status = app.lines()[-2], json.loads(app.lines()[-1])
-    bodies = sorted(r["raw"].decode() for r in app.requests)
-    return app, json.loads(transcript), status, bodies
-
-
-def _plain(langchain_app):
-    if "plain" not in _baseline:
-        _, transcript, _, bodies = _run(langchain_app, "plain")
-        _baseline["plain"] = (transcript, bodies)
-    return _baseline["plain"]
+RUNS = TranscriptRuns(APP)
 
 
 @pytest.mark.parametrize("mode", ["none", "hooks", "after", "core"])
 def test_application_sees_no_difference(langchain_app, mode):
-    expected, expected_bodies = _plain(langchain_app)
+    expected, expected_bodies = RUNS.plain(langchain_app)
     names = dict(expected)
     # The transcript itself is meaningful: answers, errors, streams and events.
     assert names["invoke"]["returned"] == "one"
@@ -52,7 +37,7 @@ def test_application_sees_no_difference(langchain_app, mode):
     assert len(names["astream_events"]["returned"]) > 10
     assert all(entry.get("own_span_current", True) for _, entry in expected)
 
-    app, transcript, status, bodies = _run(langchain_app, mode)
+    app, transcript, status, bodies = RUNS.run(langchain_app, mode)
     assert status["patched"] is True, "llmprobe's handler was not installed: the test would prove nothing"
     assert transcript == expected
     assert bodies == expected_bodies

@@ -5,35 +5,23 @@ model call inside the query that returned the stream."""
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 from app_runner import free_port
+from genai_fixtures import missing_modules
 from llama_index_support import HERE, SOURCE_TREE_ENV
 from span_query import Tree, attrs, kind
 
 EXAMPLE = HERE.parents[1] / "examples" / "llamaindex_app.py"
 
 
-def _missing(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is None
-    except ModuleNotFoundError:  # its parent package is not there either
-        return True
-
-
-MISSING = [
-    m
-    for m in (
+MISSING = missing_modules((
         "fastapi",
         "uvicorn",
         "opentelemetry.instrumentation.fastapi",
         "llama_index.llms.openai",
         "llama_index.embeddings.openai",
-    )
-    if _missing(m)
-]
-AGENT = not _missing("llama_index.core.agent.workflow")
+    ))
+AGENT = not missing_modules(("llama_index.core.agent.workflow",))
 
 
 @pytest.mark.skipif(

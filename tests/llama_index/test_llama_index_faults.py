@@ -10,9 +10,8 @@ same in every run."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
+from genai_fixtures import TranscriptRuns
 from llama_index_support import VERSIONS
 
 APP = """
@@ -26,26 +25,12 @@ llama_index_transcript.main()
 print(json.dumps({{"patched": MODE != "plain" and llama_index_faults.patched(), "faults": llama_index_faults.calls["count"]}}))
 """
 
-_baseline: dict = {}
-
-
-def _run(llama_app, mode: str):
-    app = llama_app(APP.format(mode=mode), spans=0, instrument=mode != "plain", timeout=180)
-    transcript, status = app.lines()[-2], json.loads(app.lines()[-1])
-    bodies = sorted(r["raw"].decode() for r in app.requests)
-    return app, json.loads(transcript), status, bodies
-
-
-def _plain(llama_app):
-    if "plain" not in _baseline:
-        _, transcript, _, bodies = _run(llama_app, "plain")
-        _baseline["plain"] = (transcript, bodies)
-    return _baseline["plain"]
+RUNS = TranscriptRuns(APP)
 
 
 @pytest.mark.parametrize("mode", ["none", "hooks", "after", "core", "late-core"])
 def test_application_sees_no_difference(llama_app, mode):
-    expected, expected_bodies = _plain(llama_app)
+    expected, expected_bodies = RUNS.plain(llama_app)
     names = dict(expected)
     # The transcript itself is meaningful: answers, streams, errors, the server's answers.
     # MockLLM answers "text" repeated (how many times and with which spaces differs by version).
@@ -67,7 +52,7 @@ def test_application_sees_no_difference(llama_app, mode):
         assert [c[0] for c in calls] == ["get_weather", "get_time"]
     assert all(entry.get("own_span_current", True) for _, entry in expected)
 
-    app, transcript, status, bodies = _run(llama_app, mode)
+    app, transcript, status, bodies = RUNS.run(llama_app, mode)
     assert status["patched"] is True, "llmprobe's handlers were not installed: the test would prove nothing"
     assert transcript == expected
     assert bodies == expected_bodies

@@ -14,14 +14,8 @@ import os
 from pathlib import Path
 
 import pytest
-from fake_openai import FakeOpenAI
-from genai_fixtures import app_runner, serve
+from genai_fixtures import app_runner
 from openai_support import HERE, OPENAI_VERSION, PRELUDE, SECRET, SOURCE_TREE_ENV
-
-
-@pytest.fixture(scope="session")
-def fake_openai() -> FakeOpenAI:
-    yield from serve(FakeOpenAI())
 
 
 @pytest.fixture
