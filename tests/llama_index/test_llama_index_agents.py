@@ -119,3 +119,30 @@ for result in asyncio.run(main()):
     topics = sorted(content(tree.children(tree.children(run)[0])[0], "gen_ai.input.messages")[0]["parts"][0]["content"] for run in runs)
     assert topics == ["one", "two"]
     assert sorted(attrs(run)["output.value"] for run in runs) == sorted(app.lines())
+
+
+@needs("llama-index-core", (0, 12), "AgentWorkflow")
+@needs("llama-index-llms-openai")
+def test_agent_workflow_is_one_agent_span_with_its_agents_steps(llama_app):
+    app = llama_app(
+        TOOLS
+        + """
+import asyncio
+from llama_index.core.agent.workflow import AgentWorkflow, FunctionAgent
+agent = FunctionAgent(name="weather_agent", description="Knows the weather.", tools=tools, llm=llm)
+workflow = AgentWorkflow(agents=[agent], root_agent="weather_agent")
+async def main():
+    return await workflow.run(user_msg="Weather and time in Paris?")
+print(asyncio.run(main()))
+""",
+        spans=lambda got: sum(s["attributes"].get("gen_ai.span.kind") == "TOOL" for s in got) >= 2
+        and any(s["name"] == "invoke_agent AgentWorkflow" for s in got),
+    )
+    tree = Tree(app.spans)
+    [agent] = [s for s in tree.spans if kind(s) == "AGENT"]
+    assert agent["name"] == "invoke_agent AgentWorkflow" and tree.roots() == [agent], tree.render()
+    assert attrs(agent)["input.value"] == "Weather and time in Paris?"
+    assert attrs(agent)["output.value"] == app.lines()[0]
+    assert len(tree.llm()) == 2
+    for span in [*tree.llm(), tree.one("execute_tool get_weather"), tree.one("execute_tool get_time")]:
+        assert "invoke_agent AgentWorkflow" in tree.path(span)
