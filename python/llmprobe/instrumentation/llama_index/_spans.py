@@ -214,9 +214,10 @@ def enter(id_: str, bound_args: Any, instance: Any, parent_id: Any) -> None:
         if kind == "FUNCTION" and parent is not None and parent.kind in ("WORKFLOW", "AGENT"):
             run_name = method  # a workflow's step
             attributes["llama_index.workflow.step"] = method
+        span_name = "chain " + run_name
         if capture:
             _input(attributes, _read.query_text(first) or _read.text_of(first))
-    run = _start(id_, parent_key, kind, run_name, span_name if kind != "CHAIN" and kind != "FUNCTION" else "chain " + run_name, attributes)
+    run = _start(id_, parent_key, kind, run_name, span_name, attributes)
     run.data = _Chain(instance)
     if kind == "FUNCTION" and parent is not None and parent.kind == "AGENT":
         run.data.extra = _step_call_id(arguments)
