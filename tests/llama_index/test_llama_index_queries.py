@@ -240,3 +240,26 @@ print(engine.query("What is the capital of France?").response)
     [llm] = tree.llm()
     assert attrs(llm)["llmprobe.input.size"] > len("What is the capital of France?")
     assert attrs(llm)["llmprobe.output.size"] > 0
+
+
+def test_a_llama_index_older_than_supported_is_left_alone_with_one_warning(llama_app):
+    app = llama_app(
+        """
+from importlib import metadata
+real = metadata.version
+# What a llama-index-core of before 0.10.41 says of itself (its dispatcher loses failed calls).
+metadata.version = lambda name: "0.10.30" if name == "llama-index-core" else real(name)
+"""
+        + INDEX
+        + """
+with tracer.start_as_current_span("request"):
+    print(index.as_query_engine().query("France?").response)
+""",
+        spans=lambda got: any(s["name"] == "request" for s in got),
+    )
+    assert [s["name"] for s in app.spans] == ["request"]
+    expected = (
+        "llmprobe: warning: llama-index-core 0.10.30 is older than 0.10.41, whose dispatcher llmprobe needs: "
+        "LlamaIndex is not traced"
+    )
+    assert app.result.warnings() == [expected]
