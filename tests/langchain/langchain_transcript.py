@@ -23,10 +23,9 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableLambda, RunnableParallel
 from langchain_core.tools import tool
 from langchain_core.vectorstores import InMemoryVectorStore
-from opentelemetry import trace
+from transcript import Transcript
 
 warnings.simplefilter("ignore")
-tracer = trace.get_tracer("transcript")
 
 
 def dump(value: Any) -> Any:
@@ -62,31 +61,6 @@ class Recorder(BaseCallbackHandler):
 
     def on_tool_end(self, output, **kwargs):
         self.seen.append("tool_end")
-
-
-class Transcript:
-    def __init__(self) -> None:
-        self.entries: list = []
-
-    def call(self, name: str, fn, *args, **kwargs) -> None:
-        with tracer.start_as_current_span(f"user {name}") as mine:
-            entry: dict = {}
-            try:
-                entry["returned"] = dump(fn(*args, **kwargs))
-            except Exception as exc:  # noqa: BLE001
-                entry["raised"] = f"{type(exc).__name__}: {exc}"
-            entry["own_span_current"] = trace.get_current_span() is mine
-        self.entries.append([name, entry])
-
-    async def acall(self, name: str, fn, *args, **kwargs) -> None:
-        with tracer.start_as_current_span(f"user {name}") as mine:
-            entry: dict = {}
-            try:
-                entry["returned"] = dump(await fn(*args, **kwargs))
-            except Exception as exc:  # noqa: BLE001
-                entry["raised"] = f"{type(exc).__name__}: {exc}"
-            entry["own_span_current"] = trace.get_current_span() is mine
-        self.entries.append([name, entry])
 
 
 @tool
@@ -154,7 +128,7 @@ async def collect(stream: Any) -> list:
 
 
 def main() -> None:
-    t = Transcript()
+    t = Transcript(dump)
     prompt = ChatPromptTemplate.from_messages([("system", "be brief"), ("human", "{q}")])
     chain = prompt | FakeListChatModel(responses=["one", "two", "three"]) | StrOutputParser()
     recorder = Recorder()

@@ -24,10 +24,9 @@ from llama_index.core.llms.callbacks import llm_completion_callback
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import NodeWithScore, QueryBundle
 from llama_index.core.tools import FunctionTool
-from opentelemetry import trace
+from transcript import Transcript
 
 warnings.simplefilter("ignore")
-tracer = trace.get_tracer("transcript")
 
 
 def dump(value: Any) -> Any:
@@ -61,31 +60,6 @@ def dump(value: Any) -> Any:
             "tool_calls": [[c.tool_name, dump(c.tool_kwargs), c.tool_output.content] for c in value.tool_calls],
         }
     return repr(value)
-
-
-class Transcript:
-    def __init__(self) -> None:
-        self.entries: list = []
-
-    def call(self, name: str, fn, *args, **kwargs) -> None:
-        with tracer.start_as_current_span(f"user {name}") as mine:
-            entry: dict = {}
-            try:
-                entry["returned"] = dump(fn(*args, **kwargs))
-            except Exception as exc:  # noqa: BLE001
-                entry["raised"] = f"{type(exc).__name__}: {exc}"
-            entry["own_span_current"] = trace.get_current_span() is mine
-        self.entries.append([name, entry])
-
-    async def acall(self, name: str, fn, *args, **kwargs) -> None:
-        with tracer.start_as_current_span(f"user {name}") as mine:
-            entry: dict = {}
-            try:
-                entry["returned"] = dump(await fn(*args, **kwargs))
-            except Exception as exc:  # noqa: BLE001
-                entry["raised"] = f"{type(exc).__name__}: {exc}"
-            entry["own_span_current"] = trace.get_current_span() is mine
-        self.entries.append([name, entry])
 
 
 class LastFirst(BaseNodePostprocessor):
@@ -186,7 +160,7 @@ def agent(llm: Any) -> Any:
 
 
 def main() -> None:
-    t = Transcript()
+    t = Transcript(dump)
     Settings.llm = MockLLM(max_tokens=8)
     Settings.embed_model = MockEmbedding(embed_dim=8)
     documents = [
