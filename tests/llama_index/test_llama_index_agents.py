@@ -5,7 +5,7 @@ keep their true parents although the workflow runs them in tasks of its own."""
 
 from __future__ import annotations
 
-from llama_index_support import needs
+from llama_index_support import INDEX, needs
 from span_query import Tree, attrs, content, kind
 
 TOOLS = """
@@ -146,3 +146,25 @@ print(asyncio.run(main()))
     assert len(tree.llm()) == 2
     for span in [*tree.llm(), tree.one("execute_tool get_weather"), tree.one("execute_tool get_time")]:
         assert "invoke_agent AgentWorkflow" in tree.path(span)
+
+
+@needs("llama-index-core", (0, 11), "a span of LlamaIndex's own for a tool call")
+def test_query_engine_tool_is_a_tool_span_around_its_query(llama_app):
+    app = llama_app(
+        INDEX
+        + """
+from llama_index.core.tools import QueryEngineTool
+tool = QueryEngineTool.from_defaults(index.as_query_engine(), name="capitals", description="Knows capitals.")
+print(tool.call("What is the capital of France?").content)
+""",
+        spans=lambda got: any(s["name"] == "execute_tool capitals" for s in got),
+    )
+    tree = Tree(app.spans)
+    tool = tree.one("execute_tool capitals")
+    a = attrs(tool)
+    assert a["gen_ai.tool.name"] == "capitals" and a["gen_ai.tool.description"] == "Knows capitals."
+    assert "What is the capital of France?" in a["gen_ai.tool.call.arguments"]
+    assert a["gen_ai.tool.call.result"].strip() == app.lines()[0].strip()
+    [query] = tree.children(tool)
+    assert query["name"] == "chain RetrieverQueryEngine.query"
+    assert any(kind(s) == "LLM" for s in tree.spans if "execute_tool capitals" in tree.path(s))
