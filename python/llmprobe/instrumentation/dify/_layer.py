@@ -1,0 +1,300 @@
+"""llmprobe's graphon layer: one per engine, turning the engine's events into spans.
+
+The engine reports a run on three kinds of threads: the graph's start and end on the thread that
+reads ``engine.run()``, every node and stream event on the engine's dispatcher thread, and a node's
+own hooks on the worker thread that runs it (where a container node may end on another worker
+than it started on). Spans are made from the events only, each parented explicitly on its
+workflow's span (or its iteration's or loop's), never through a context carried between threads;
+their times are the events' own (``start_at``, ``finished_at``), since a node's events reach the
+dispatcher after the fact.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from opentelemetry import trace
+
+from llmprobe import _core, _log
+from llmprobe.instrumentation import _genai
+
+_CLIENT = trace.SpanKind.CLIENT
+_INTERNAL = trace.SpanKind.INTERNAL
+_END_STATES = {
+    "NodeRunSucceededEvent": None,
+    "NodeRunFailedEvent": "failed",
+    "NodeRunExceptionEvent": "exception",
+}
+
+
+def _ns(moment: Any) -> int | None:
+    """An event's time (graphon's naive UTC datetimes) in ns since the epoch."""
+    if not isinstance(moment, datetime):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp() * 1_000_000) * 1000
+
+
+def _json(value: Any) -> str:
+    return _core.to_json(value) if not isinstance(value, str) else _genai.content_text(value)
+
+
+class _Run:
+    """One engine's run: its workflow span and the spans of its nodes in flight."""
+
+    __slots__ = ("by_node_id", "failure", "nodes", "span")
+
+    def __init__(self, span: Any) -> None:
+        self.span = span
+        self.nodes: dict = {}  # execution id -> span
+        self.by_node_id: dict = {}  # node id -> span (0.5's in_iteration_id / in_loop_id)
+        self.failure: str | None = None
+
+
+def layer_class(base: type, tracer: Any) -> type:
+    """The layer class for the engine's layer base class `base` (0.5's abstract GraphEngineLayer
+    or 0.8's Layer), making spans with `tracer`."""
+
+    class LlmprobeLayer(base):  # type: ignore[misc, valid-type]
+        def __init__(self) -> None:
+            super().__init__()
+            self._run: _Run | None = None
+
+        # ---- the graph (the thread reading engine.run()) --------------------------------------
+
+        def on_graph_start(self) -> None:
+            try:
+                name = _workflow_name(self)
+                attributes = {
+                    "gen_ai.span.kind": "CHAIN",
+                    "gen_ai.operation.name": "invoke_workflow",
+                    "gen_ai.framework": "dify",
+                }
+                _system_attributes(self, attributes)
+                self._run = _Run(tracer.start_span("workflow " + name, attributes=attributes))
+            except Exception as exc:  # noqa: BLE001
+                _log.log_once("dify graph start", exc)
+
+        def on_graph_end(self, error: Exception | None) -> None:
+            run, self._run = self._run, None
+            if run is None:
+                return
+            try:
+                for span in run.nodes.values():  # nodes whose end never came (an abort)
+                    span.set_attribute("llmprobe.run.abandoned", True)
+                    span.end()
+                if error is not None and run.failure is None:
+                    run.span.record_exception(error)
+                    run.span.set_status(trace.Status(trace.StatusCode.ERROR, str(error)))
+                run.span.end()
+            except Exception as exc:  # noqa: BLE001
+                _log.log_once("dify graph end", exc)
+
+        # ---- nodes (the dispatcher thread) -------------------------------------------------------
+
+        def on_event(self, event: Any) -> None:
+            run = self._run
+            if run is None:
+                return
+            try:
+                name = type(event).__name__
+                if name == "NodeRunStartedEvent":
+                    _node_started(tracer, run, event)
+                elif name in _END_STATES:
+                    _node_ended(tracer, run, event, _END_STATES[name])
+                elif name == "GraphRunFailedEvent":
+                    run.failure = str(getattr(event, "error", "") or "workflow failed")
+                    run.span.set_status(trace.Status(trace.StatusCode.ERROR, run.failure))
+                    run.span.set_attribute("error.type", "WorkflowFailed")
+                elif name in ("GraphRunSucceededEvent", "GraphRunPartialSucceededEvent"):
+                    _outputs(run.span, getattr(event, "outputs", None))
+                elif name in ("GraphRunAbortedEvent", "GraphRunPausedEvent"):
+                    run.span.set_attribute("dify.workflow.status", "aborted" if "Aborted" in name else "paused")
+                    run.failure = run.failure or name
+            except Exception as exc:  # noqa: BLE001
+                _log.log_once("dify event", exc)
+
+        # Abstract in graphon 0.5: nothing to do on the workers (the spans come from the events).
+        def on_node_run_start(self, node: Any) -> None:
+            return None
+
+        def on_node_run_end(self, node: Any, error: Any, result_event: Any = None) -> None:
+            return None
+
+    LlmprobeLayer.__name__ = LlmprobeLayer.__qualname__ = "LlmprobeLayer"
+    return LlmprobeLayer
+
+
+def _state(layer: Any) -> Any:
+    for attribute in ("runtime_state", "graph_runtime_state"):
+        try:
+            return getattr(layer, attribute)
+        except Exception:  # noqa: BLE001, S112 - graphon raises before the layer is bound
+            continue
+    return None
+
+
+def _system(layer: Any) -> dict:
+    """Dify's system variables (sys.app_id, sys.workflow_id, sys.user_id, ...) of the run."""
+    state = _state(layer)
+    pool = getattr(state, "variable_pool", None)
+    if pool is None:
+        return {}
+    try:
+        found = pool.get_by_prefix("sys")
+    except Exception:  # noqa: BLE001
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _workflow_name(layer: Any) -> str:
+    system = _system(layer)
+    for key in ("app_name", "workflow_id", "app_id"):
+        value = system.get(key)
+        value = getattr(value, "value", value)
+        if isinstance(value, str) and value:
+            return value
+    return "graphon"
+
+
+def _system_attributes(layer: Any, attributes: dict) -> None:
+    system = _system(layer)
+    for key, attribute in (
+        ("conversation_id", "gen_ai.conversation.id"),
+        ("user_id", "gen_ai.user.id"),
+        ("workflow_run_id", "dify.workflow.run_id"),
+        ("app_id", "dify.app.id"),
+    ):
+        value = system.get(key)
+        value = getattr(value, "value", value)
+        if isinstance(value, str) and value:
+            attributes[attribute] = value
+    if "gen_ai.conversation.id" in attributes:
+        attributes["gen_ai.session.id"] = attributes["gen_ai.conversation.id"]
+
+
+def _outputs(span: Any, outputs: Any) -> None:
+    if _genai.capture and outputs:
+        span.set_attribute("output.value", _json(outputs))
+        span.set_attribute("output.mime_type", "application/json")
+
+
+def _container(run: _Run, event: Any) -> Any:
+    """The span of the iteration or loop node the event's node runs in, if any."""
+    for attribute in ("container_id", "in_iteration_id", "in_loop_id"):
+        key = getattr(event, attribute, None)
+        if key:
+            return run.nodes.get(key) or run.by_node_id.get(key)
+    return None
+
+
+def _node_started(tracer: Any, run: _Run, event: Any) -> None:
+    node_type = str(getattr(event, "node_type", "") or "node")
+    node_type = getattr(event.node_type, "value", node_type)
+    title = getattr(event, "node_title", None) or event.node_id
+    parent = _container(run, event) or run.span
+    attributes = {
+        "gen_ai.span.kind": "TASK",
+        "gen_ai.operation.name": "task",
+        "gen_ai.framework": "dify",
+        "dify.node.id": event.node_id,
+        "dify.node.type": node_type,
+    }
+    span = tracer.start_span(
+        f"{title}({node_type})",
+        context=trace.set_span_in_context(parent),
+        attributes=attributes,
+        start_time=_ns(getattr(event, "start_at", None)),
+    )
+    run.nodes[event.id] = span
+    run.by_node_id[event.node_id] = span
+
+
+def _node_ended(tracer: Any, run: _Run, event: Any, failure: str | None) -> None:
+    span = run.nodes.pop(event.id, None)
+    if span is None:
+        return
+    result = getattr(event, "node_run_result", None)
+    end = _ns(getattr(event, "finished_at", None))
+    if result is not None and _genai.capture:
+        inputs = getattr(result, "inputs", None)
+        if inputs:
+            span.set_attribute("input.value", _json(inputs))
+            span.set_attribute("input.mime_type", "application/json")
+        _outputs(span, getattr(result, "outputs", None))
+    node_type = getattr(event.node_type, "value", event.node_type)
+    if node_type == "llm" and result is not None:
+        _llm_span(tracer, span, event, result, end, failure)
+    if failure is not None:
+        message = str(getattr(event, "error", None) or getattr(result, "error", None) or failure)
+        span.set_status(trace.Status(trace.StatusCode.ERROR, message))
+        error_type = getattr(result, "error_type", None)
+        span.set_attribute("error.type", str(error_type) if error_type else "NodeRunFailed")
+        if failure == "exception":
+            span.set_attribute("dify.node.error_strategy", True)
+    span.end(end_time=end)
+
+
+def _llm_span(tracer: Any, node_span: Any, event: Any, result: Any, end: int | None, failure: str | None) -> None:
+    """The LLM node's model call, under its node: from the node's result (graphon measured it)."""
+    inputs = getattr(result, "inputs", None) or {}
+    process = getattr(result, "process_data", None) or {}
+    outputs = getattr(result, "outputs", None) or {}
+    model = process.get("model_name") or inputs.get("model_name")
+    provider = process.get("model_provider") or inputs.get("model_provider")
+    provider = provider.rsplit("/", 1)[-1] if isinstance(provider, str) else None
+    usage = getattr(result, "llm_usage", None)
+    attributes: dict = {"gen_ai.span.kind": "LLM", "gen_ai.operation.name": "chat", "gen_ai.framework": "dify"}
+    metric_attributes = {"gen_ai.operation.name": "chat"}
+    if isinstance(model, str):
+        attributes["gen_ai.request.model"] = metric_attributes["gen_ai.request.model"] = model
+    if provider:
+        attributes["gen_ai.provider.name"] = metric_attributes["gen_ai.provider.name"] = provider
+    input_tokens = output_tokens = None
+    first_chunk = None
+    if usage is not None:
+        input_tokens = getattr(usage, "prompt_tokens", None)
+        output_tokens = getattr(usage, "completion_tokens", None)
+        if type(input_tokens) is int:
+            attributes["gen_ai.usage.input_tokens"] = input_tokens
+        if type(output_tokens) is int:
+            attributes["gen_ai.usage.output_tokens"] = output_tokens
+        total = getattr(usage, "total_tokens", None)
+        if type(total) is int:
+            attributes["gen_ai.usage.total_tokens"] = total
+        ttft = getattr(usage, "time_to_first_token", None)
+        if isinstance(ttft, (int, float)) and ttft > 0:
+            attributes["gen_ai.response.time_to_first_token"] = int(ttft * 1e9)
+            first_chunk = float(ttft)
+    reason = outputs.get("finish_reason") or process.get("finish_reason")
+    if isinstance(reason, str) and reason:
+        attributes["gen_ai.response.finish_reasons"] = [_core.finish_reason(reason)]
+    if _genai.capture:
+        prompts = process.get("prompts")
+        if prompts:
+            attributes["gen_ai.input.messages"] = attributes["input.value"] = _json(prompts)
+            attributes["input.mime_type"] = "application/json"
+        text = outputs.get("text")
+        if isinstance(text, str) and text:
+            attributes["output.value"] = _genai.content_text(text)
+            attributes["output.mime_type"] = "text/plain"
+            attributes["gen_ai.output.messages"] = json.dumps(
+                [{"role": "assistant", "parts": [{"type": "text", "content": attributes["output.value"]}]}]
+            )
+    span = tracer.start_span(
+        f"chat {model}" if isinstance(model, str) else "chat",
+        context=trace.set_span_in_context(node_span),
+        kind=_CLIENT,
+        attributes=attributes,
+        start_time=_ns(getattr(event, "start_at", None)),
+    )
+    if failure is not None:
+        span.set_status(trace.Status(trace.StatusCode.ERROR, str(getattr(result, "error", "") or failure)))
+    started = _ns(getattr(event, "start_at", None))
+    duration = (end - started) / 1e9 if end and started else None
+    if duration is not None:
+        _core.record_genai_metrics(metric_attributes, duration, input_tokens, output_tokens, first_chunk)
+    span.end(end_time=end)
