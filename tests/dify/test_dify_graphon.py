@@ -1,0 +1,82 @@
+"""Workflows on Dify's engine as the receiver gets them: one CHAIN span per workflow run under the
+caller's, one TASK span per node under it (an iteration's or a loop's nodes under their
+container), an LLM node's model call as the one LLM span under its node, with the model, the
+provider, the tokens and the time to first token that graphon measured; a failing node fails its
+workflow; an aborted run still ends every span."""
+
+from __future__ import annotations
+
+from conftest import HERE, VERSIONS
+from span_query import Tree, attrs, content, kind
+
+_RELEASE = tuple(int(p) for p in (VERSIONS["graphon"] or "0.0").split(".")[:2])
+WORKFLOWS = HERE / ("graphon_workflows_08.py" if _RELEASE >= (0, 8) else "graphon_workflows_05.py")
+
+
+def _run(run, receiver, scenario: str, done) -> Tree:
+    run(["python", str(WORKFLOWS), scenario], receiver=receiver, timeout=120).check()
+    return Tree(receiver.wait_for(done))
+
+
+def _workflow_ended(got: list[dict]) -> bool:
+    return any(s["name"] == "workflow wf-demo" for s in got)
+
+
+def test_start_llm_end(run, receiver):
+    tree = _run(run, receiver, "basic", _workflow_ended)
+    [workflow] = tree.roots()
+    assert tree.shape(workflow) == ("workflow wf-demo", (
+        ("Start(start)", ()),
+        ("Ask LLM(llm)", (("chat gpt-4o-mini", ()),)),
+        ("End(end)", ()),
+    ))
+    w = attrs(workflow)
+    assert w["gen_ai.span.kind"] == "CHAIN" and w["gen_ai.operation.name"] == "invoke_workflow"
+    assert w["gen_ai.framework"] == "dify" and w["gen_ai.user.id"] == "user-1"
+    assert content(workflow, "output.value") == {"answer": "Paris is the capital of France."}
+    node = tree.one("Ask LLM(llm)")
+    assert kind(node) == "TASK" and attrs(node)["dify.node.type"] == "llm"
+    [llm] = tree.llm()
+    a = attrs(llm)
+    assert llm["kind"] == "CLIENT" and llm["scope"] == "llmprobe.instrumentation.dify"
+    assert a["gen_ai.request.model"] == "gpt-4o-mini" and a["gen_ai.provider.name"] == "openai"
+    assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) == (11, 6)
+    assert a["gen_ai.response.time_to_first_token"] > 0
+    assert a["output.value"] == "Paris is the capital of France."
+    # The node's own times, as graphon measured them.
+    assert workflow["start_time"] <= node["start_time"] <= node["end_time"] <= workflow["end_time"]
+
+
+def test_branches_iteration_and_a_failing_node(run, receiver):
+    tree = _run(run, receiver, "full", _workflow_ended)
+    [workflow] = tree.roots()
+    children = {s["name"] for s in tree.children(workflow)}
+    assert {"Knowledge(knowledge-retrieval)", "Weather tool(tool)", "Per item(iteration)", "Broken code(code)"} <= children
+    iteration = tree.one("Per item(iteration)")
+    steps = [s for s in tree.children(iteration) if s["name"] == "Describe item(llm)"]
+    assert len(steps) == 2, tree.render()
+    for step in steps:
+        [llm] = tree.children(step)
+        assert kind(llm) == "LLM" and llm["name"] == "chat gpt-4o"
+    broken = tree.one("Broken code(code)")
+    assert broken["status"]["code"] == "ERROR" and "sandbox unavailable" in broken["status"]["message"]
+    assert len(tree.llm()) == 3  # one per model call: the two iteration steps and the answer
+    # Only the roots: graphon 0.5's engines for the iteration's steps make no trace of their own.
+    assert len(tree.roots()) == 1
+
+
+def test_a_failing_model_fails_its_node_and_workflow(run, receiver):
+    tree = _run(run, receiver, "fail", _workflow_ended)
+    [workflow] = tree.roots()
+    node = tree.one("Ask LLM(llm)")
+    [llm] = tree.llm()
+    for span in (workflow, node, llm):
+        assert span["status"]["code"] == "ERROR", tree.render()
+        assert "rate limited" in span["status"]["message"]
+
+
+def test_an_aborted_run_ends_its_spans(run, receiver):
+    tree = _run(run, receiver, "abort", _workflow_ended)
+    [workflow] = tree.roots()
+    assert attrs(workflow)["dify.workflow.status"] == "aborted"
+    assert all(s["end_time"] >= s["start_time"] for s in tree.spans)
