@@ -58,6 +58,16 @@ def test_branches_iteration_and_a_failing_node(run, receiver):
     for step in steps:
         [llm] = tree.children(step)
         assert kind(llm) == "LLM" and llm["name"] == "chat gpt-4o"
+    # The retrieval and the tool call, each under its node.
+    [retrieval] = tree.children(tree.one("Knowledge(knowledge-retrieval)"))
+    assert retrieval["name"] == "retrieval Knowledge" and kind(retrieval) == "RETRIEVER"
+    assert attrs(retrieval)["gen_ai.retrieval.query.text"] == "What is the capital of France?"
+    documents = content(retrieval, "retrieval.documents")
+    assert [d["document"]["score"] for d in documents] == [0.93, 0.71]
+    assert documents[0]["document"]["content"] == "Paris is the capital and largest city of France."
+    [tool] = tree.children(tree.one("Weather tool(tool)"))
+    assert tool["name"] == "execute_tool weather" and kind(tool) == "TOOL"
+    assert attrs(tool)["gen_ai.tool.call.result"] == "Sunny in Paris"
     broken = tree.one("Broken code(code)")
     assert broken["status"]["code"] == "ERROR" and "sandbox unavailable" in broken["status"]["message"]
     assert len(tree.llm()) == 3  # one per model call: the two iteration steps and the answer

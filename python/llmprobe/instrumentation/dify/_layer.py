@@ -45,13 +45,14 @@ def _json(value: Any) -> str:
 class _Run:
     """One engine's run: its workflow span and the spans of its nodes in flight."""
 
-    __slots__ = ("by_node_id", "failure", "nodes", "span")
+    __slots__ = ("by_node_id", "failure", "nodes", "span", "started")
 
     def __init__(self, span: Any) -> None:
         self.span = span
         self.nodes: dict = {}  # execution id -> span
         self.by_node_id: dict = {}  # node id -> span (0.5's in_iteration_id / in_loop_id)
         self.failure: str | None = None
+        self.started: dict = {}  # execution id -> (title, tool provider) from the node's start
 
 
 def layer_class(base: type, tracer: Any) -> type:
@@ -211,6 +212,8 @@ def _node_started(tracer: Any, run: _Run, event: Any) -> None:
     )
     run.nodes[event.id] = span
     run.by_node_id[event.node_id] = span
+    provider = getattr(event, "provider_id", None)
+    run.started[event.id] = (title, provider if isinstance(provider, str) and provider else None)
 
 
 def _node_ended(tracer: Any, run: _Run, event: Any, failure: str | None) -> None:
@@ -226,8 +229,14 @@ def _node_ended(tracer: Any, run: _Run, event: Any, failure: str | None) -> None
             span.set_attribute("input.mime_type", "application/json")
         _outputs(span, getattr(result, "outputs", None))
     node_type = getattr(event.node_type, "value", event.node_type)
-    if node_type == "llm" and result is not None:
-        _llm_span(tracer, span, event, result, end, failure)
+    title, provider = run.started.pop(event.id, (event.node_id, None))
+    if result is not None:
+        if node_type == "llm":
+            _llm_span(tracer, span, event, result, end, failure)
+        elif node_type == "knowledge-retrieval":
+            _retrieval_span(tracer, span, event, result, end, failure, title)
+        elif node_type == "tool":
+            _tool_span(tracer, span, event, result, end, failure, provider or title)
     if failure is not None:
         message = str(getattr(event, "error", None) or getattr(result, "error", None) or failure)
         span.set_status(trace.Status(trace.StatusCode.ERROR, message))
@@ -236,6 +245,75 @@ def _node_ended(tracer: Any, run: _Run, event: Any, failure: str | None) -> None
         if failure == "exception":
             span.set_attribute("dify.node.error_strategy", True)
     span.end(end_time=end)
+
+
+def _child_span(tracer: Any, node_span: Any, event: Any, name: str, attributes: dict, kind: Any = _INTERNAL) -> Any:
+    return tracer.start_span(
+        name,
+        context=trace.set_span_in_context(node_span),
+        kind=kind,
+        attributes=attributes,
+        start_time=_ns(getattr(event, "start_at", None)),
+    )
+
+
+def _end_child(span: Any, result: Any, end: int | None, failure: str | None) -> None:
+    if failure is not None:
+        span.set_status(trace.Status(trace.StatusCode.ERROR, str(getattr(result, "error", "") or failure)))
+    span.end(end_time=end)
+
+
+def _retrieval_span(tracer: Any, node_span: Any, event: Any, result: Any, end: int | None, failure: str | None, title: str) -> None:
+    """A knowledge-retrieval node's retrieval, under its node: the query and the documents found
+    (Dify's ``result`` items: content, title, metadata with score and ids)."""
+    inputs = getattr(result, "inputs", None) or {}
+    outputs = getattr(result, "outputs", None) or {}
+    attributes: dict = {"gen_ai.span.kind": "RETRIEVER", "gen_ai.operation.name": "retrieval", "gen_ai.framework": "dify"}
+    found = outputs.get("result")
+    if _genai.capture:
+        query = inputs.get("query")
+        if isinstance(query, str):
+            attributes["gen_ai.retrieval.query.text"] = attributes["input.value"] = _genai.content_text(query)
+            attributes["input.mime_type"] = "text/plain"
+        if isinstance(found, list):
+            documents = []
+            for item in found:
+                if not isinstance(item, dict):
+                    continue
+                metadata = item.get("metadata") if isinstance(item.get("metadata"), dict) else {}
+                document = {
+                    "id": metadata.get("document_id") or metadata.get("segment_id") or item.get("title"),
+                    "content": item.get("content"),
+                    "score": metadata.get("score"),
+                    "metadata": metadata,
+                }
+                documents.append({"document": document})
+            attributes["retrieval.documents"] = _core.to_json(documents)
+    elif isinstance(found, list):
+        attributes["llmprobe.retrieval.document_count"] = len(found)
+    _end_child(_child_span(tracer, node_span, event, f"retrieval {title}", attributes), result, end, failure)
+
+
+def _tool_span(tracer: Any, node_span: Any, event: Any, result: Any, end: int | None, failure: str | None, provider: str) -> None:
+    """A tool node's call, under its node: the arguments and the result (the tool known by its
+    provider's name, or by the node's title)."""
+    inputs = getattr(result, "inputs", None) or {}
+    outputs = getattr(result, "outputs", None) or {}
+    name = provider.rsplit("/", 1)[-1]
+    attributes: dict = {
+        "gen_ai.span.kind": "TOOL",
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.framework": "dify",
+        "gen_ai.tool.name": name,
+    }
+    if _genai.capture:
+        attributes["gen_ai.tool.call.arguments"] = attributes["input.value"] = _core.to_json(inputs)
+        attributes["input.mime_type"] = "application/json"
+        text = outputs.get("text")
+        if isinstance(text, str) and text:
+            attributes["gen_ai.tool.call.result"] = attributes["output.value"] = _genai.content_text(text)
+            attributes["output.mime_type"] = "text/plain"
+    _end_child(_child_span(tracer, node_span, event, f"execute_tool {name}", attributes), result, end, failure)
 
 
 def _llm_span(tracer: Any, node_span: Any, event: Any, result: Any, end: int | None, failure: str | None) -> None:
@@ -284,17 +362,8 @@ def _llm_span(tracer: Any, node_span: Any, event: Any, result: Any, end: int | N
             attributes["gen_ai.output.messages"] = json.dumps(
                 [{"role": "assistant", "parts": [{"type": "text", "content": attributes["output.value"]}]}]
             )
-    span = tracer.start_span(
-        f"chat {model}" if isinstance(model, str) else "chat",
-        context=trace.set_span_in_context(node_span),
-        kind=_CLIENT,
-        attributes=attributes,
-        start_time=_ns(getattr(event, "start_at", None)),
-    )
-    if failure is not None:
-        span.set_status(trace.Status(trace.StatusCode.ERROR, str(getattr(result, "error", "") or failure)))
+    span = _child_span(tracer, node_span, event, f"chat {model}" if isinstance(model, str) else "chat", attributes, _CLIENT)
     started = _ns(getattr(event, "start_at", None))
-    duration = (end - started) / 1e9 if end and started else None
-    if duration is not None:
-        _core.record_genai_metrics(metric_attributes, duration, input_tokens, output_tokens, first_chunk)
-    span.end(end_time=end)
+    if end and started:
+        _core.record_genai_metrics(metric_attributes, (end - started) / 1e9, input_tokens, output_tokens, first_chunk)
+    _end_child(span, result, end, failure)
