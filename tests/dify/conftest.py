@@ -1,7 +1,6 @@
-"""Fixtures of the Dify engine tests: the workflows of graphon_workflows_05.py (graphon 0.5 to
-0.7) or graphon_workflows_08.py (0.8), whichever fits the installed graphon, run in their own
-process under ``instrument``, with fake model, tool and retrieval runtimes plugged in where
-graphon asks for them. graphon needs Python 3.12: in an environment without it the folder skips,
+"""Fixtures of the Dify engine tests: the workflows of graphon_workflows.py (graphon 0.5 to 0.8),
+run in their own process under ``instrument``, with fake model, tool and retrieval runtimes
+plugged in where graphon asks for them. graphon needs Python 3.12: in an environment without it the folder skips,
 naming it."""
 
 from __future__ import annotations

@@ -6,11 +6,10 @@ workflow; an aborted run still ends every span."""
 
 from __future__ import annotations
 
-from conftest import HERE, VERSIONS
+from conftest import HERE
 from span_query import Tree, attrs, content, kind
 
-_RELEASE = tuple(int(p) for p in (VERSIONS["graphon"] or "0.0").split(".")[:2])
-WORKFLOWS = HERE / ("graphon_workflows_08.py" if _RELEASE >= (0, 8) else "graphon_workflows_05.py")
+WORKFLOWS = HERE / "graphon_workflows.py"
 
 
 def _run(run, receiver, scenario: str, done) -> Tree:

@@ -1,4 +1,6 @@
-"""Dify-style workflows on graphon 0.5 to 0.7 (graph_engine.GraphEngine, .layer()), offline, for the Dify instrumentation's tests (the version Dify 1.14 pins).
+"""Dify-style workflows on graphon, offline, for the Dify instrumentation's tests: on 0.8
+(engine.Engine, .add_layer()) and on 0.5 to 0.7 (graph_engine.GraphEngine, .layer(), the version
+Dify 1.14 pins), whichever is installed.
 
 Builds a Dify-style graph config (written to the temporary folder), builds
 nodes with our own NodeFactory (as Dify's DifyNodeFactory does), plugs a FAKE
@@ -24,6 +26,7 @@ LLMModelRuntime (graphon/model_runtime/protocols/llm_runtime.py) + Callback.
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 import tempfile
@@ -31,25 +34,40 @@ import threading
 import time
 from collections.abc import Generator, Mapping, Sequence
 from decimal import Decimal
-from typing import Any
+from importlib import metadata
+from typing import Any, ClassVar
 
 from pydantic import Field
 
 # Where each scenario's graph config is written before the engine reads it back.
 GRAPH_DIR = tempfile.gettempdir()
 
+try:  # graphon 0.8
+    from graphon.engine import Engine
+    from graphon.engine.command.entities import AbortCommand, PauseCommand
+    from graphon.engine.layer import Layer
+    from graphon.engine_events import EngineEvent, NodeEvent, NodeRunStreamChunkEvent
+    from graphon.runtime import InitParams as GraphInitParams
+    from graphon.runtime import RuntimeState as GraphRuntimeState
+    from graphon.runtime import VariablePool
+
+    ENGINE_08 = True
+except ImportError:  # graphon 0.5 to 0.7
+    from graphon.entities.graph_init_params import GraphInitParams
+    from graphon.graph_engine.command_channels import InMemoryChannel
+    from graphon.graph_engine.entities.commands import AbortCommand, PauseCommand
+    from graphon.graph_engine.graph_engine import GraphEngine
+    from graphon.graph_engine.layers.base import GraphEngineLayer as Layer
+    from graphon.graph_events import GraphEngineEvent as EngineEvent
+    from graphon.graph_events import GraphNodeEventBase as NodeEvent
+    from graphon.graph_events import NodeRunStreamChunkEvent
+    from graphon.runtime.graph_runtime_state import GraphRuntimeState
+    from graphon.runtime.variable_pool import VariablePool
+
+    ENGINE_08 = False
 from graphon.entities.base_node_data import BaseNodeData
-from graphon.entities.graph_init_params import GraphInitParams
 from graphon.enums import BuiltinNodeTypes, WorkflowNodeExecutionStatus
 from graphon.graph.graph import Graph
-from graphon.graph_engine.command_channels import InMemoryChannel
-from graphon.graph_engine.graph_engine import GraphEngine
-from graphon.graph_engine.layers.base import GraphEngineLayer
-from graphon.graph_events import (
-    GraphEngineEvent,
-    GraphNodeEventBase,
-    NodeRunStreamChunkEvent,
-)
 from graphon.model_runtime.entities.common_entities import I18nObject
 from graphon.model_runtime.entities.llm_entities import (
     LLMResult,
@@ -85,10 +103,8 @@ from graphon.nodes.loop.loop_start_node import LoopStartNode
 from graphon.nodes.start import StartNode
 from graphon.nodes.tool.entities import ToolNodeData
 from graphon.nodes.tool.tool_node import ToolNode
-from graphon.runtime.graph_runtime_state import GraphRuntimeState
-from graphon.runtime.variable_pool import VariablePool
 
-VERSION = "0.5.1"
+VERSION = metadata.version("graphon")
 T0 = time.perf_counter()
 
 
@@ -366,7 +382,7 @@ class KnowledgeRetrievalNode(Node[KnowledgeRetrievalNodeData]):
         return "1"
 
     def _run(self) -> NodeRunResult:
-        var = self.graph_runtime_state.variable_pool.get(self.node_data.query_variable_selector)
+        var = _state(self).variable_pool.get(self.node_data.query_variable_selector)
         query = var.text if var else ""
         docs = self.retriever.retrieve(query, self.node_data.dataset_ids)
         return NodeRunResult(status=WorkflowNodeExecutionStatus.SUCCEEDED,
@@ -383,12 +399,40 @@ class DemoNodeFactory:
         self.fail_llm = fail_llm
         self.llms: dict[str, FakeLLM] = {}
 
+    # --- 0.8 NodeFactory protocol additions ---
+    def with_runtime_state(self, runtime_state):
+        f = copy.copy(self)
+        f.state = runtime_state
+        return f
+
+    def with_graph_config(self, graph_config):
+        f = copy.copy(self)
+        f.init_params = self.init_params.model_copy(update={"graph_config": graph_config})
+        return f
+
+    _CLASSES: ClassVar[dict] = {
+        "start": StartNode, "end": EndNode, "llm": LLMNode, "tool": ToolNode, "code": CodeNode,
+        "iteration": IterationNode, "iteration-start": IterationStartNode,
+        "knowledge-retrieval": KnowledgeRetrievalNode,
+        "loop": LoopNode, "loop-start": LoopStartNode, "loop-end": LoopEndNode,
+    }
+
+    def validate_node(self, node_config):
+        data = node_config["data"]
+        payload = data.model_dump(mode="python") if isinstance(data, BaseNodeData) else dict(data)
+        cls = self._CLASSES[payload["type"]]
+        cls.validate_node_data(payload if not isinstance(data, BaseNodeData) else data)
+        return cls.execution_type
+
     def create_node(self, node_config) -> Node:
         node_id = str(node_config["id"])
         data = node_config["data"]
         payload = data.model_dump(mode="python") if isinstance(data, BaseNodeData) else dict(data)
         t = payload["type"]
-        common = {"node_id": node_id, "graph_init_params": self.init_params, "graph_runtime_state": self.state}
+        if ENGINE_08:
+            common = {"node_id": node_id, "init_params": self.init_params, "runtime_state": self.state}
+        else:
+            common = {"node_id": node_id, "graph_init_params": self.init_params, "graph_runtime_state": self.state}
         if t == BuiltinNodeTypes.START:
             return StartNode(data=StartNode.validate_node_data(data), **common)
         if t == BuiltinNodeTypes.END:
@@ -430,7 +474,12 @@ class FailingCodeExecutor:  # graphon.nodes.code CodeExecutorProtocol-ish
         return isinstance(error, RuntimeError)
 
 
-# Child engines for iteration/loop: GraphRuntimeState.create_child_engine()
+# 0.8: no child engines. Iteration/loop children run as child *frames* inside
+# the same Engine (engine/frame.py, engine/container_handler/builtin/*), on the
+# same worker pool and with the same layers. The factory must implement
+# with_runtime_state()/with_graph_config() so frames can rebuild scoped graphs.
+#
+# 0.5 to 0.7: Child engines for iteration/loop: GraphRuntimeState.create_child_engine()
 # delegates to a ChildGraphEngineBuilderProtocol the host binds (Dify does this
 # in its workflow entry). Layers are NOT inherited automatically.
 class DemoChildEngineBuilder:
@@ -453,10 +502,22 @@ class DemoChildEngineBuilder:
         return eng
 
 
+def _state(holder) -> Any:
+    """A node's or a layer's runtime state (0.8's name, or 0.5's)."""
+    return holder.runtime_state if ENGINE_08 else holder.graph_runtime_state
+
+
+def _container(event) -> str:
+    """Where a node event's node runs: 0.8's container_id, 0.5's iteration or loop."""
+    if ENGINE_08:
+        return f"container_id={event.container_id!r}"
+    return f"in_iter={event.in_iteration_id} in_loop={event.in_loop_id}"
+
+
 # --------------------------------------------------------------------------
 # Recording layer
 # --------------------------------------------------------------------------
-class RecordingLayer(GraphEngineLayer):
+class RecordingLayer(Layer):
     def __init__(self, tag: str = "root", command_on_first_chunk: str | None = None) -> None:
         super().__init__()
         self.tag = tag
@@ -465,29 +526,28 @@ class RecordingLayer(GraphEngineLayer):
         self.node_threads: dict[str, list[str]] = {}
 
     def on_graph_start(self) -> None:
-        st = self.graph_runtime_state
+        st = _state(self)
         # ReadOnlyGraphRuntimeState has no workflow id / graph; only the pool,
         # usage, outputs, counters. Dify puts app/workflow ids into sys.* vars.
         log(f"<{self.tag}> on_graph_start state={type(st).__name__} sys={dict(st.variable_pool.get_by_prefix('sys'))}")
 
-    def on_event(self, event: GraphEngineEvent) -> None:
+    def on_event(self, event: EngineEvent) -> None:
         name = type(event).__name__
         if isinstance(event, NodeRunStreamChunkEvent):
             self.chunks.setdefault(event.id, []).append(event.chunk)
             if self.command_on_first_chunk:
-                from graphon.graph_engine.entities.commands import AbortCommand, PauseCommand
                 cmd = (AbortCommand(reason="user pressed stop") if self.command_on_first_chunk == "abort"
                        else PauseCommand(reason="user requested pause"))
                 log(f"<{self.tag}> sending {type(cmd).__name__} via layer.command_channel")
                 self.command_channel.send_command(cmd)
                 self.command_on_first_chunk = None
-            log(f"<{self.tag}> on_event {name} node={event.node_id} selector={list(event.selector)} chunk={event.chunk!r} final={event.is_final}")
+            log(f"<{self.tag}> on_event {name} node={event.node_id} {_container(event)} selector={list(event.selector)} chunk={event.chunk!r} final={event.is_final}")
             return
-        if isinstance(event, GraphNodeEventBase):
+        if isinstance(event, NodeEvent):
             r = event.node_run_result
             extra = {k: getattr(event, k) for k in ("node_title", "predecessor_node_id", "error", "index") if hasattr(event, k)}
             log(f"<{self.tag}> on_event {name} exec_id={event.id[:8]} node={event.node_id} type={event.node_type} "
-                f"in_iter={event.in_iteration_id} in_loop={event.in_loop_id} {extra} status={r.status.value}")
+                f"{_container(event)} {extra} status={r.status.value}")
             if name in ("NodeRunSucceededEvent", "NodeRunFailedEvent", "NodeRunExceptionEvent"):
                 log(f"    inputs={dict(r.inputs)}")
                 log(f"    outputs={ {k: (v if k != 'usage' else '...') for k, v in r.outputs.items()} }")
@@ -511,6 +571,22 @@ class RecordingLayer(GraphEngineLayer):
         self.node_threads.setdefault(node.execution_id, []).append(threading.current_thread().name)
         log(f"<{self.tag}> on_node_run_start node={node.id} exec_id={node.execution_id[:8]} title={node.title!r} "
             f"type={node.node_type} cls={type(node).__name__}")
+
+    # 0.8 only: per-worker-task context manager; gets the *direct* container's
+    # node execution id (None in the root frame). Entered around start hook,
+    # node events and end hook on the same worker thread, and again on every
+    # container resume.
+    def node_run_context(self, node: Node, *, parent_execution_id: str | None = None):
+        import contextlib
+        log(f"<{self.tag}> node_run_context ENTER node={node.id} exec_id={node.execution_id[:8]} "
+            f"parent_execution_id={(parent_execution_id or '')[:8] or None}")
+        @contextlib.contextmanager
+        def cm():
+            try:
+                yield
+            finally:
+                log(f"<{self.tag}> node_run_context EXIT node={node.id}")
+        return cm()
 
     def on_node_run_end(self, node: Node, error: Exception | None, result_event=None) -> None:
         self.node_threads.setdefault(node.execution_id, []).append(threading.current_thread().name)
@@ -658,15 +734,21 @@ def run(scenario: str) -> None:
     pool.add(("sys", "user_id"), "user-1")
     init_params = GraphInitParams(workflow_id="wf-demo", graph_config=graph_config,
                                   run_context={"_dify": {"app_id": "app-demo", "tenant_id": "t1"}}, call_depth=0)
-    state = GraphRuntimeState(variable_pool=pool, start_at=time.time())
+    if ENGINE_08:
+        state = GraphRuntimeState(variable_pool=pool, start_at=time.time(), workflow_id="wf-demo")
+    else:
+        state = GraphRuntimeState(variable_pool=pool, start_at=time.time())
     factory = DemoNodeFactory(init_params, state, fail_llm=(scenario == "fail"))
     graph = Graph.init(graph_config=graph_config, node_factory=factory, root_node_id="start")
-    engine = GraphEngine(workflow_id="wf-demo", graph=graph, graph_runtime_state=state,
-                         command_channel=InMemoryChannel(),
-                         child_engine_builder=DemoChildEngineBuilder(lambda: [RecordingLayer("child")]))
+    if ENGINE_08:
+        engine = Engine(graph=graph, runtime_state=state, workers=5)
+    else:
+        engine = GraphEngine(workflow_id="wf-demo", graph=graph, graph_runtime_state=state,
+                             command_channel=InMemoryChannel(),
+                             child_engine_builder=DemoChildEngineBuilder(lambda: [RecordingLayer("child")]))
     layer = RecordingLayer("root", command_on_first_chunk=scenario if scenario in ("abort", "pause") else None)
-    ret = engine.layer(layer)
-    log(f"engine.layer() returned {type(ret).__name__}")
+    ret = engine.add_layer(layer) if ENGINE_08 else engine.layer(layer)
+    log(f"adding the layer returned {type(ret).__name__}")
 
     n_events = 0
     try:
