@@ -11,7 +11,6 @@ dispatcher after the fact.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from typing import Any
 
@@ -19,6 +18,7 @@ from opentelemetry import trace
 
 from llmprobe import _core, _log
 from llmprobe.instrumentation import _genai
+from llmprobe.instrumentation._messages import text_part
 
 _CLIENT = trace.SpanKind.CLIENT
 _INTERNAL = trace.SpanKind.INTERNAL
@@ -353,15 +353,11 @@ def _llm_span(tracer: Any, node_span: Any, event: Any, result: Any, end: int | N
     if _genai.capture:
         prompts = process.get("prompts")
         if prompts:
-            attributes["gen_ai.input.messages"] = attributes["input.value"] = _json(prompts)
-            attributes["input.mime_type"] = "application/json"
+            _genai.put_input_json(attributes, _json(prompts), 0, True)
         text = outputs.get("text")
         if isinstance(text, str) and text:
-            attributes["output.value"] = _genai.content_text(text)
-            attributes["output.mime_type"] = "text/plain"
-            attributes["gen_ai.output.messages"] = json.dumps(
-                [{"role": "assistant", "parts": [{"type": "text", "content": attributes["output.value"]}]}]
-            )
+            answer = [{"role": "assistant", "parts": [text_part(text)]}]
+            _genai.put_output_json(attributes, _core.to_json(answer), text, [])
     span = _child_span(tracer, node_span, event, f"chat {model}" if isinstance(model, str) else "chat", attributes, _CLIENT)
     started = _ns(getattr(event, "start_at", None))
     if end and started:

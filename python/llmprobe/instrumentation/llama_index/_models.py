@@ -25,7 +25,7 @@ from typing import Any
 
 from llmprobe import _core, _log
 from llmprobe.instrumentation import _genai
-from llmprobe.instrumentation._messages import SEQUENCES
+from llmprobe.instrumentation._messages import SEQUENCES, text_part
 from llmprobe.instrumentation.llama_index import _read
 
 # The id of a LlamaIndex span that is part of another run -> that run's id (None: no run around
@@ -337,7 +337,7 @@ def _end_llm(run: Any, data: Model, error: BaseException | None) -> None:
             output = _read.message(message)
         else:
             text = getattr(answer, "text", None)
-            output = {"role": "assistant", "parts": [{"type": "text", "content": text}] if isinstance(text, str) else []}
+            output = {"role": "assistant", "parts": [text_part(text)] if isinstance(text, str) else []}
         if reason is not None:
             output["finish_reason"] = reason
         text = _answer_text(answer) or ""
