@@ -22,6 +22,8 @@ Scenarios (argv[1], default "all"):
   loop      start -> loop(loop_count=2)[loop-start -> llm3] -> end
 Add "provider" as argv[2] to fake one level lower: LargeLanguageModel + a fake
 LLMModelRuntime (graphon/model_runtime/protocols/llm_runtime.py) + Callback.
+Add "sdk" to reach the model through the real openai SDK instead (OPENAI_BASE_URL, a fake
+OpenAI server), as a runtime made on an OpenAI-compatible API does.
 """
 
 from __future__ import annotations
@@ -295,7 +297,37 @@ class ProviderBackedLLM(FakeLLM):
                                 callbacks=[PrintingCallback()])
 
 
+class OpenAIBackedLLM(FakeLLM):
+    """An LLMProtocol adapter reaching the model through the openai SDK, streamed with usage."""
+
+    def invoke_llm(self, *, prompt_messages, model_parameters, tools, stop, stream):
+        import openai
+
+        if self._fail:
+            raise RuntimeError("fake provider error: 429 rate limited")
+        messages = [{"role": m.role.value, "content": str(m.content or "")} for m in prompt_messages]
+        chunks = openai.OpenAI().chat.completions.create(
+            model=self._model_name, messages=messages, stream=True, stream_options={"include_usage": True})
+
+        def gen() -> Generator[LLMResultChunk, None, None]:
+            text, usage = [], None
+            for chunk in chunks:
+                if chunk.usage is not None:
+                    usage = self._usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+                for choice in chunk.choices:
+                    text.append(choice.delta.content or "")
+                    if choice.finish_reason is None:
+                        yield LLMResultChunk(model=self._model_name, prompt_messages=list(prompt_messages),
+                                             delta=LLMResultChunkDelta(index=0, message=AssistantPromptMessage(
+                                                 content=choice.delta.content or "")))
+            yield LLMResultChunk(model=self._model_name, prompt_messages=list(prompt_messages),
+                                 delta=LLMResultChunkDelta(index=1, message=AssistantPromptMessage(content=""),
+                                                           usage=usage, finish_reason="stop"))
+        return gen()
+
+
 USE_PROVIDER_RUNTIME = "provider" in sys.argv[2:]
+LLM_CLASS = OpenAIBackedLLM if "sdk" in sys.argv[2:] else ProviderBackedLLM if USE_PROVIDER_RUNTIME else FakeLLM
 
 
 class _Serializer:  # PromptMessageSerializerProtocol
@@ -439,7 +471,7 @@ class DemoNodeFactory:
             return EndNode(data=EndNode.validate_node_data(data), **common)
         if t == BuiltinNodeTypes.LLM:
             nd = LLMNodeData.model_validate(payload)
-            llm = (ProviderBackedLLM if USE_PROVIDER_RUNTIME else FakeLLM)(provider=nd.model.provider, model_name=nd.model.name,
+            llm = LLM_CLASS(provider=nd.model.provider, model_name=nd.model.name,
                           parameters=nd.model.completion_params, fail=self.fail_llm,
                           answer=payload.get("_fake_answer", "Paris is the capital of France."))
             self.llms[node_id] = llm

@@ -89,3 +89,22 @@ def test_an_aborted_run_ends_its_spans(run, receiver):
     [workflow] = tree.roots()
     assert attrs(workflow)["dify.workflow.status"] == "aborted"
     assert all(s["end_time"] >= s["start_time"] for s in tree.spans)
+
+
+def test_a_model_reached_through_an_sdk_is_one_llm_span_under_its_node(run, receiver, fake_openai):
+    """The LLM node's runtime calls the openai SDK on the node's worker: the SDK's span is the one
+    LLM span, under the node (a TASK), for the answer and for each iteration step."""
+    env = {"OPENAI_BASE_URL": fake_openai.base_url, "OPENAI_API_KEY": "sk-test"}
+    run(["python", str(WORKFLOWS), "full", "sdk"], receiver=receiver, env=env, timeout=120).check()
+    tree = Tree(receiver.wait_for(_workflow_ended))
+    [workflow] = tree.roots()
+    llms = tree.llm()
+    assert len(llms) == 3, tree.render()
+    for llm in llms:
+        assert llm["scope"] == "llmprobe.instrumentation.openai", tree.render()
+        node = tree.parent(llm)
+        assert kind(node) == "TASK" and attrs(node)["dify.node.type"] == "llm", tree.render()
+        assert attrs(llm)["gen_ai.usage.input_tokens"] > 0
+    steps = [s for s in tree.children(tree.one("Per item(iteration)")) if s["name"] == "Describe item(llm)"]
+    assert len(steps) == 2 and all(len(tree.children(step)) == 1 for step in steps), tree.render()
+    assert tree.parent(tree.one("Answer with context(llm)")) == workflow

@@ -48,15 +48,20 @@ def instrument() -> None:
 
     def init(wrapped, instance, args, kwargs):
         wrapped(*args, **kwargs)
-        if not _wrap.guarded("dify child engine", _is_child, instance):
-            _wrap.guarded("dify layer", getattr(instance, add), layer_class())
+        if _wrap.guarded("dify child engine", _is_child, instance):
+            layer = _wrap.guarded("dify inner layer", _layer.inner_layer, layer_class)
+        else:
+            layer = _wrap.guarded("dify layer", layer_class)
+        if layer is not None:
+            _wrap.guarded("dify layer", getattr(instance, add), layer)
 
     _wrap.wrap(engine_class, "__init__", init, owner=OWNER)
 
 
 def _is_child(engine) -> bool:
-    """An engine graphon 0.5 to 0.6 builds for one step of an iteration or loop: the root engine
-    already reports its nodes' events (tagged with the container), so it gets no layer."""
+    """An engine graphon 0.5 to 0.7 builds for one step of an iteration or loop: the root engine
+    already reports its nodes' events (tagged with the container), so its layer only makes its
+    nodes' spans current on its workers (_layer.inner_layer)."""
     graph = getattr(engine, "graph", None)
     root = getattr(graph, "root_node", None)
     node_type = getattr(root, "node_type", None)

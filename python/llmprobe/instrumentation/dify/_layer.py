@@ -3,10 +3,18 @@
 The engine reports a run on three kinds of threads: the graph's start and end on the thread that
 reads ``engine.run()``, every node and stream event on the engine's dispatcher thread, and a node's
 own hooks on the worker thread that runs it (where a container node may end on another worker
-than it started on). Spans are made from the events only, each parented explicitly on its
-workflow's span (or its iteration's or loop's), never through a context carried between threads;
-their times are the events' own (``start_at``, ``finished_at``), since a node's events reach the
-dispatcher after the fact.
+than it started on). Each node's span is parented explicitly on its workflow's span (or its
+iteration's or loop's), never through a context carried between threads:
+
+- the worker starts it, as the node begins, and makes it current on the worker for as long as the
+  node runs there (graphon 0.8's ``node_run_context``, entered and left on one worker; 0.5's
+  ``on_node_run_start`` / ``on_node_run_end``, which 0.5 calls on one worker), so that what the
+  node calls (an SDK llmprobe traces, an HTTP client) nests under it. A model node's context also
+  holds a ``_core.ModelStep``: when its model call is traced by an SDK's hook, that span is the
+  LLM span and the node its TASK parent; otherwise the node's LLM span is made from its result.
+- the dispatcher fills and ends it from the node's events, with the events' own end times;
+  a node no worker announced (an iteration step's, in graphon 0.5) is started there from its
+  event, with the event's start time.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
+from opentelemetry import context as _context
 from opentelemetry import trace
 
 from llmprobe import _core, _log
@@ -22,6 +31,11 @@ from llmprobe.instrumentation._messages import text_part
 
 _CLIENT = trace.SpanKind.CLIENT
 _INTERNAL = trace.SpanKind.INTERNAL
+# Nodes that call a model themselves, and whose result reports the call (model, usage, prompts).
+_MODEL_NODES = frozenset(("llm", "question-classifier", "parameter-extractor"))
+# The run a node's worker runs for, in the node's context: graphon 0.5 builds an iteration's or a
+# loop's engine on the container's worker, whose layer (inner_layer) finds its run there.
+_RUN_KEY = _context.create_key("llmprobe-dify-run")
 _END_STATES = {
     "NodeRunSucceededEvent": None,
     "NodeRunFailedEvent": "failed",
@@ -43,9 +57,11 @@ def _json(value: Any) -> str:
 
 
 class _Run:
-    """One engine's run: its workflow span and the spans of its nodes in flight."""
+    """One engine's run: its workflow span and the spans of its nodes in flight. The worker
+    threads and the dispatcher share the dicts: each entry is set with one dict operation (atomic
+    under the GIL), never read-modify-written."""
 
-    __slots__ = ("by_node_id", "failure", "nodes", "span", "started")
+    __slots__ = ("by_node_id", "failure", "nodes", "span", "started", "steps", "tokens")
 
     def __init__(self, span: Any) -> None:
         self.span = span
@@ -53,6 +69,27 @@ class _Run:
         self.by_node_id: dict = {}  # node id -> span (0.5's in_iteration_id / in_loop_id)
         self.failure: str | None = None
         self.started: dict = {}  # execution id -> (title, tool provider) from the node's start
+        self.steps: dict = {}  # execution id -> the model node's _core.ModelStep
+        self.tokens: dict = {}  # execution id -> the worker's context token (graphon 0.5)
+
+
+class _NodeContext:
+    """graphon 0.8's ``node_run_context``: the node's span current on its worker while it runs
+    there (entered and left on that worker, once per run or resume of a container)."""
+
+    __slots__ = ("context", "token")
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+        self.token = None
+
+    def __enter__(self) -> None:
+        if self.context is not None:
+            self.token = _context.attach(self.context)
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self.token is not None:
+            _detach(self.token)
 
 
 def layer_class(base: type, tracer: Any) -> type:
@@ -60,13 +97,19 @@ def layer_class(base: type, tracer: Any) -> type:
     or 0.8's Layer), making spans with `tracer`."""
 
     class LlmprobeLayer(base):  # type: ignore[misc, valid-type]
-        def __init__(self) -> None:
+        def __init__(self, run: _Run | None = None, parent: Any = None) -> None:
             super().__init__()
-            self._run: _Run | None = None
+            self._run: _Run | None = run
+            # An inner engine's layer (graphon 0.5's iteration or loop step): only its nodes'
+            # contexts, under `parent` (the container's span); the root's layer reports the rest.
+            self._inner = run is not None
+            self._parent = parent
 
         # ---- the graph (the thread reading engine.run()) --------------------------------------
 
         def on_graph_start(self) -> None:
+            if self._inner:
+                return
             try:
                 name = _workflow_name(self)
                 attributes = {
@@ -80,11 +123,13 @@ def layer_class(base: type, tracer: Any) -> type:
                 _log.log_once("dify graph start", exc)
 
         def on_graph_end(self, error: Exception | None) -> None:
+            if self._inner:
+                return
             run, self._run = self._run, None
             if run is None:
                 return
             try:
-                for span in run.nodes.values():  # nodes whose end never came (an abort)
+                for span in list(run.nodes.values()):  # nodes whose end never came (an abort)
                     span.set_attribute("llmprobe.run.abandoned", True)
                     span.end()
                 if error is not None and run.failure is None:
@@ -98,7 +143,7 @@ def layer_class(base: type, tracer: Any) -> type:
 
         def on_event(self, event: Any) -> None:
             run = self._run
-            if run is None:
+            if run is None or self._inner:
                 return
             try:
                 name = type(event).__name__
@@ -118,15 +163,116 @@ def layer_class(base: type, tracer: Any) -> type:
             except Exception as exc:  # noqa: BLE001
                 _log.log_once("dify event", exc)
 
-        # Abstract in graphon 0.5: nothing to do on the workers (the spans come from the events).
-        def on_node_run_start(self, node: Any) -> None:
-            return None
+        # ---- nodes (their worker threads) ----------------------------------------------------
 
-        def on_node_run_end(self, node: Any, error: Any, result_event: Any = None) -> None:
-            return None
+        if hasattr(base, "node_run_context"):  # graphon 0.8: the context for one worker task
+
+            def node_run_context(self, node: Any, *, parent_execution_id: str | None = None) -> Any:
+                run = self._run
+                if run is None:
+                    return _NodeContext(None)
+                try:
+                    parent = run.nodes.get(parent_execution_id) if parent_execution_id else None
+                    return _NodeContext(_node_context(tracer, run, node, parent))
+                except Exception as exc:  # noqa: BLE001
+                    _log.log_once("dify node context", exc)
+                    return _NodeContext(None)
+
+            def on_node_run_start(self, node: Any) -> None:
+                return None
+
+            def on_node_run_end(self, node: Any, error: Any, result_event: Any = None) -> None:
+                return None
+
+        else:  # graphon 0.5 to 0.7, Dify 1.9 to 1.12: both hooks on the node's one worker
+
+            def on_node_run_start(self, node: Any) -> None:
+                run = self._run
+                if run is None:
+                    return
+                try:
+                    context = _node_context(tracer, run, node, self._parent)
+                    run.tokens[node.execution_id] = _context.attach(context)
+                except Exception as exc:  # noqa: BLE001
+                    _log.log_once("dify node start", exc)
+
+            def on_node_run_end(self, node: Any, error: Any, result_event: Any = None) -> None:
+                run = self._run
+                if run is None:
+                    return
+                token = run.tokens.pop(getattr(node, "execution_id", None), None)
+                if token is not None:
+                    _detach(token)
 
     LlmprobeLayer.__name__ = LlmprobeLayer.__qualname__ = "LlmprobeLayer"
     return LlmprobeLayer
+
+
+def _detach(token: Any) -> None:
+    try:
+        _context.detach(token)
+    except Exception as exc:  # noqa: BLE001 - a token of another context: nothing to give back
+        _log.log_once("dify node context detach", exc)
+
+
+def _type_of(node_type: Any) -> str:
+    return str(getattr(node_type, "value", node_type) or "node")
+
+
+def _node_attributes(node_id: str, node_type: str, title: str) -> dict:
+    if node_type == "agent":  # Dify's agent node: an agent run with its strategy's tools and model
+        return {
+            "gen_ai.span.kind": "AGENT",
+            "gen_ai.operation.name": "invoke_agent",
+            "gen_ai.agent.name": title,
+            "gen_ai.framework": "dify",
+            "dify.node.id": node_id,
+            "dify.node.type": node_type,
+        }
+    return {
+        "gen_ai.span.kind": "TASK",
+        "gen_ai.operation.name": "task",
+        "gen_ai.framework": "dify",
+        "dify.node.id": node_id,
+        "dify.node.type": node_type,
+    }
+
+
+def _span_name(node_type: str, title: str) -> str:
+    return f"invoke_agent {title}" if node_type == "agent" else f"{title}({node_type})"
+
+
+def inner_layer(layer_class: type) -> Any:
+    """The layer for an engine built inside a node's run (graphon 0.5's iteration or loop step),
+    when that node's context is current here, else None."""
+    run = _context.get_value(_RUN_KEY)
+    if run is None:
+        return None
+    return layer_class(run, trace.get_current_span())
+
+
+def _node_context(tracer: Any, run: _Run, node: Any, parent: Any) -> Any:
+    """On the node's worker: its span (started here unless a resume finds it) under `parent` (else
+    the workflow's), current in the context returned, with a ModelStep for a model node."""
+    key = node.execution_id
+    span = run.nodes.get(key)
+    node_type = _type_of(node.node_type)
+    if span is None:
+        title = node.title or node.id
+        span = tracer.start_span(
+            _span_name(node_type, title),
+            context=trace.set_span_in_context(parent or run.span),
+            attributes=_node_attributes(node.id, node_type, title),
+        )
+        span = run.nodes.setdefault(key, span)
+        run.by_node_id[node.id] = span
+    context = _context.set_value(_RUN_KEY, run, trace.set_span_in_context(span))
+    if node_type in _MODEL_NODES:
+        step = run.steps.get(key)
+        if step is None:
+            step = run.steps.setdefault(key, _core.ModelStep())
+        context = _context.set_value(_genai.MODEL_STEP_KEY, step, context)
+    return context
 
 
 def _state(layer: Any) -> Any:
@@ -193,25 +339,18 @@ def _container(run: _Run, event: Any) -> Any:
 
 
 def _node_started(tracer: Any, run: _Run, event: Any) -> None:
-    node_type = str(getattr(event, "node_type", "") or "node")
-    node_type = getattr(event.node_type, "value", node_type)
+    node_type = _type_of(getattr(event, "node_type", None))
     title = getattr(event, "node_title", None) or event.node_id
-    parent = _container(run, event) or run.span
-    attributes = {
-        "gen_ai.span.kind": "TASK",
-        "gen_ai.operation.name": "task",
-        "gen_ai.framework": "dify",
-        "dify.node.id": event.node_id,
-        "dify.node.type": node_type,
-    }
-    span = tracer.start_span(
-        f"{title}({node_type})",
-        context=trace.set_span_in_context(parent),
-        attributes=attributes,
-        start_time=_ns(getattr(event, "start_at", None)),
-    )
-    run.nodes[event.id] = span
-    run.by_node_id[event.node_id] = span
+    if event.id not in run.nodes:  # no worker announced it (an iteration step's, in graphon 0.5)
+        parent = _container(run, event) or run.span
+        span = tracer.start_span(
+            _span_name(node_type, title),
+            context=trace.set_span_in_context(parent),
+            attributes=_node_attributes(event.node_id, node_type, title),
+            start_time=_ns(getattr(event, "start_at", None)),
+        )
+        span = run.nodes.setdefault(event.id, span)
+        run.by_node_id[event.node_id] = span
     provider = getattr(event, "provider_id", None)
     run.started[event.id] = (title, provider if isinstance(provider, str) and provider else None)
 
@@ -228,11 +367,13 @@ def _node_ended(tracer: Any, run: _Run, event: Any, failure: str | None) -> None
             span.set_attribute("input.value", _json(inputs))
             span.set_attribute("input.mime_type", "application/json")
         _outputs(span, getattr(result, "outputs", None))
-    node_type = getattr(event.node_type, "value", event.node_type)
+    node_type = _type_of(event.node_type)
     title, provider = run.started.pop(event.id, (event.node_id, None))
+    step = run.steps.pop(event.id, None)
     if result is not None:
-        if node_type == "llm":
-            _llm_span(tracer, span, event, result, end, failure)
+        if node_type in _MODEL_NODES:
+            if step is None or not step.calls:  # else an SDK's hook made the call's LLM span
+                _llm_span(tracer, span, event, result, end, failure)
         elif node_type == "knowledge-retrieval":
             _retrieval_span(tracer, span, event, result, end, failure, title)
         elif node_type == "tool":
