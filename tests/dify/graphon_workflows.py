@@ -126,8 +126,15 @@ def log(msg: str) -> None:
 # invoke_llm(..., stream=True) and consumes LLMResultChunk objects.
 # --------------------------------------------------------------------------
 class FakeLLM(LLMProtocol):
-    def __init__(self, *, provider: str, model_name: str, parameters: Mapping[str, Any],
-                 answer: str = "Paris is the capital of France.", fail: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        provider: str,
+        model_name: str,
+        parameters: Mapping[str, Any],
+        answer: str = "Paris is the capital of France.",
+        fail: bool = False,
+    ) -> None:
         self._provider = provider
         self._model_name = model_name
         self._parameters = dict(parameters)
@@ -183,8 +190,10 @@ class FakeLLM(LLMProtocol):
         return u
 
     def invoke_llm(self, *, prompt_messages, model_parameters, tools, stop, stream):
-        log(f"FakeLLM.invoke_llm model={self._model_name} stream={stream} params={dict(model_parameters)} "
-            f"prompt={[ (m.role.value, m.content) for m in prompt_messages]}")
+        log(
+            f"FakeLLM.invoke_llm model={self._model_name} stream={stream} params={dict(model_parameters)} "
+            f"prompt={[(m.role.value, m.content) for m in prompt_messages]}"
+        )
         self.calls.append({"prompt_messages": list(prompt_messages), "params": dict(model_parameters)})
         if self._fail:
             raise RuntimeError("fake provider error: 429 rate limited")
@@ -193,8 +202,12 @@ class FakeLLM(LLMProtocol):
         pieces[-1] = pieces[-1].rstrip()
         usage = self._usage(prompt_tokens, len(pieces))
         if not stream:
-            return LLMResult(model=self._model_name, prompt_messages=list(prompt_messages),
-                             message=AssistantPromptMessage(content=self._answer), usage=usage)
+            return LLMResult(
+                model=self._model_name,
+                prompt_messages=list(prompt_messages),
+                message=AssistantPromptMessage(content=self._answer),
+                usage=usage,
+            )
 
         def gen() -> Generator[LLMResultChunk, None, None]:
             for i, piece in enumerate(pieces):
@@ -210,6 +223,7 @@ class FakeLLM(LLMProtocol):
                         finish_reason="stop" if last else None,
                     ),
                 )
+
         return gen()
 
     def invoke_llm_with_structured_output(self, **kwargs):
@@ -250,12 +264,18 @@ class FakeProviderRuntime:  # implements graphon.model_runtime.protocols.llm_run
     def get_model_schema(self, *, provider, model_type, model, credentials):
         return FakeLLM(provider=provider, model_name=model, parameters={}).get_model_schema()
 
-    def invoke_llm(self, *, provider, model, credentials, model_parameters, prompt_messages, tools, stop, stream,
-                   **extra):
+    def invoke_llm(
+        self, *, provider, model, credentials, model_parameters, prompt_messages, tools, stop, stream, **extra
+    ):
         log(f"FakeProviderRuntime.invoke_llm provider={provider} model={model} extra_kwargs={list(extra)}")
         self._inner._model_name = model
-        return self._inner.invoke_llm(prompt_messages=prompt_messages, model_parameters=model_parameters,
-                                      tools=tools, stop=stop, stream=stream)
+        return self._inner.invoke_llm(
+            prompt_messages=prompt_messages,
+            model_parameters=model_parameters,
+            tools=tools,
+            stop=stop,
+            stream=stream,
+        )
 
     def invoke_llm_with_structured_output(self, **kwargs):
         raise NotImplementedError
@@ -264,9 +284,12 @@ class FakeProviderRuntime:  # implements graphon.model_runtime.protocols.llm_run
         return self._inner.get_llm_num_tokens(prompt_messages)
 
 
-PROVIDER_SCHEMA = ProviderEntity(provider="langgenius/openai/openai", label=I18nObject(en_US="OpenAI"),
-                                 supported_model_types=[ModelType.LLM],
-                                 configurate_methods=[ConfigurateMethod.PREDEFINED_MODEL])
+PROVIDER_SCHEMA = ProviderEntity(
+    provider="langgenius/openai/openai",
+    label=I18nObject(en_US="OpenAI"),
+    supported_model_types=[ModelType.LLM],
+    configurate_methods=[ConfigurateMethod.PREDEFINED_MODEL],
+)
 
 
 class PrintingCallback(Callback):
@@ -276,8 +299,12 @@ class PrintingCallback(Callback):
     def on_new_chunk(self, llm_instance, chunk, model, credentials, prompt_messages, model_parameters, **kw):
         log(f"Callback.on_new_chunk {chunk.delta.message.content!r}")
 
-    def on_after_invoke(self, llm_instance, result, model, credentials, prompt_messages, model_parameters, **kw):
-        log(f"Callback.on_after_invoke text={result.message.content!r} usage.total={result.usage.total_tokens}")
+    def on_after_invoke(
+        self, llm_instance, result, model, credentials, prompt_messages, model_parameters, **kw
+    ):
+        log(
+            f"Callback.on_after_invoke text={result.message.content!r} usage.total={result.usage.total_tokens}"
+        )
 
     def on_invoke_error(self, llm_instance, ex, model, credentials, prompt_messages, model_parameters, **kw):
         log(f"Callback.on_invoke_error {ex!r}")
@@ -286,15 +313,23 @@ class PrintingCallback(Callback):
 class ProviderBackedLLM(FakeLLM):
     """LLMProtocol adapter delegating to LargeLanguageModel (like Dify's DifyPreparedLLM)."""
 
-    def __init__(self, *, provider, model_name, parameters, answer="Paris is the capital of France.", fail=False):
+    def __init__(
+        self, *, provider, model_name, parameters, answer="Paris is the capital of France.", fail=False
+    ):
         super().__init__(provider=provider, model_name=model_name, parameters=parameters)
         self._llm = LargeLanguageModel(PROVIDER_SCHEMA, FakeProviderRuntime(answer, fail))
 
     def invoke_llm(self, *, prompt_messages, model_parameters, tools, stop, stream):
-        return self._llm.invoke(model=self._model_name, credentials={"api_key": "sk-fake"},
-                                prompt_messages=list(prompt_messages), model_parameters=dict(model_parameters),
-                                tools=list(tools or []), stop=list(stop or []), stream=stream,
-                                callbacks=[PrintingCallback()])
+        return self._llm.invoke(
+            model=self._model_name,
+            credentials={"api_key": "sk-fake"},
+            prompt_messages=list(prompt_messages),
+            model_parameters=dict(model_parameters),
+            tools=list(tools or []),
+            stop=list(stop or []),
+            stream=stream,
+            callbacks=[PrintingCallback()],
+        )
 
 
 class OpenAIBackedLLM(FakeLLM):
@@ -307,7 +342,8 @@ class OpenAIBackedLLM(FakeLLM):
             raise RuntimeError("fake provider error: 429 rate limited")
         messages = [{"role": m.role.value, "content": str(m.content or "")} for m in prompt_messages]
         chunks = openai.OpenAI().chat.completions.create(
-            model=self._model_name, messages=messages, stream=True, stream_options={"include_usage": True})
+            model=self._model_name, messages=messages, stream=True, stream_options={"include_usage": True}
+        )
 
         def gen() -> Generator[LLMResultChunk, None, None]:
             text, usage = [], None
@@ -317,17 +353,28 @@ class OpenAIBackedLLM(FakeLLM):
                 for choice in chunk.choices:
                     text.append(choice.delta.content or "")
                     if choice.finish_reason is None:
-                        yield LLMResultChunk(model=self._model_name, prompt_messages=list(prompt_messages),
-                                             delta=LLMResultChunkDelta(index=0, message=AssistantPromptMessage(
-                                                 content=choice.delta.content or "")))
-            yield LLMResultChunk(model=self._model_name, prompt_messages=list(prompt_messages),
-                                 delta=LLMResultChunkDelta(index=1, message=AssistantPromptMessage(content=""),
-                                                           usage=usage, finish_reason="stop"))
+                        yield LLMResultChunk(
+                            model=self._model_name,
+                            prompt_messages=list(prompt_messages),
+                            delta=LLMResultChunkDelta(
+                                index=0, message=AssistantPromptMessage(content=choice.delta.content or "")
+                            ),
+                        )
+            yield LLMResultChunk(
+                model=self._model_name,
+                prompt_messages=list(prompt_messages),
+                delta=LLMResultChunkDelta(
+                    index=1, message=AssistantPromptMessage(content=""), usage=usage, finish_reason="stop"
+                ),
+            )
+
         return gen()
 
 
 USE_PROVIDER_RUNTIME = "provider" in sys.argv[2:]
-LLM_CLASS = OpenAIBackedLLM if "sdk" in sys.argv[2:] else ProviderBackedLLM if USE_PROVIDER_RUNTIME else FakeLLM
+LLM_CLASS = (
+    OpenAIBackedLLM if "sdk" in sys.argv[2:] else ProviderBackedLLM if USE_PROVIDER_RUNTIME else FakeLLM
+)
 
 
 class _Serializer:  # PromptMessageSerializerProtocol
@@ -362,8 +409,10 @@ class FakeToolRuntime:
 
     def invoke(self, *, tool_runtime, tool_parameters, workflow_call_depth, provider_name):
         log(f"FakeToolRuntime.invoke {tool_runtime.raw} params={tool_parameters}")
-        yield ToolRuntimeMessage(type=ToolRuntimeMessage.MessageType.TEXT,
-                                 message=ToolRuntimeMessage.TextMessage(text=f"Sunny in {tool_parameters.get('city')}"))
+        yield ToolRuntimeMessage(
+            type=ToolRuntimeMessage.MessageType.TEXT,
+            message=ToolRuntimeMessage.TextMessage(text=f"Sunny in {tool_parameters.get('city')}"),
+        )
 
     def get_usage(self, *, tool_runtime):
         return LLMUsage.empty_usage()
@@ -398,10 +447,16 @@ class FakeRetriever:
     def retrieve(self, query: str, dataset_ids: list[str]) -> list[dict[str, Any]]:
         log(f"FakeRetriever.retrieve query={query!r} datasets={dataset_ids}")
         return [
-            {"content": "Paris is the capital and largest city of France.",
-             "title": "france.txt", "metadata": {"score": 0.93, "dataset_id": dataset_ids[0], "document_name": "france.txt"}},
-            {"content": "France is in Western Europe.",
-             "title": "europe.txt", "metadata": {"score": 0.71, "dataset_id": dataset_ids[0], "document_name": "europe.txt"}},
+            {
+                "content": "Paris is the capital and largest city of France.",
+                "title": "france.txt",
+                "metadata": {"score": 0.93, "dataset_id": dataset_ids[0], "document_name": "france.txt"},
+            },
+            {
+                "content": "France is in Western Europe.",
+                "title": "europe.txt",
+                "metadata": {"score": 0.71, "dataset_id": dataset_ids[0], "document_name": "europe.txt"},
+            },
         ]
 
 
@@ -417,8 +472,9 @@ class KnowledgeRetrievalNode(Node[KnowledgeRetrievalNodeData]):
         var = _state(self).variable_pool.get(self.node_data.query_variable_selector)
         query = var.text if var else ""
         docs = self.retriever.retrieve(query, self.node_data.dataset_ids)
-        return NodeRunResult(status=WorkflowNodeExecutionStatus.SUCCEEDED,
-                             inputs={"query": query}, outputs={"result": docs})
+        return NodeRunResult(
+            status=WorkflowNodeExecutionStatus.SUCCEEDED, inputs={"query": query}, outputs={"result": docs}
+        )
 
 
 # --------------------------------------------------------------------------
@@ -443,10 +499,17 @@ class DemoNodeFactory:
         return f
 
     _CLASSES: ClassVar[dict] = {
-        "start": StartNode, "end": EndNode, "llm": LLMNode, "tool": ToolNode, "code": CodeNode,
-        "iteration": IterationNode, "iteration-start": IterationStartNode,
+        "start": StartNode,
+        "end": EndNode,
+        "llm": LLMNode,
+        "tool": ToolNode,
+        "code": CodeNode,
+        "iteration": IterationNode,
+        "iteration-start": IterationStartNode,
         "knowledge-retrieval": KnowledgeRetrievalNode,
-        "loop": LoopNode, "loop-start": LoopStartNode, "loop-end": LoopEndNode,
+        "loop": LoopNode,
+        "loop-start": LoopStartNode,
+        "loop-end": LoopEndNode,
     }
 
     def validate_node(self, node_config):
@@ -464,25 +527,55 @@ class DemoNodeFactory:
         if ENGINE_08:
             common = {"node_id": node_id, "init_params": self.init_params, "runtime_state": self.state}
         else:
-            common = {"node_id": node_id, "graph_init_params": self.init_params, "graph_runtime_state": self.state}
+            common = {
+                "node_id": node_id,
+                "graph_init_params": self.init_params,
+                "graph_runtime_state": self.state,
+            }
         if t == BuiltinNodeTypes.START:
             return StartNode(data=StartNode.validate_node_data(data), **common)
         if t == BuiltinNodeTypes.END:
             return EndNode(data=EndNode.validate_node_data(data), **common)
         if t == BuiltinNodeTypes.LLM:
             nd = LLMNodeData.model_validate(payload)
-            llm = LLM_CLASS(provider=nd.model.provider, model_name=nd.model.name,
-                          parameters=nd.model.completion_params, fail=self.fail_llm,
-                          answer=payload.get("_fake_answer", "Paris is the capital of France."))
+            llm = LLM_CLASS(
+                provider=nd.model.provider,
+                model_name=nd.model.name,
+                parameters=nd.model.completion_params,
+                fail=self.fail_llm,
+                answer=payload.get("_fake_answer", "Paris is the capital of France."),
+            )
             self.llms[node_id] = llm
-            return LLMNode(data=nd, model_instance=llm, llm_file_saver=_FileSaver(),
-                           prompt_message_serializer=_Serializer(), **common)
+            return LLMNode(
+                data=nd,
+                model_instance=llm,
+                llm_file_saver=_FileSaver(),
+                prompt_message_serializer=_Serializer(),
+                **common,
+            )
         if t == BuiltinNodeTypes.TOOL:
-            return ToolNode(data=ToolNodeData.model_validate(payload), tool_file_manager=_ToolFileManager(),
-                            runtime=FakeToolRuntime(), **common)
+            return ToolNode(
+                data=ToolNodeData.model_validate(payload),
+                tool_file_manager=_ToolFileManager(),
+                runtime=FakeToolRuntime(),
+                **common,
+            )
         if t == BuiltinNodeTypes.CODE:
-            return CodeNode(data=CodeNodeData.model_validate(payload), code_executor=FailingCodeExecutor(),
-                            code_limits=CodeNodeLimits(max_string_length=80000, max_number=2**63, min_number=-2**63, max_precision=20, max_depth=5, max_number_array_length=1000, max_string_array_length=1000, max_object_array_length=1000), **common)
+            return CodeNode(
+                data=CodeNodeData.model_validate(payload),
+                code_executor=FailingCodeExecutor(),
+                code_limits=CodeNodeLimits(
+                    max_string_length=80000,
+                    max_number=2**63,
+                    min_number=-(2**63),
+                    max_precision=20,
+                    max_depth=5,
+                    max_number_array_length=1000,
+                    max_string_array_length=1000,
+                    max_object_array_length=1000,
+                ),
+                **common,
+            )
         if t == BuiltinNodeTypes.ITERATION:
             return IterationNode(data=IterationNodeData.model_validate(payload), **common)
         if t == BuiltinNodeTypes.ITERATION_START:
@@ -518,16 +611,22 @@ class DemoChildEngineBuilder:
     def __init__(self, layers_factory):
         self.layers_factory = layers_factory
 
-    def build_child_engine(self, *, workflow_id, graph_init_params, parent_graph_runtime_state,
-                           root_node_id, variable_pool=None):
+    def build_child_engine(
+        self, *, workflow_id, graph_init_params, parent_graph_runtime_state, root_node_id, variable_pool=None
+    ):
         # Dify: iteration passes a deep-copied pool; loop passes None = share the parent's pool.
         pool = variable_pool if variable_pool is not None else parent_graph_runtime_state.variable_pool
         child_state = GraphRuntimeState(variable_pool=pool, start_at=time.time())
         factory = DemoNodeFactory(graph_init_params, child_state)
-        graph = Graph.init(graph_config=graph_init_params.graph_config, node_factory=factory,
-                           root_node_id=root_node_id)
-        eng = GraphEngine(workflow_id=workflow_id, graph=graph, graph_runtime_state=child_state,
-                          command_channel=InMemoryChannel())
+        graph = Graph.init(
+            graph_config=graph_init_params.graph_config, node_factory=factory, root_node_id=root_node_id
+        )
+        eng = GraphEngine(
+            workflow_id=workflow_id,
+            graph=graph,
+            graph_runtime_state=child_state,
+            command_channel=InMemoryChannel(),
+        )
         for layer in self.layers_factory():
             eng.layer(layer)
         log(f"child engine built root={root_node_id} (layers={len(eng._layers)})")
@@ -561,25 +660,38 @@ class RecordingLayer(Layer):
         st = _state(self)
         # ReadOnlyGraphRuntimeState has no workflow id / graph; only the pool,
         # usage, outputs, counters. Dify puts app/workflow ids into sys.* vars.
-        log(f"<{self.tag}> on_graph_start state={type(st).__name__} sys={dict(st.variable_pool.get_by_prefix('sys'))}")
+        log(
+            f"<{self.tag}> on_graph_start state={type(st).__name__} sys={dict(st.variable_pool.get_by_prefix('sys'))}"
+        )
 
     def on_event(self, event: EngineEvent) -> None:
         name = type(event).__name__
         if isinstance(event, NodeRunStreamChunkEvent):
             self.chunks.setdefault(event.id, []).append(event.chunk)
             if self.command_on_first_chunk:
-                cmd = (AbortCommand(reason="user pressed stop") if self.command_on_first_chunk == "abort"
-                       else PauseCommand(reason="user requested pause"))
+                cmd = (
+                    AbortCommand(reason="user pressed stop")
+                    if self.command_on_first_chunk == "abort"
+                    else PauseCommand(reason="user requested pause")
+                )
                 log(f"<{self.tag}> sending {type(cmd).__name__} via layer.command_channel")
                 self.command_channel.send_command(cmd)
                 self.command_on_first_chunk = None
-            log(f"<{self.tag}> on_event {name} node={event.node_id} {_container(event)} selector={list(event.selector)} chunk={event.chunk!r} final={event.is_final}")
+            log(
+                f"<{self.tag}> on_event {name} node={event.node_id} {_container(event)} selector={list(event.selector)} chunk={event.chunk!r} final={event.is_final}"
+            )
             return
         if isinstance(event, NodeEvent):
             r = event.node_run_result
-            extra = {k: getattr(event, k) for k in ("node_title", "predecessor_node_id", "error", "index") if hasattr(event, k)}
-            log(f"<{self.tag}> on_event {name} exec_id={event.id[:8]} node={event.node_id} type={event.node_type} "
-                f"{_container(event)} {extra} status={r.status.value}")
+            extra = {
+                k: getattr(event, k)
+                for k in ("node_title", "predecessor_node_id", "error", "index")
+                if hasattr(event, k)
+            }
+            log(
+                f"<{self.tag}> on_event {name} exec_id={event.id[:8]} node={event.node_id} type={event.node_type} "
+                f"{_container(event)} {extra} status={r.status.value}"
+            )
             if name in ("NodeRunSucceededEvent", "NodeRunFailedEvent", "NodeRunExceptionEvent"):
                 log(f"    inputs={dict(r.inputs)}")
                 log(f"    outputs={ {k: (v if k != 'usage' else '...') for k, v in r.outputs.items()} }")
@@ -587,8 +699,10 @@ class RecordingLayer(Layer):
                     log(f"    process_data={dict(r.process_data)}")
                 if r.llm_usage.total_tokens:
                     u = r.llm_usage
-                    log(f"    llm_usage prompt={u.prompt_tokens} completion={u.completion_tokens} total={u.total_tokens} "
-                        f"price={u.total_price} {u.currency} latency={u.latency} ttft={u.time_to_first_token}")
+                    log(
+                        f"    llm_usage prompt={u.prompt_tokens} completion={u.completion_tokens} total={u.total_tokens} "
+                        f"price={u.total_price} {u.currency} latency={u.latency} ttft={u.time_to_first_token}"
+                    )
                 if r.metadata:
                     log(f"    metadata={ {str(k): v for k, v in r.metadata.items()} }")
                 if r.error:
@@ -601,8 +715,10 @@ class RecordingLayer(Layer):
 
     def on_node_run_start(self, node: Node) -> None:
         self.node_threads.setdefault(node.execution_id, []).append(threading.current_thread().name)
-        log(f"<{self.tag}> on_node_run_start node={node.id} exec_id={node.execution_id[:8]} title={node.title!r} "
-            f"type={node.node_type} cls={type(node).__name__}")
+        log(
+            f"<{self.tag}> on_node_run_start node={node.id} exec_id={node.execution_id[:8]} title={node.title!r} "
+            f"type={node.node_type} cls={type(node).__name__}"
+        )
 
     # 0.8 only: per-worker-task context manager; gets the *direct* container's
     # node execution id (None in the root frame). Entered around start hook,
@@ -610,20 +726,27 @@ class RecordingLayer(Layer):
     # container resume.
     def node_run_context(self, node: Node, *, parent_execution_id: str | None = None):
         import contextlib
-        log(f"<{self.tag}> node_run_context ENTER node={node.id} exec_id={node.execution_id[:8]} "
-            f"parent_execution_id={(parent_execution_id or '')[:8] or None}")
+
+        log(
+            f"<{self.tag}> node_run_context ENTER node={node.id} exec_id={node.execution_id[:8]} "
+            f"parent_execution_id={(parent_execution_id or '')[:8] or None}"
+        )
+
         @contextlib.contextmanager
         def cm():
             try:
                 yield
             finally:
                 log(f"<{self.tag}> node_run_context EXIT node={node.id}")
+
         return cm()
 
     def on_node_run_end(self, node: Node, error: Exception | None, result_event=None) -> None:
         self.node_threads.setdefault(node.execution_id, []).append(threading.current_thread().name)
-        log(f"<{self.tag}> on_node_run_end node={node.id} exec_id={node.execution_id[:8]} error={error!r} "
-            f"result={type(result_event).__name__ if result_event else None}")
+        log(
+            f"<{self.tag}> on_node_run_end node={node.id} exec_id={node.execution_id[:8]} error={error!r} "
+            f"result={type(result_event).__name__ if result_event else None}"
+        )
 
 
 # --------------------------------------------------------------------------
@@ -631,9 +754,14 @@ class RecordingLayer(Layer):
 # --------------------------------------------------------------------------
 def llm_data(title: str, prompt: str, model: str = "gpt-4o-mini", **extra) -> dict:
     return {
-        "type": "llm", "title": title,
-        "model": {"provider": "langgenius/openai/openai", "name": model, "mode": "chat",
-                  "completion_params": {"temperature": 0.2, "max_tokens": 64}},
+        "type": "llm",
+        "title": title,
+        "model": {
+            "provider": "langgenius/openai/openai",
+            "name": model,
+            "mode": "chat",
+            "completion_params": {"temperature": 0.2, "max_tokens": 64},
+        },
         "prompt_template": [
             {"role": "system", "text": "You are a concise assistant."},
             {"role": "user", "text": prompt},
@@ -643,10 +771,17 @@ def llm_data(title: str, prompt: str, model: str = "gpt-4o-mini", **extra) -> di
     }
 
 
-START = {"id": "start", "data": {"type": "start", "title": "Start", "variables": [
-    {"variable": "query", "label": "Query", "type": "paragraph", "required": True},
-    {"variable": "cities", "label": "Cities", "type": "json_object", "required": False},
-]}}
+START = {
+    "id": "start",
+    "data": {
+        "type": "start",
+        "title": "Start",
+        "variables": [
+            {"variable": "query", "label": "Query", "type": "paragraph", "required": True},
+            {"variable": "cities", "label": "Cities", "type": "json_object", "required": False},
+        ],
+    },
+}
 
 
 def basic_graph() -> dict:
@@ -654,8 +789,14 @@ def basic_graph() -> dict:
         "nodes": [
             START,
             {"id": "llm", "data": llm_data("Ask LLM", "{{#start.query#}}")},
-            {"id": "end", "data": {"type": "end", "title": "End", "outputs": [
-                {"variable": "answer", "value_selector": ["llm", "text"]}]}},
+            {
+                "id": "end",
+                "data": {
+                    "type": "end",
+                    "title": "End",
+                    "outputs": [{"variable": "answer", "value_selector": ["llm", "text"]}],
+                },
+            },
         ],
         "edges": [
             {"id": "e1", "source": "start", "target": "llm"},
@@ -668,31 +809,86 @@ def full_graph() -> dict:
     return {
         "nodes": [
             START,
-            {"id": "kr", "data": {"type": "knowledge-retrieval", "title": "Knowledge",
-                                  "query_variable_selector": ["start", "query"], "dataset_ids": ["ds-1"]}},
-            {"id": "llm", "data": llm_data("Answer with context", "Context: {{#context#}}\nQ: {{#start.query#}}",
-                                           context={"enabled": True, "variable_selector": ["kr", "result"]})},
-            {"id": "tool", "data": {"type": "tool", "title": "Weather tool", "provider_id": "langgenius/weather/weather",
-                                    "provider_type": "builtin", "provider_name": "weather", "tool_name": "current_weather",
-                                    "tool_label": "Current weather", "tool_configurations": {},
-                                    "tool_parameters": {"city": {"type": "mixed", "value": "Paris"}}}},
-            {"id": "iter", "data": {"type": "iteration", "title": "Per item", "iterator_selector": ["start", "items"],
-                                    "output_selector": ["llm2", "text"], "start_node_id": "iter_start",
-                                    "is_parallel": False, "parallel_nums": 2}},
+            {
+                "id": "kr",
+                "data": {
+                    "type": "knowledge-retrieval",
+                    "title": "Knowledge",
+                    "query_variable_selector": ["start", "query"],
+                    "dataset_ids": ["ds-1"],
+                },
+            },
+            {
+                "id": "llm",
+                "data": llm_data(
+                    "Answer with context",
+                    "Context: {{#context#}}\nQ: {{#start.query#}}",
+                    context={"enabled": True, "variable_selector": ["kr", "result"]},
+                ),
+            },
+            {
+                "id": "tool",
+                "data": {
+                    "type": "tool",
+                    "title": "Weather tool",
+                    "provider_id": "langgenius/weather/weather",
+                    "provider_type": "builtin",
+                    "provider_name": "weather",
+                    "tool_name": "current_weather",
+                    "tool_label": "Current weather",
+                    "tool_configurations": {},
+                    "tool_parameters": {"city": {"type": "mixed", "value": "Paris"}},
+                },
+            },
+            {
+                "id": "iter",
+                "data": {
+                    "type": "iteration",
+                    "title": "Per item",
+                    "iterator_selector": ["start", "items"],
+                    "output_selector": ["llm2", "text"],
+                    "start_node_id": "iter_start",
+                    "is_parallel": False,
+                    "parallel_nums": 2,
+                },
+            },
             {"id": "iter_start", "data": {"type": "iteration-start", "title": "", "iteration_id": "iter"}},
-            {"id": "llm2", "data": llm_data("Describe item", "Describe {{#iter.item#}}", model="gpt-4o",
-                                            iteration_id="iter", _fake_answer="A nice city.")},
-            {"id": "code", "data": {"type": "code", "title": "Broken code", "code_language": "python3",
-                                    "code": "def main():\n  return {}", "variables": [],
-                                    "outputs": {"x": {"type": "string"}},
-                                    "error_strategy": "default-value",
-                                    "default_value": [{"key": "x", "type": "string", "value": "fallback"}]}},
-            {"id": "end", "data": {"type": "end", "title": "End", "outputs": [
-                {"variable": "answer", "value_selector": ["llm", "text"]},
-                {"variable": "weather", "value_selector": ["tool", "text"]},
-                {"variable": "descriptions", "value_selector": ["iter", "output"]},
-                {"variable": "code_x", "value_selector": ["code", "x"]},
-            ]}},
+            {
+                "id": "llm2",
+                "data": llm_data(
+                    "Describe item",
+                    "Describe {{#iter.item#}}",
+                    model="gpt-4o",
+                    iteration_id="iter",
+                    _fake_answer="A nice city.",
+                ),
+            },
+            {
+                "id": "code",
+                "data": {
+                    "type": "code",
+                    "title": "Broken code",
+                    "code_language": "python3",
+                    "code": "def main():\n  return {}",
+                    "variables": [],
+                    "outputs": {"x": {"type": "string"}},
+                    "error_strategy": "default-value",
+                    "default_value": [{"key": "x", "type": "string", "value": "fallback"}],
+                },
+            },
+            {
+                "id": "end",
+                "data": {
+                    "type": "end",
+                    "title": "End",
+                    "outputs": [
+                        {"variable": "answer", "value_selector": ["llm", "text"]},
+                        {"variable": "weather", "value_selector": ["tool", "text"]},
+                        {"variable": "descriptions", "value_selector": ["iter", "output"]},
+                        {"variable": "code_x", "value_selector": ["code", "x"]},
+                    ],
+                },
+            },
         ],
         "edges": [
             {"id": "e1", "source": "start", "target": "kr"},
@@ -725,14 +921,33 @@ def loop_graph() -> dict:
     return {
         "nodes": [
             START,
-            {"id": "loop", "data": {"type": "loop", "title": "Retry loop", "start_node_id": "loop_start",
-                                    "loop_count": 2, "break_conditions": [], "logical_operator": "and",
-                                    "loop_variables": []}},
+            {
+                "id": "loop",
+                "data": {
+                    "type": "loop",
+                    "title": "Retry loop",
+                    "start_node_id": "loop_start",
+                    "loop_count": 2,
+                    "break_conditions": [],
+                    "logical_operator": "and",
+                    "loop_variables": [],
+                },
+            },
             {"id": "loop_start", "data": {"type": "loop-start", "title": "", "loop_id": "loop"}},
-            {"id": "llm3", "data": llm_data("Refine", "Refine: {{#start.query#}}", loop_id="loop",
-                                            _fake_answer="Refined answer.")},
-            {"id": "end", "data": {"type": "end", "title": "End", "outputs": [
-                {"variable": "last", "value_selector": ["llm3", "text"]}]}},
+            {
+                "id": "llm3",
+                "data": llm_data(
+                    "Refine", "Refine: {{#start.query#}}", loop_id="loop", _fake_answer="Refined answer."
+                ),
+            },
+            {
+                "id": "end",
+                "data": {
+                    "type": "end",
+                    "title": "End",
+                    "outputs": [{"variable": "last", "value_selector": ["llm3", "text"]}],
+                },
+            },
         ],
         "edges": [
             {"id": "e1", "source": "start", "target": "loop"},
@@ -764,8 +979,12 @@ def run(scenario: str) -> None:
     pool.add(("sys", "app_id"), "app-demo")
     pool.add(("sys", "workflow_run_id"), "run-123")
     pool.add(("sys", "user_id"), "user-1")
-    init_params = GraphInitParams(workflow_id="wf-demo", graph_config=graph_config,
-                                  run_context={"_dify": {"app_id": "app-demo", "tenant_id": "t1"}}, call_depth=0)
+    init_params = GraphInitParams(
+        workflow_id="wf-demo",
+        graph_config=graph_config,
+        run_context={"_dify": {"app_id": "app-demo", "tenant_id": "t1"}},
+        call_depth=0,
+    )
     if ENGINE_08:
         state = GraphRuntimeState(variable_pool=pool, start_at=time.time(), workflow_id="wf-demo")
     else:
@@ -775,10 +994,16 @@ def run(scenario: str) -> None:
     if ENGINE_08:
         engine = Engine(graph=graph, runtime_state=state, workers=5)
     else:
-        engine = GraphEngine(workflow_id="wf-demo", graph=graph, graph_runtime_state=state,
-                             command_channel=InMemoryChannel(),
-                             child_engine_builder=DemoChildEngineBuilder(lambda: [RecordingLayer("child")]))
-    layer = RecordingLayer("root", command_on_first_chunk=scenario if scenario in ("abort", "pause") else None)
+        engine = GraphEngine(
+            workflow_id="wf-demo",
+            graph=graph,
+            graph_runtime_state=state,
+            command_channel=InMemoryChannel(),
+            child_engine_builder=DemoChildEngineBuilder(lambda: [RecordingLayer("child")]),
+        )
+    layer = RecordingLayer(
+        "root", command_on_first_chunk=scenario if scenario in ("abort", "pause") else None
+    )
     ret = engine.add_layer(layer) if ENGINE_08 else engine.layer(layer)
     log(f"adding the layer returned {type(ret).__name__}")
 
@@ -796,5 +1021,5 @@ def run(scenario: str) -> None:
 
 if __name__ == "__main__":
     which = sys.argv[1] if len(sys.argv) > 1 else "all"
-    for sc in (["basic", "full", "fail", "abort", "pause", "piter", "loop"] if which == "all" else [which]):
+    for sc in ["basic", "full", "fail", "abort", "pause", "piter", "loop"] if which == "all" else [which]:
         run(sc)

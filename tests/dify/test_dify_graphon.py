@@ -24,11 +24,14 @@ def _workflow_ended(got: list[dict]) -> bool:
 def test_start_llm_end(run, receiver):
     tree = _run(run, receiver, "basic", _workflow_ended)
     [workflow] = tree.roots()
-    assert tree.shape(workflow) == ("workflow wf-demo", (
-        ("Start(start)", ()),
-        ("Ask LLM(llm)", (("chat gpt-4o-mini", ()),)),
-        ("End(end)", ()),
-    ))
+    assert tree.shape(workflow) == (
+        "workflow wf-demo",
+        (
+            ("Start(start)", ()),
+            ("Ask LLM(llm)", (("chat gpt-4o-mini", ()),)),
+            ("End(end)", ()),
+        ),
+    )
     w = attrs(workflow)
     assert w["gen_ai.span.kind"] == "CHAIN" and w["gen_ai.operation.name"] == "invoke_workflow"
     assert w["gen_ai.framework"] == "dify" and w["gen_ai.user.id"] == "user-1"
@@ -50,7 +53,12 @@ def test_branches_iteration_and_a_failing_node(run, receiver):
     tree = _run(run, receiver, "full", _workflow_ended)
     [workflow] = tree.roots()
     children = {s["name"] for s in tree.children(workflow)}
-    assert {"Knowledge(knowledge-retrieval)", "Weather tool(tool)", "Per item(iteration)", "Broken code(code)"} <= children
+    assert {
+        "Knowledge(knowledge-retrieval)",
+        "Weather tool(tool)",
+        "Per item(iteration)",
+        "Broken code(code)",
+    } <= children
     iteration = tree.one("Per item(iteration)")
     steps = [s for s in tree.children(iteration) if s["name"] == "Describe item(llm)"]
     assert len(steps) == 2, tree.render()

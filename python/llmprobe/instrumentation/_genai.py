@@ -302,7 +302,11 @@ def put_output(attributes: dict, messages: list, capture: bool) -> None:
         put_output_json(attributes, None, "", reasons, False, _messages.characters(messages))
     elif messages:
         put_output_json(
-            attributes, _core.to_json(messages), _messages.message_text(messages), reasons, _messages.has_parts(messages)
+            attributes,
+            _core.to_json(messages),
+            _messages.message_text(messages),
+            reasons,
+            _messages.has_parts(messages),
         )
 
 

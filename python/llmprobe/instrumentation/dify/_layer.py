@@ -87,7 +87,7 @@ class _NodeContext:
         if self.context is not None:
             self.token = _context.attach(self.context)
 
-    def __exit__(self, *exc_info: Any) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         if self.token is not None:
             _detach(self.token)
 
@@ -158,7 +158,9 @@ def layer_class(base: type, tracer: Any) -> type:
                 elif name in ("GraphRunSucceededEvent", "GraphRunPartialSucceededEvent"):
                     _outputs(run.span, getattr(event, "outputs", None))
                 elif name in ("GraphRunAbortedEvent", "GraphRunPausedEvent"):
-                    run.span.set_attribute("dify.workflow.status", "aborted" if "Aborted" in name else "paused")
+                    run.span.set_attribute(
+                        "dify.workflow.status", "aborted" if "Aborted" in name else "paused"
+                    )
                     run.failure = run.failure or name
             except Exception as exc:  # noqa: BLE001
                 _log.log_once("dify event", exc)
@@ -388,7 +390,9 @@ def _node_ended(tracer: Any, run: _Run, event: Any, failure: str | None) -> None
     span.end(end_time=end)
 
 
-def _child_span(tracer: Any, node_span: Any, event: Any, name: str, attributes: dict, kind: Any = _INTERNAL) -> Any:
+def _child_span(
+    tracer: Any, node_span: Any, event: Any, name: str, attributes: dict, kind: Any = _INTERNAL
+) -> Any:
     return tracer.start_span(
         name,
         context=trace.set_span_in_context(node_span),
@@ -404,12 +408,18 @@ def _end_child(span: Any, result: Any, end: int | None, failure: str | None) -> 
     span.end(end_time=end)
 
 
-def _retrieval_span(tracer: Any, node_span: Any, event: Any, result: Any, end: int | None, failure: str | None, title: str) -> None:
+def _retrieval_span(
+    tracer: Any, node_span: Any, event: Any, result: Any, end: int | None, failure: str | None, title: str
+) -> None:
     """A knowledge-retrieval node's retrieval, under its node: the query and the documents found
     (Dify's ``result`` items: content, title, metadata with score and ids)."""
     inputs = getattr(result, "inputs", None) or {}
     outputs = getattr(result, "outputs", None) or {}
-    attributes: dict = {"gen_ai.span.kind": "RETRIEVER", "gen_ai.operation.name": "retrieval", "gen_ai.framework": "dify"}
+    attributes: dict = {
+        "gen_ai.span.kind": "RETRIEVER",
+        "gen_ai.operation.name": "retrieval",
+        "gen_ai.framework": "dify",
+    }
     found = outputs.get("result")
     if _genai.capture:
         query = inputs.get("query")
@@ -435,7 +445,9 @@ def _retrieval_span(tracer: Any, node_span: Any, event: Any, result: Any, end: i
     _end_child(_child_span(tracer, node_span, event, f"retrieval {title}", attributes), result, end, failure)
 
 
-def _tool_span(tracer: Any, node_span: Any, event: Any, result: Any, end: int | None, failure: str | None, provider: str) -> None:
+def _tool_span(
+    tracer: Any, node_span: Any, event: Any, result: Any, end: int | None, failure: str | None, provider: str
+) -> None:
     """A tool node's call, under its node: the arguments and the result (the tool known by its
     provider's name, or by the node's title)."""
     inputs = getattr(result, "inputs", None) or {}
@@ -454,10 +466,14 @@ def _tool_span(tracer: Any, node_span: Any, event: Any, result: Any, end: int | 
         if isinstance(text, str) and text:
             attributes["gen_ai.tool.call.result"] = attributes["output.value"] = _genai.content_text(text)
             attributes["output.mime_type"] = "text/plain"
-    _end_child(_child_span(tracer, node_span, event, f"execute_tool {name}", attributes), result, end, failure)
+    _end_child(
+        _child_span(tracer, node_span, event, f"execute_tool {name}", attributes), result, end, failure
+    )
 
 
-def _llm_span(tracer: Any, node_span: Any, event: Any, result: Any, end: int | None, failure: str | None) -> None:
+def _llm_span(
+    tracer: Any, node_span: Any, event: Any, result: Any, end: int | None, failure: str | None
+) -> None:
     """The LLM node's model call, under its node: from the node's result (graphon measured it)."""
     inputs = getattr(result, "inputs", None) or {}
     process = getattr(result, "process_data", None) or {}
@@ -466,7 +482,11 @@ def _llm_span(tracer: Any, node_span: Any, event: Any, result: Any, end: int | N
     provider = process.get("model_provider") or inputs.get("model_provider")
     provider = provider.rsplit("/", 1)[-1] if isinstance(provider, str) else None
     usage = getattr(result, "llm_usage", None)
-    attributes: dict = {"gen_ai.span.kind": "LLM", "gen_ai.operation.name": "chat", "gen_ai.framework": "dify"}
+    attributes: dict = {
+        "gen_ai.span.kind": "LLM",
+        "gen_ai.operation.name": "chat",
+        "gen_ai.framework": "dify",
+    }
     metric_attributes = {"gen_ai.operation.name": "chat"}
     if isinstance(model, str):
         attributes["gen_ai.request.model"] = metric_attributes["gen_ai.request.model"] = model
@@ -499,8 +519,12 @@ def _llm_span(tracer: Any, node_span: Any, event: Any, result: Any, end: int | N
         if isinstance(text, str) and text:
             answer = [{"role": "assistant", "parts": [text_part(text)]}]
             _genai.put_output_json(attributes, _core.to_json(answer), text, [])
-    span = _child_span(tracer, node_span, event, f"chat {model}" if isinstance(model, str) else "chat", attributes, _CLIENT)
+    span = _child_span(
+        tracer, node_span, event, f"chat {model}" if isinstance(model, str) else "chat", attributes, _CLIENT
+    )
     started = _ns(getattr(event, "start_at", None))
     if end and started:
-        _core.record_genai_metrics(metric_attributes, (end - started) / 1e9, input_tokens, output_tokens, first_chunk)
+        _core.record_genai_metrics(
+            metric_attributes, (end - started) / 1e9, input_tokens, output_tokens, first_chunk
+        )
     _end_child(span, result, end, failure)

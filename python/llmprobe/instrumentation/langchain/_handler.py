@@ -100,7 +100,15 @@ class _Model:
 
     __slots__ = ("input", "metadata", "model", "operation", "params", "provider")
 
-    def __init__(self, operation: str, model: str | None, provider: str | None, params: dict, metadata: dict, input: list) -> None:
+    def __init__(
+        self,
+        operation: str,
+        model: str | None,
+        provider: str | None,
+        params: dict,
+        metadata: dict,
+        input: list,
+    ) -> None:
         self.operation = operation
         self.model = model
         self.provider = provider
@@ -118,7 +126,9 @@ class Handler(BaseCallbackHandler):
 
     # ---- chains, runnables, graphs, agents ----------------------------------------------------
 
-    def on_chain_start(self, serialized, inputs, *, run_id, parent_run_id=None, tags=None, metadata=None, **kwargs):
+    def on_chain_start(
+        self, serialized, inputs, *, run_id, parent_run_id=None, tags=None, metadata=None, **kwargs
+    ):
         try:
             name = _name(serialized, kwargs, "chain")
             attributes = {"gen_ai.span.kind": "CHAIN", "gen_ai.operation.name": "chain"}
@@ -171,15 +181,30 @@ class Handler(BaseCallbackHandler):
 
     # ---- models -------------------------------------------------------------------------------
 
-    def on_chat_model_start(self, serialized, messages, *, run_id, parent_run_id=None, tags=None, metadata=None, **kwargs):
+    def on_chat_model_start(
+        self, serialized, messages, *, run_id, parent_run_id=None, tags=None, metadata=None, **kwargs
+    ):
         try:
-            _start_model(serialized, "chat", messages[0] if messages else [], run_id, parent_run_id, tags, metadata, kwargs)
+            _start_model(
+                serialized,
+                "chat",
+                messages[0] if messages else [],
+                run_id,
+                parent_run_id,
+                tags,
+                metadata,
+                kwargs,
+            )
         except Exception as exc:  # noqa: BLE001
             _log.log_once("langchain on_chat_model_start", exc)
 
-    def on_llm_start(self, serialized, prompts, *, run_id, parent_run_id=None, tags=None, metadata=None, **kwargs):
+    def on_llm_start(
+        self, serialized, prompts, *, run_id, parent_run_id=None, tags=None, metadata=None, **kwargs
+    ):
         try:
-            _start_model(serialized, "text_completion", prompts, run_id, parent_run_id, tags, metadata, kwargs)
+            _start_model(
+                serialized, "text_completion", prompts, run_id, parent_run_id, tags, metadata, kwargs
+            )
         except Exception as exc:  # noqa: BLE001
             _log.log_once("langchain on_llm_start", exc)
 
@@ -191,7 +216,11 @@ class Handler(BaseCallbackHandler):
                     run.streamed = True
                     # The request is made; whoever reads the stream runs between its chunks.
                     _runs.leave_here(run)
-                if token or chunk is not None and getattr(getattr(chunk, "message", None), "tool_call_chunks", None):
+                if (
+                    token
+                    or chunk is not None
+                    and getattr(getattr(chunk, "message", None), "tool_call_chunks", None)
+                ):
                     run.first_token = perf_counter_ns()
         except Exception as exc:  # noqa: BLE001
             _log.log_once("langchain on_llm_new_token", exc)
@@ -214,7 +243,18 @@ class Handler(BaseCallbackHandler):
 
     # ---- tools --------------------------------------------------------------------------------
 
-    def on_tool_start(self, serialized, input_str, *, run_id, parent_run_id=None, tags=None, metadata=None, inputs=None, **kwargs):
+    def on_tool_start(
+        self,
+        serialized,
+        input_str,
+        *,
+        run_id,
+        parent_run_id=None,
+        tags=None,
+        metadata=None,
+        inputs=None,
+        **kwargs,
+    ):
         try:
             name = _name(serialized, kwargs, "tool")
             attributes = {
@@ -276,7 +316,9 @@ class Handler(BaseCallbackHandler):
 
     # ---- retrievers ---------------------------------------------------------------------------
 
-    def on_retriever_start(self, serialized, query, *, run_id, parent_run_id=None, tags=None, metadata=None, **kwargs):
+    def on_retriever_start(
+        self, serialized, query, *, run_id, parent_run_id=None, tags=None, metadata=None, **kwargs
+    ):
         try:
             name = _name(serialized, kwargs, "retriever")
             attributes = {"gen_ai.span.kind": "RETRIEVER", "gen_ai.operation.name": "retrieval"}
@@ -342,7 +384,16 @@ def _end_chain(run: _runs.Run, attributes: dict) -> None:
     span.end()
 
 
-def _start_model(serialized: Any, operation: str, input: list, run_id: Any, parent_run_id: Any, tags: Any, metadata: Any, kwargs: dict) -> None:
+def _start_model(
+    serialized: Any,
+    operation: str,
+    input: list,
+    run_id: Any,
+    parent_run_id: Any,
+    tags: Any,
+    metadata: Any,
+    kwargs: dict,
+) -> None:
     name = _name(serialized, kwargs, "model")
     params = kwargs.get("invocation_params") or {}
     metadata = metadata or {}
@@ -373,7 +424,9 @@ def _end_model(run: _runs.Run, result: Any, error: BaseException | None) -> None
     attributes: dict = {}
     input_json = None
     if capture and data.input:
-        input_json = _core.langchain_json(data.input) if data.operation == "chat" else _read.prompts_json(data.input)
+        input_json = (
+            _core.langchain_json(data.input) if data.operation == "chat" else _read.prompts_json(data.input)
+        )
     if run.step.calls:
         # An SDK's span under this run is the model call; this run is the step around it.
         span.update_name("chain " + run.name)

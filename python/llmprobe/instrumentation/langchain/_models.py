@@ -55,7 +55,11 @@ def _model_of(instance: Any) -> str | None:
 def _provider_of(instance: Any) -> str | None:
     """The provider of an integration package (``langchain_openai`` -> openai)."""
     package = type(instance).__module__.split(".", 1)[0]
-    if package.startswith("langchain_") and package not in ("langchain_core", "langchain_community", "langchain_classic"):
+    if package.startswith("langchain_") and package not in (
+        "langchain_core",
+        "langchain_community",
+        "langchain_classic",
+    ):
         return _read.provider(package[len("langchain_") :])
     return None
 
@@ -84,7 +88,9 @@ def _begin(kind: str, instance: Any, args: tuple, kwargs: dict) -> _Operation | 
         elif isinstance(texts, SEQUENCES):
             attributes["llmprobe.embeddings.count"] = len(texts)
         if _genai.capture and texts is not None:
-            attributes["input.value"] = _genai.content_json(texts) if not isinstance(texts, str) else _genai.content_text(texts)
+            attributes["input.value"] = (
+                _genai.content_json(texts) if not isinstance(texts, str) else _genai.content_text(texts)
+            )
             attributes["input.mime_type"] = "text/plain" if isinstance(texts, str) else "application/json"
         span_name = f"embeddings {model or name}"
     else:
@@ -109,7 +115,9 @@ def _begin(kind: str, instance: Any, args: tuple, kwargs: dict) -> _Operation | 
     op.metric_attributes["gen_ai.operation.name"] = attributes["gen_ai.operation.name"]
     op.span = _runs.TABLE.span(span_name, attributes, _INTERNAL, current)
     op.step = _runs.TABLE.model_step(current)
-    op.context, op.token = _contexts.enter(current, {_SPAN_KEY: op.span, _MODEL_STEP_KEY: op.step, _OPERATION_KEY: kind})
+    op.context, op.token = _contexts.enter(
+        current, {_SPAN_KEY: op.span, _MODEL_STEP_KEY: op.step, _OPERATION_KEY: kind}
+    )
     op.started = perf_counter_ns()
     return op
 

@@ -216,7 +216,10 @@ def request_parameters(attributes: dict, params: dict, metadata: dict) -> None:
         attribute = _PARAMETERS.get(key)
         if attribute is not None and type(value) in _NUMBERS:
             attributes[attribute] = value
-    for key, attribute in (("ls_temperature", "gen_ai.request.temperature"), ("ls_max_tokens", "gen_ai.request.max_tokens")):
+    for key, attribute in (
+        ("ls_temperature", "gen_ai.request.temperature"),
+        ("ls_max_tokens", "gen_ai.request.max_tokens"),
+    ):
         value = metadata.get(key)
         if value is not None and attribute not in attributes and type(value) in _NUMBERS:
             attributes[attribute] = value

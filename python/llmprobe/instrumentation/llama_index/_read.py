@@ -61,7 +61,13 @@ def _block_parts(parts: list, blocks: Any) -> None:
             if part is not None:
                 parts.append(part)
         elif kind == "ToolCallBlock":
-            parts.append(tool_call_part(getattr(block, "tool_call_id", None), getattr(block, "tool_name", None), getattr(block, "tool_kwargs", None)))
+            parts.append(
+                tool_call_part(
+                    getattr(block, "tool_call_id", None),
+                    getattr(block, "tool_name", None),
+                    getattr(block, "tool_kwargs", None),
+                )
+            )
         elif kind == "ThinkingBlock":
             parts.append({"type": "reasoning", "content": getattr(block, "content", None)})
         else:
@@ -87,7 +93,9 @@ def message(msg: Any) -> dict:
         for call in calls:
             function = get(call, "function")
             if function is not None:
-                parts.append(tool_call_part(get(call, "id"), get(function, "name"), get(function, "arguments")))
+                parts.append(
+                    tool_call_part(get(call, "id"), get(function, "name"), get(function, "arguments"))
+                )
     return {"role": who, "parts": parts}
 
 

@@ -167,7 +167,9 @@ def enter(id_: str, bound_args: Any, instance: Any, parent_id: Any) -> None:
         if type(top) is int:
             attributes["reranker.top_k"] = top
         if capture:
-            query = _read.query_text(arguments.get("query_bundle")) or _read.query_text(arguments.get("query_str"))
+            query = _read.query_text(arguments.get("query_bundle")) or _read.query_text(
+                arguments.get("query_str")
+            )
             if query is not None:
                 attributes["reranker.query"] = attributes["input.value"] = _genai.content_text(query)
                 attributes["input.mime_type"] = "text/plain"
@@ -186,7 +188,9 @@ def enter(id_: str, bound_args: Any, instance: Any, parent_id: Any) -> None:
         if call_id is not None:
             attributes["gen_ai.tool.call.id"] = call_id
         if capture:
-            attributes["gen_ai.tool.call.arguments"] = attributes["input.value"] = _genai.content_json(_tool_arguments(arguments))
+            attributes["gen_ai.tool.call.arguments"] = attributes["input.value"] = _genai.content_json(
+                _tool_arguments(arguments)
+            )
             attributes["input.mime_type"] = "application/json"
     elif kind == "AGENT":
         agent = getattr(instance, "name", None)
@@ -226,7 +230,9 @@ def enter(id_: str, bound_args: Any, instance: Any, parent_id: Any) -> None:
 def _alias(id_: str, key: Any) -> None:
     if len(_aliases) >= _MAX_ALIASES:
         _aliases.clear()
-        _log.log_once("llama_index aliases", RuntimeError(f"over {_MAX_ALIASES} spans never ended: forgotten"))
+        _log.log_once(
+            "llama_index aliases", RuntimeError(f"over {_MAX_ALIASES} spans never ended: forgotten")
+        )
     _aliases[id_] = key
 
 

@@ -22,7 +22,9 @@ from llmprobe.instrumentation import _wrap
 _FOLLOWERS = "_llmprobe_followers"
 
 
-def follow(response: Any, run: Any, context: Any, end: Callable[[Any, list, BaseException | None], None]) -> bool:
+def follow(
+    response: Any, run: Any, context: Any, end: Callable[[Any, list, BaseException | None], None]
+) -> bool:
     """Make `run` end with `response`'s stream: `end(run, texts, error)` is called once the stream
     is exhausted, closed, dropped or failed, with the texts it gave. The stream's items are
     produced in `context` (the innermost run's). False when `response` has no stream to follow."""
