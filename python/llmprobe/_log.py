@@ -65,6 +65,12 @@ def warn(msg: str) -> None:
         logger.warning(msg)
 
 
+def info(msg: str) -> None:
+    """Write `msg` at INFO (shown with LLMPROBE_LOG_LEVEL=info), once per distinct message."""
+    if _first_time(msg):
+        logger.info(msg)
+
+
 def log_once(key: str, exc: BaseException) -> None:
     """Report a failing llmprobe hook named `key`: one warning line the first time, with the
     traceback at DEBUG; later failures of the same hook stay silent."""

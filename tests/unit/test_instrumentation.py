@@ -36,13 +36,13 @@ def test_other_spellings_and_the_wildcard():
 
 
 def test_the_registry():
-    triggers = {entry.name: entry.trigger for entry in instrumentation.REGISTRY.values()}
+    triggers = {entry.name: entry.triggers for entry in instrumentation.REGISTRY.values()}
     assert triggers == {
-        "openai": "openai",
-        "dashscope": "dashscope",
-        "langchain": "langchain_core",
-        "llama_index": "llama_index.core",
-        "dify": "graphon",
+        "openai": ("openai",),
+        "dashscope": ("dashscope",),
+        "langchain": ("langchain_core",),
+        "llama_index": ("llama_index.core",),
+        "dify": ("graphon", "core.workflow.graph_engine"),
     }
     for entry in instrumentation.REGISTRY.values():
         assert entry.module == f"llmprobe.instrumentation.{entry.name}"
@@ -66,7 +66,7 @@ def registry(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     (tmp_path / "lp_reg_lib.py").write_text("patched = False\n")
     (tmp_path / "lp_reg_impl.py").write_text(IMPLEMENTATION)
-    entry = Instrumentation("lpreg", "lp_reg_lib", "lp_reg_impl")
+    entry = Instrumentation("lpreg", ("lp_reg_lib",), "lp_reg_impl")
     monkeypatch.setattr(instrumentation, "REGISTRY", {"lpreg": entry})
     before = set(sys.modules)
     yield tmp_path

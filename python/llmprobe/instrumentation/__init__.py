@@ -1,8 +1,8 @@
 """The registry of llmprobe's own instrumentations, and when each is applied.
 
 Each instrumentation has a name (what OTEL_PYTHON_DISABLED_INSTRUMENTATIONS and
-LLMPROBE_DISABLED_INSTRUMENTATIONS switch off), the module whose first import triggers it, and
-the module that implements it. arm() registers an import hook per enabled instrumentation, so
+LLMPROBE_DISABLED_INSTRUMENTATIONS switch off), the modules whose first import triggers it (the
+first of them imported applies it, once), and the module that implements it. arm() registers an import hook per enabled instrumentation, so
 nothing is imported at start-up and import order does not matter: the library is patched right
 after it is imported, or at once if it already was.
 
@@ -31,18 +31,20 @@ from llmprobe import _import_hook, _log
 
 class Instrumentation(NamedTuple):
     name: str  # the name users disable it by
-    trigger: str  # the module whose first import applies it
+    triggers: tuple[str, ...]  # the modules whose first import applies it
     module: str  # the implementation module
 
 
 REGISTRY: dict[str, Instrumentation] = {
     i.name: i
     for i in (
-        Instrumentation("openai", "openai", "llmprobe.instrumentation.openai"),
-        Instrumentation("dashscope", "dashscope", "llmprobe.instrumentation.dashscope"),
-        Instrumentation("langchain", "langchain_core", "llmprobe.instrumentation.langchain"),
-        Instrumentation("llama_index", "llama_index.core", "llmprobe.instrumentation.llama_index"),
-        Instrumentation("dify", "graphon", "llmprobe.instrumentation.dify"),
+        Instrumentation("openai", ("openai",), "llmprobe.instrumentation.openai"),
+        Instrumentation("dashscope", ("dashscope",), "llmprobe.instrumentation.dashscope"),
+        Instrumentation("langchain", ("langchain_core",), "llmprobe.instrumentation.langchain"),
+        Instrumentation("llama_index", ("llama_index.core",), "llmprobe.instrumentation.llama_index"),
+        # graphon: Dify 1.13 and later's engine; core.workflow.graph_engine: the engine inside
+        # Dify 1.9 to 1.12's api/ (the instrumentation waits for each part's own module).
+        Instrumentation("dify", ("graphon", "core.workflow.graph_engine"), "llmprobe.instrumentation.dify"),
     )
 }
 
@@ -89,7 +91,8 @@ def arm(disabled: Iterable[str] = ()) -> None:
     disabled = list(disabled)
     for entry in REGISTRY.values():
         if not is_disabled(entry.name, disabled):
-            _import_hook.when_imported(entry.trigger, _applier(entry))
+            for trigger in entry.triggers:
+                _import_hook.when_imported(trigger, _applier(entry))
 
 
 def _applier(entry: Instrumentation):

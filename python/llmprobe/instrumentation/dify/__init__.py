@@ -1,28 +1,36 @@
-"""Dify's workflow engine, ``graphon`` (Dify 1.13 and later): every workflow run a CHAIN span
-``workflow {name}``, every node a TASK span ``{title}({type})``, an LLM node's model call an LLM
-span under its node.
+"""Dify: every workflow run a CHAIN span ``workflow {name}``, every node a TASK span
+``{title}({type})``, an LLM node's model call an LLM span under its node, a knowledge-retrieval
+node's a RETRIEVER, a tool node's a TOOL, an agent node an AGENT.
 
-graphon has no global hook: layers are added per engine. llmprobe adds its layer (_layer) to
-every engine as it is built, by wrapping the engine class's ``__init__``: ``graphon.engine.Engine``
-with ``add_layer()`` (graphon 0.8), ``graphon.graph_engine.GraphEngine`` with ``layer()`` (0.5 to
-0.7, which Dify 1.13 and 1.14 pin).
+Dify's workflow engine has no global hook: layers are added per engine. llmprobe adds its layer
+(_layer) to every engine as it is built, by wrapping the engine class's ``__init__``, in each of
+the spellings Dify has had (each applied when its module is first imported, so that importing
+llmprobe imports none of them):
 
-Not yet: Dify's own runs (the app runners, ModelInstance, the plugin daemon, Celery), the engine
-inside Dify 1.9 to 1.12 (``core.workflow.graph_engine``), retrieval and tool nodes as RETRIEVER and
-TOOL spans, the context of a node's worker thread (an SDK call made in a node is not under it).
+- ``graphon.engine.Engine`` with ``add_layer()`` (graphon 0.8);
+- ``graphon.graph_engine.GraphEngine`` with ``layer()`` (graphon 0.5 to 0.7: Dify 1.13, 1.14);
+- ``core.workflow.graph_engine.GraphEngine`` with ``layer()``, inside Dify's ``api/`` (Dify 1.9
+  to 1.12). Dify before 1.9 has no layers: it is named once in the log, and left alone.
+
+Dify's own node spans (its ``ObservabilityLayer``, on with ``ENABLE_OTEL`` or
+``ENABLE_OTEL_FOR_INSTRUMENT``) are switched off on an engine that has llmprobe's layer, so that
+no node is traced twice; Dify's other spans go through llmprobe's tracer provider, which is the
+global one, and nest with llmprobe's in one tree.
 """
 
 from __future__ import annotations
 
-from llmprobe import _log
+from llmprobe import _import_hook, _log
 from llmprobe.instrumentation import _genai, _wrap
 from llmprobe.instrumentation.dify import _layer
 
 SCOPE = "llmprobe.instrumentation.dify"
 OWNER = "dify"
 
+_active = False
 
-def _engine_class() -> tuple:
+
+def _graphon_engine() -> tuple:
     """(the engine class, the name of its method that adds a layer, the layer base class)."""
     try:
         from graphon.engine import Engine
@@ -36,22 +44,54 @@ def _engine_class() -> tuple:
         return GraphEngine, "layer", GraphEngineLayer
 
 
+def _dify_engine() -> tuple:
+    from core.workflow.graph_engine import GraphEngine
+    from core.workflow.graph_engine.layers.base import GraphEngineLayer
+
+    return GraphEngine, "layer", GraphEngineLayer
+
+
+# (the module whose import makes the engine available, where its classes are, whose it is)
+_ENGINES = (
+    ("graphon", _graphon_engine, "graphon"),
+    ("core.workflow.graph_engine", _dify_engine, "Dify's api (core.workflow.graph_engine)"),
+)
+
+
 def instrument() -> None:
-    """Add llmprobe's layer to every graphon engine built from now on (graphon is imported)."""
-    try:
-        engine_class, add, base = _engine_class()
-    except ImportError as exc:
-        _log.warn(f"this graphon has no engine llmprobe knows ({exc}): Dify's workflows are not traced")
-        return
+    """Add llmprobe's layer to every engine built from now on, for each engine spelling as its
+    module is imported (now, for those already imported)."""
+    global _active
+    _active = True
     _genai.refresh()
-    layer_class = _layer.layer_class(base, _genai.tracer(SCOPE))
+    tracer = _genai.tracer(SCOPE)
+    for module, engine, label in _ENGINES:
+        _import_hook.when_imported(module, _patcher(engine, label, tracer))
+
+
+def _patcher(engine, label: str, tracer):
+    def patch(_module: object) -> None:
+        if _active:
+            _patch_engine(engine, label, tracer)
+
+    patch.__qualname__ = f"instrument[dify:{label}]"
+    return patch
+
+
+def _patch_engine(engine, label: str, tracer) -> None:
+    try:
+        engine_class, add, base = engine()
+    except ImportError as exc:
+        _log.warn(f"the workflow engine of {label} has no layers llmprobe knows ({exc}): its workflows are not traced")
+        return
+    layer_class = _layer.layer_class(base, tracer)
 
     def init(wrapped, instance, args, kwargs):
         wrapped(*args, **kwargs)
         if _wrap.guarded("dify child engine", _is_child, instance):
-            layer = _wrap.guarded("dify inner layer", _layer.inner_layer, layer_class)
+            layer = _wrap.guarded("dify inner layer", _layer.inner_layer, layer_class, instance)
         else:
-            layer = _wrap.guarded("dify layer", layer_class)
+            layer = _wrap.guarded("dify layer", layer_class, instance)
         if layer is not None:
             _wrap.guarded("dify layer", getattr(instance, add), layer)
 
@@ -59,9 +99,9 @@ def instrument() -> None:
 
 
 def _is_child(engine) -> bool:
-    """An engine graphon 0.5 to 0.7 builds for one step of an iteration or loop: the root engine
-    already reports its nodes' events (tagged with the container), so its layer only makes its
-    nodes' spans current on its workers (_layer.inner_layer)."""
+    """An engine graphon 0.5 to 0.7 (and Dify 1.9 to 1.12) builds for one step of an iteration or
+    loop: the root engine already reports its nodes' events (tagged with the container), so its
+    layer only makes its nodes' spans current on its workers (_layer.inner_layer)."""
     graph = getattr(engine, "graph", None)
     root = getattr(graph, "root_node", None)
     node_type = getattr(root, "node_type", None)
@@ -69,4 +109,6 @@ def _is_child(engine) -> bool:
 
 
 def uninstrument() -> None:
+    global _active
+    _active = False
     _wrap.unwrap_all(OWNER)

@@ -97,8 +97,9 @@ def layer_class(base: type, tracer: Any) -> type:
     or 0.8's Layer), making spans with `tracer`."""
 
     class LlmprobeLayer(base):  # type: ignore[misc, valid-type]
-        def __init__(self, run: _Run | None = None, parent: Any = None) -> None:
+        def __init__(self, engine: Any, run: _Run | None = None, parent: Any = None) -> None:
             super().__init__()
+            self._engine = engine
             self._run: _Run | None = run
             # An inner engine's layer (graphon 0.5's iteration or loop step): only its nodes'
             # contexts, under `parent` (the container's span); the root's layer reports the rest.
@@ -108,6 +109,7 @@ def layer_class(base: type, tracer: Any) -> type:
         # ---- the graph (the thread reading engine.run()) --------------------------------------
 
         def on_graph_start(self) -> None:
+            _quiet_dify_node_spans(self._engine)
             if self._inner:
                 return
             try:
@@ -244,13 +246,22 @@ def _span_name(node_type: str, title: str) -> str:
     return f"invoke_agent {title}" if node_type == "agent" else f"{title}({node_type})"
 
 
-def inner_layer(layer_class: type) -> Any:
-    """The layer for an engine built inside a node's run (graphon 0.5's iteration or loop step),
+def inner_layer(layer_class: type, engine: Any) -> Any:
+    """The layer for `engine`, built inside a node's run (graphon 0.5's iteration or loop step),
     when that node's context is current here, else None."""
     run = _context.get_value(_RUN_KEY)
     if run is None:
         return None
-    return layer_class(run, trace.get_current_span())
+    return layer_class(engine, run, trace.get_current_span())
+
+
+def _quiet_dify_node_spans(engine: Any) -> None:
+    """Switch off Dify's own node spans (its ObservabilityLayer, on with ENABLE_OTEL or
+    ENABLE_OTEL_FOR_INSTRUMENT) on an engine llmprobe traces: the nodes are traced once."""
+    for layer in getattr(engine, "_layers", ()):
+        if type(layer).__name__ == "ObservabilityLayer" and getattr(layer, "_is_disabled", None) is False:
+            layer._is_disabled = True
+            _log.info("Dify's own node spans (ENABLE_OTEL) are switched off: llmprobe traces the nodes")
 
 
 def _node_context(tracer: Any, run: _Run, node: Any, parent: Any) -> Any:
