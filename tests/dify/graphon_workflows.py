@@ -24,6 +24,8 @@ Add "provider" as argv[2] to fake one level lower: LargeLanguageModel + a fake
 LLMModelRuntime (graphon/model_runtime/protocols/llm_runtime.py) + Callback.
 Add "sdk" to reach the model through the real openai SDK instead (OPENAI_BASE_URL, a fake
 OpenAI server), as a runtime made on an OpenAI-compatible API does.
+Add "http" to have the tool call a local HTTP service through httpx (as Dify's tools and its
+plugin daemon client do), which prints the W3C traceparent it received as "traceparent: ...".
 """
 
 from __future__ import annotations
@@ -400,6 +402,26 @@ from graphon.nodes.tool_runtime_entities import (
 )
 
 
+def weather_service() -> str:
+    """A local HTTP service that prints the traceparent header of each request it gets."""
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            print(f"traceparent: {self.headers.get('traceparent')}", flush=True)
+            self.send_response(200)
+            self.send_header("Content-Length", "5")
+            self.end_headers()
+            self.wfile.write(b"sunny")
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.handle_request, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_port}/weather"
+
+
 class FakeToolRuntime:
     def get_runtime(self, *, node_id, node_data, variable_pool, node_execution_id=None):
         return ToolRuntimeHandle(raw={"tool": node_data.tool_name})
@@ -409,6 +431,10 @@ class FakeToolRuntime:
 
     def invoke(self, *, tool_runtime, tool_parameters, workflow_call_depth, provider_name):
         log(f"FakeToolRuntime.invoke {tool_runtime.raw} params={tool_parameters}")
+        if "http" in sys.argv[2:]:
+            import httpx
+
+            httpx.get(weather_service())
         yield ToolRuntimeMessage(
             type=ToolRuntimeMessage.MessageType.TEXT,
             message=ToolRuntimeMessage.TextMessage(text=f"Sunny in {tool_parameters.get('city')}"),

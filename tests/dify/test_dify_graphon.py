@@ -116,3 +116,20 @@ def test_a_model_reached_through_an_sdk_is_one_llm_span_under_its_node(run, rece
     steps = [s for s in tree.children(tree.one("Per item(iteration)")) if s["name"] == "Describe item(llm)"]
     assert len(steps) == 2 and all(len(tree.children(step)) == 1 for step in steps), tree.render()
     assert tree.parent(tree.one("Answer with context(llm)")) == workflow
+
+
+def test_an_http_call_in_a_node_carries_its_trace(run, receiver):
+    """A tool's HTTP request (httpx, traced by OpenTelemetry's httpx instrumentation, which
+    `instrument` turns on) is a CLIENT span under the tool node, and the request carries it as
+    its W3C traceparent: what reaches Dify's plugin daemon or a tool's service."""
+    result = run(["python", str(WORKFLOWS), "full", "http"], receiver=receiver, timeout=120)
+    result.check()
+    tree = Tree(receiver.wait_for(_workflow_ended))
+    node = tree.one("Weather tool(tool)")
+    [request] = [s for s in tree.children(node) if s["kind"] == "CLIENT"]
+    [header] = [
+        line.split(": ", 1)[1] for line in result.stdout.splitlines() if line.startswith("traceparent: ")
+    ]
+    _version, trace_id, span_id, _flags = header.split("-")
+    assert (trace_id, span_id) == (request["trace_id"], request["span_id"]), tree.render()
+    assert request["trace_id"] == tree.roots()[0]["trace_id"]
