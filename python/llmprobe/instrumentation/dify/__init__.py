@@ -102,7 +102,7 @@ def _is_child(engine) -> bool:
     """An engine graphon 0.5 to 0.7 (and Dify 1.9 to 1.12) builds for one step of an iteration or
     loop: the root engine already reports its nodes' events (tagged with the container), so its
     layer only makes its nodes' spans current on its workers (_layer.inner_layer)."""
-    graph = getattr(engine, "graph", None)
+    graph = getattr(engine, "graph", None) or getattr(engine, "_graph", None)  # Dify 1.9-1.12: private
     root = getattr(graph, "root_node", None)
     node_type = getattr(root, "node_type", None)
     return getattr(node_type, "value", node_type) in ("iteration-start", "loop-start")
