@@ -81,8 +81,33 @@ def _conflict(entry_point: Any) -> bool | None:
     return get_dist_dependency_conflicts(dist) is not None
 
 
+# Loaders that waited for their instrumentor's module to finish importing: opentelemetry-
+# instrumentation-httpx imports httpx2 (whose instrumentor it also holds) while it is itself being
+# imported, for httpx's loader; httpx2's loader, triggered there, runs once that import is done.
+_deferred: list = []
+
+
+def _initializing(module_name: str) -> bool:
+    module = sys.modules.get(module_name)
+    return bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
+
+
 def _loader(entry_point: Any, tracer_provider: Any):
     def load(_module: object) -> None:
+        if _initializing(entry_point.module):
+            _deferred.append(load)
+            return
+        try:
+            _load()
+        finally:
+            while _deferred and not _initializing(entry_point.module):
+                waiting = _deferred.pop(0)
+                try:
+                    waiting(None)
+                except Exception as exc:  # noqa: BLE001
+                    _log.log_once(waiting.__qualname__, exc)
+
+    def _load() -> None:
         conflict = _conflict(entry_point)
         if conflict:
             return
