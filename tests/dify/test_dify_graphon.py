@@ -12,8 +12,8 @@ from span_query import Tree, attrs, content, kind
 WORKFLOWS = HERE / "graphon_workflows.py"
 
 
-def _run(run, receiver, scenario: str, done) -> Tree:
-    run(["python", str(WORKFLOWS), scenario], receiver=receiver, timeout=120).check()
+def _run(run, receiver, scenario: str, done, *flags: str) -> Tree:
+    run(["python", str(WORKFLOWS), scenario, *flags], receiver=receiver, timeout=120).check()
     return Tree(receiver.wait_for(done))
 
 
@@ -133,3 +133,35 @@ def test_an_http_call_in_a_node_carries_its_trace(run, receiver):
     _version, trace_id, span_id, _flags = header.split("-")
     assert (trace_id, span_id) == (request["trace_id"], request["span_id"]), tree.render()
     assert request["trace_id"] == tree.roots()[0]["trace_id"]
+
+
+def test_a_model_reached_through_dify_model_runtime_is_one_llm_span(run, receiver):
+    """The LLM node reaches its model as Dify does: through the model runtime's
+    LargeLanguageModel.invoke (Dify's ModelInstance calls it, and it hands the request to the
+    provider's plugin). That call is the one LLM span, under the node, with the prompt, the
+    streamed answer, the tokens and the time to the first token."""
+    tree = _run(run, receiver, "full", _workflow_ended, "provider")
+    llms = tree.llm()
+    assert len(llms) == 3, tree.render()
+    for llm in llms:
+        node = tree.parent(llm)
+        assert kind(node) == "TASK" and attrs(node)["dify.node.type"] == "llm", tree.render()
+        a = attrs(llm)
+        assert llm["kind"] == "CLIENT" and a["gen_ai.provider.name"] == "openai"
+        assert a["gen_ai.request.stream"] is True and a["gen_ai.response.time_to_first_token"] > 0
+    answer = tree.children(tree.one("Answer with context(llm)"))[0]
+    a = attrs(answer)
+    assert a["gen_ai.request.model"] == "gpt-4o-mini" and a["gen_ai.usage.output_tokens"] == 6
+    assert (
+        content(answer, "gen_ai.output.messages")[0]["parts"][0]["content"]
+        == "Paris is the capital of France."
+    )
+    assert content(answer, "gen_ai.input.messages")[-1]["role"] == "user"
+
+
+def test_a_failing_model_runtime_fails_its_span_node_and_workflow(run, receiver):
+    tree = _run(run, receiver, "fail", _workflow_ended, "provider")
+    [llm] = tree.llm()
+    assert llm["status"]["code"] == "ERROR" and "rate limited" in llm["status"]["message"], tree.render()
+    assert tree.one("Ask LLM(llm)")["status"]["code"] == "ERROR"
+    assert tree.roots()[0]["status"]["code"] == "ERROR"

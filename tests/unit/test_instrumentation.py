@@ -42,7 +42,7 @@ def test_the_registry():
         "dashscope": ("dashscope",),
         "langchain": ("langchain_core",),
         "llama_index": ("llama_index.core",),
-        "dify": ("graphon", "core.workflow.graph_engine"),
+        "dify": ("graphon", "core.workflow.graph_engine", "core.model_runtime.model_providers"),
     }
     for entry in instrumentation.REGISTRY.values():
         assert entry.module == f"llmprobe.instrumentation.{entry.name}"

@@ -42,9 +42,14 @@ REGISTRY: dict[str, Instrumentation] = {
         Instrumentation("dashscope", ("dashscope",), "llmprobe.instrumentation.dashscope"),
         Instrumentation("langchain", ("langchain_core",), "llmprobe.instrumentation.langchain"),
         Instrumentation("llama_index", ("llama_index.core",), "llmprobe.instrumentation.llama_index"),
-        # graphon: Dify 1.13 and later's engine; core.workflow.graph_engine: the engine inside
-        # Dify 1.9 to 1.12's api/ (the instrumentation waits for each part's own module).
-        Instrumentation("dify", ("graphon", "core.workflow.graph_engine"), "llmprobe.instrumentation.dify"),
+        # graphon: Dify 1.13 and later's engine and model runtime; core.workflow.graph_engine and
+        # core.model_runtime: the engine and the model runtime inside Dify 1.9 to 1.12's api/
+        # (the instrumentation waits for each part's own module).
+        Instrumentation(
+            "dify",
+            ("graphon", "core.workflow.graph_engine", "core.model_runtime.model_providers"),
+            "llmprobe.instrumentation.dify",
+        ),
     )
 }
 

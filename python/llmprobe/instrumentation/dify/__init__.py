@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from llmprobe import _import_hook, _log
 from llmprobe.instrumentation import _genai, _wrap
-from llmprobe.instrumentation.dify import _layer
+from llmprobe.instrumentation.dify import _layer, _models
 
 SCOPE = "llmprobe.instrumentation.dify"
 OWNER = "dify"
@@ -56,6 +56,8 @@ _ENGINES = (
     ("graphon", _graphon_engine, "graphon"),
     ("core.workflow.graph_engine", _dify_engine, "Dify's api (core.workflow.graph_engine)"),
 )
+# Where the model classes are: graphon's (Dify 1.13 and later), Dify's api/ (1.9 to 1.12).
+_MODEL_PACKAGES = ("graphon.model_runtime.model_providers.base", "core.model_runtime.model_providers.__base")
 
 
 def instrument() -> None:
@@ -67,6 +69,11 @@ def instrument() -> None:
     tracer = _genai.tracer(SCOPE)
     for module, engine, label in _ENGINES:
         _import_hook.when_imported(module, _patcher(engine, label, tracer))
+    for package in _MODEL_PACKAGES:
+        for module, class_name, before, after in _models.CALLS:
+            _import_hook.when_imported(
+                f"{package}.{module}", _model_patcher(class_name, before, after, tracer)
+            )
 
 
 def _patcher(engine, label: str, tracer):
@@ -78,11 +85,22 @@ def _patcher(engine, label: str, tracer):
     return patch
 
 
+def _model_patcher(class_name: str, before, after, tracer):
+    def patch(module: object) -> None:
+        if _active:
+            _models.wrap_invoke(module, class_name, before, after, tracer, OWNER)
+
+    patch.__qualname__ = f"instrument[dify:{class_name}]"
+    return patch
+
+
 def _patch_engine(engine, label: str, tracer) -> None:
     try:
         engine_class, add, base = engine()
     except ImportError as exc:
-        _log.warn(f"the workflow engine of {label} has no layers llmprobe knows ({exc}): its workflows are not traced")
+        _log.warn(
+            f"the workflow engine of {label} has no layers llmprobe knows ({exc}): its workflows are not traced"
+        )
         return
     layer_class = _layer.layer_class(base, tracer)
 
