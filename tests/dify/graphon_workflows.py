@@ -469,9 +469,53 @@ class KnowledgeRetrievalNodeData(BaseNodeData):
     dataset_ids: list[str] = Field(default_factory=list)
 
 
+class FakeSearchRuntime:
+    """The model runtime of an embedding and a rerank model (what Dify's plugin daemon answers)."""
+
+    def invoke_text_embedding(self, *, provider, model, credentials, texts, input_type, **extra):
+        from graphon.model_runtime.entities.text_embedding_entities import EmbeddingResult, EmbeddingUsage
+
+        usage = EmbeddingUsage(
+            tokens=7,
+            total_tokens=7,
+            unit_price=Decimal(0),
+            price_unit=Decimal(0),
+            total_price=Decimal(0),
+            currency="USD",
+            latency=0.01,
+        )
+        return EmbeddingResult(model=model, embeddings=[[0.1, 0.2, 0.3, 0.4] for _ in texts], usage=usage)
+
+    def invoke_rerank(self, *, provider, model, credentials, query, docs, score_threshold, top_n, **extra):
+        from graphon.model_runtime.entities.rerank_entities import RerankDocument, RerankResult
+
+        ranked = [
+            RerankDocument(index=i, text=d, score=round(0.93 - 0.22 * i, 2)) for i, d in enumerate(docs)
+        ]
+        return RerankResult(model=model, docs=ranked[:top_n])
+
+
+def search_through_models(query: str, documents: list[str]) -> None:
+    """The query embedded and the documents reranked through graphon's model classes, as Dify's
+    dataset retrieval does through ModelInstance."""
+    from graphon.model_runtime.model_providers.base.rerank_model import RerankModel
+    from graphon.model_runtime.model_providers.base.text_embedding_model import TextEmbeddingModel
+
+    TextEmbeddingModel(PROVIDER_SCHEMA, FakeSearchRuntime()).invoke(
+        model="text-embedding-3-small", credentials={}, texts=[query]
+    )
+    RerankModel(PROVIDER_SCHEMA, FakeSearchRuntime()).invoke(
+        model="rerank-2", credentials={}, query=query, docs=documents, top_n=2
+    )
+
+
 class FakeRetriever:
     def retrieve(self, query: str, dataset_ids: list[str]) -> list[dict[str, Any]]:
         log(f"FakeRetriever.retrieve query={query!r} datasets={dataset_ids}")
+        if USE_PROVIDER_RUNTIME:
+            search_through_models(
+                query, ["Paris is the capital and largest city of France.", "France is in Western Europe."]
+            )
         return [
             {
                 "content": "Paris is the capital and largest city of France.",

@@ -78,6 +78,7 @@ def test_branches_iteration_and_a_failing_node(run, receiver):
     broken = tree.one("Broken code(code)")
     assert broken["status"]["code"] == "ERROR" and "sandbox unavailable" in broken["status"]["message"]
     assert len(tree.llm()) == 3  # one per model call: the two iteration steps and the answer
+    assert not [s["name"] for s in tree.spans if "llmprobe.run.abandoned" in attrs(s)], tree.render()
     # Only the roots: graphon 0.5's engines for the iteration's steps make no trace of their own.
     assert len(tree.roots()) == 1
 
@@ -120,13 +121,15 @@ def test_a_model_reached_through_an_sdk_is_one_llm_span_under_its_node(run, rece
 
 def test_an_http_call_in_a_node_carries_its_trace(run, receiver):
     """A tool's HTTP request (httpx, traced by OpenTelemetry's httpx instrumentation, which
-    `instrument` turns on) is a CLIENT span under the tool node, and the request carries it as
+    `instrument` turns on) is a CLIENT span under the tool's call, and the request carries it as
     its W3C traceparent: what reaches Dify's plugin daemon or a tool's service."""
     result = run(["python", str(WORKFLOWS), "full", "http"], receiver=receiver, timeout=120)
     result.check()
     tree = Tree(receiver.wait_for(_workflow_ended))
-    node = tree.one("Weather tool(tool)")
-    [request] = [s for s in tree.children(node) if s["kind"] == "CLIENT"]
+    [tool] = tree.children(tree.one("Weather tool(tool)"))
+    assert kind(tool) == "TOOL" and tool["name"] == "execute_tool weather", tree.render()
+    [request] = tree.children(tool)
+    assert request["kind"] == "CLIENT", tree.render()
     [header] = [
         line.split(": ", 1)[1] for line in result.stdout.splitlines() if line.startswith("traceparent: ")
     ]
@@ -157,6 +160,14 @@ def test_a_model_reached_through_dify_model_runtime_is_one_llm_span(run, receive
         == "Paris is the capital of France."
     )
     assert content(answer, "gen_ai.input.messages")[-1]["role"] == "user"
+    # The retrieval's embedding of the query and its reranking, under the retrieval.
+    [retrieval] = tree.children(tree.one("Knowledge(knowledge-retrieval)"))
+    embedding, rerank = sorted(tree.children(retrieval), key=kind)
+    assert kind(embedding) == "EMBEDDING" and embedding["name"] == "embeddings text-embedding-3-small"
+    assert attrs(embedding)["gen_ai.embeddings.dimension.count"] == 4
+    assert attrs(embedding)["gen_ai.usage.input_tokens"] == 7
+    assert kind(rerank) == "RERANKER" and attrs(rerank)["reranker.top_k"] == 2
+    assert [d["document"]["score"] for d in content(rerank, "reranker.output_documents")] == [0.93, 0.71]
 
 
 def test_a_failing_model_runtime_fails_its_span_node_and_workflow(run, receiver):

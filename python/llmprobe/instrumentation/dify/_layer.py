@@ -33,6 +33,12 @@ _CLIENT = trace.SpanKind.CLIENT
 _INTERNAL = trace.SpanKind.INTERNAL
 # Nodes that call a model themselves, and whose result reports the call (model, usage, prompts).
 _MODEL_NODES = frozenset(("llm", "question-classifier", "parameter-extractor"))
+# A container's start and end markers: graphon 0.8 runs them but reports no events of theirs, so
+# their workers start no span (0.5 reports them: their spans come from the events).
+_MARKERS = frozenset(("iteration-start", "loop-start", "loop-end"))
+# Nodes whose work is a span of its own under the node, current while the node runs (so that the
+# embeddings, reranking and HTTP requests it makes nest under it): (span kind, operation).
+_WORK_SPANS = {"knowledge-retrieval": ("RETRIEVER", "retrieval"), "tool": ("TOOL", "execute_tool")}
 # The run a node's worker runs for, in the node's context: graphon 0.5 builds an iteration's or a
 # loop's engine on the container's worker, whose layer (inner_layer) finds its run there.
 _RUN_KEY = _context.create_key("llmprobe-dify-run")
@@ -61,7 +67,7 @@ class _Run:
     threads and the dispatcher share the dicts: each entry is set with one dict operation (atomic
     under the GIL), never read-modify-written."""
 
-    __slots__ = ("by_node_id", "failure", "nodes", "span", "started", "steps", "tokens")
+    __slots__ = ("by_node_id", "failure", "nodes", "span", "started", "steps", "tokens", "work")
 
     def __init__(self, span: Any) -> None:
         self.span = span
@@ -71,6 +77,7 @@ class _Run:
         self.started: dict = {}  # execution id -> (title, tool provider) from the node's start
         self.steps: dict = {}  # execution id -> the model node's _core.ModelStep
         self.tokens: dict = {}  # execution id -> the worker's context token (graphon 0.5)
+        self.work: dict = {}  # execution id -> the retrieval's or tool call's span (_WORK_SPANS)
 
 
 class _NodeContext:
@@ -131,7 +138,8 @@ def layer_class(base: type, tracer: Any) -> type:
             if run is None:
                 return
             try:
-                for span in list(run.nodes.values()):  # nodes whose end never came (an abort)
+                # Work and nodes whose end never came (an abort), the work first.
+                for span in [*run.work.values(), *run.nodes.values()]:
                     span.set_attribute("llmprobe.run.abandoned", True)
                     span.end()
                 if error is not None and run.failure is None:
@@ -270,6 +278,8 @@ def _node_context(tracer: Any, run: _Run, node: Any, parent: Any) -> Any:
     key = node.execution_id
     span = run.nodes.get(key)
     node_type = _type_of(node.node_type)
+    if node_type in _MARKERS:  # the span, if any, comes from the events; the container's context
+        return _context.set_value(_RUN_KEY, run, trace.set_span_in_context(parent or run.span))
     if span is None:
         title = node.title or node.id
         span = tracer.start_span(
@@ -279,6 +289,9 @@ def _node_context(tracer: Any, run: _Run, node: Any, parent: Any) -> Any:
         )
         span = run.nodes.setdefault(key, span)
         run.by_node_id[node.id] = span
+    work = _WORK_SPANS.get(node_type)
+    if work is not None:
+        span = run.work.get(key) or run.work.setdefault(key, _work_span(tracer, span, node, work))
     context = _context.set_value(_RUN_KEY, run, trace.set_span_in_context(span))
     if node_type in _MODEL_NODES:
         step = run.steps.get(key)
@@ -286,6 +299,18 @@ def _node_context(tracer: Any, run: _Run, node: Any, parent: Any) -> Any:
             step = run.steps.setdefault(key, _core.ModelStep())
         context = _context.set_value(_genai.MODEL_STEP_KEY, step, context)
     return context
+
+
+def _work_span(tracer: Any, node_span: Any, node: Any, work: tuple) -> Any:
+    """A retrieval's or a tool call's span under its node, named for now after the node (the end
+    names the tool)."""
+    kind, operation = work
+    attributes = {"gen_ai.span.kind": kind, "gen_ai.operation.name": operation, "gen_ai.framework": "dify"}
+    return tracer.start_span(
+        f"{operation} {node.title or node.id}",
+        context=trace.set_span_in_context(node_span),
+        attributes=attributes,
+    )
 
 
 def _state(layer: Any) -> Any:
@@ -383,14 +408,17 @@ def _node_ended(tracer: Any, run: _Run, event: Any, failure: str | None) -> None
     node_type = _type_of(event.node_type)
     title, provider = run.started.pop(event.id, (event.node_id, None))
     step = run.steps.pop(event.id, None)
+    work = run.work.pop(event.id, None)
     if result is not None:
         if node_type in _MODEL_NODES:
             if step is None or not step.calls:  # else an SDK's hook made the call's LLM span
                 _llm_span(tracer, span, event, result, end, failure)
         elif node_type == "knowledge-retrieval":
-            _retrieval_span(tracer, span, event, result, end, failure, title)
+            _retrieval_span(tracer, span, work, event, result, end, failure, title)
         elif node_type == "tool":
-            _tool_span(tracer, span, event, result, end, failure, provider or title)
+            _tool_span(tracer, span, work, event, result, end, failure, provider or title)
+    elif work is not None:
+        _end_child(work, result, end, failure)
     if failure is not None:
         message = str(getattr(event, "error", None) or getattr(result, "error", None) or failure)
         span.set_status(trace.Status(trace.StatusCode.ERROR, message))
@@ -413,6 +441,26 @@ def _child_span(
     )
 
 
+def _end_work(
+    tracer: Any,
+    node_span: Any,
+    work: Any,
+    event: Any,
+    name: str,
+    attributes: dict,
+    result: Any,
+    end: int | None,
+    failure: str | None,
+) -> None:
+    """End the node's work span (started on its worker; else started here, from the event)."""
+    if work is None:
+        work = _child_span(tracer, node_span, event, name, attributes)
+    else:
+        work.update_name(name)
+        work.set_attributes(attributes)
+    _end_child(work, result, end, failure)
+
+
 def _end_child(span: Any, result: Any, end: int | None, failure: str | None) -> None:
     if failure is not None:
         span.set_status(trace.Status(trace.StatusCode.ERROR, str(getattr(result, "error", "") or failure)))
@@ -420,7 +468,14 @@ def _end_child(span: Any, result: Any, end: int | None, failure: str | None) -> 
 
 
 def _retrieval_span(
-    tracer: Any, node_span: Any, event: Any, result: Any, end: int | None, failure: str | None, title: str
+    tracer: Any,
+    node_span: Any,
+    work: Any,
+    event: Any,
+    result: Any,
+    end: int | None,
+    failure: str | None,
+    title: str,
 ) -> None:
     """A knowledge-retrieval node's retrieval, under its node: the query and the documents found
     (Dify's ``result`` items: content, title, metadata with score and ids)."""
@@ -453,11 +508,18 @@ def _retrieval_span(
             attributes["retrieval.documents"] = _core.to_json(documents)
     elif isinstance(found, list):
         attributes["llmprobe.retrieval.document_count"] = len(found)
-    _end_child(_child_span(tracer, node_span, event, f"retrieval {title}", attributes), result, end, failure)
+    _end_work(tracer, node_span, work, event, f"retrieval {title}", attributes, result, end, failure)
 
 
 def _tool_span(
-    tracer: Any, node_span: Any, event: Any, result: Any, end: int | None, failure: str | None, provider: str
+    tracer: Any,
+    node_span: Any,
+    work: Any,
+    event: Any,
+    result: Any,
+    end: int | None,
+    failure: str | None,
+    provider: str,
 ) -> None:
     """A tool node's call, under its node: the arguments and the result (the tool known by its
     provider's name, or by the node's title)."""
@@ -477,9 +539,7 @@ def _tool_span(
         if isinstance(text, str) and text:
             attributes["gen_ai.tool.call.result"] = attributes["output.value"] = _genai.content_text(text)
             attributes["output.mime_type"] = "text/plain"
-    _end_child(
-        _child_span(tracer, node_span, event, f"execute_tool {name}", attributes), result, end, failure
-    )
+    _end_work(tracer, node_span, work, event, f"execute_tool {name}", attributes, result, end, failure)
 
 
 def _llm_span(
