@@ -66,7 +66,8 @@ def warn(msg: str) -> None:
 
 
 def info(msg: str) -> None:
-    """Write `msg` at INFO (shown with LLMPROBE_LOG_LEVEL=info), once per distinct message."""
+    """Write `msg` at INFO (shown once the "llmprobe" logger's level is INFO), once per distinct
+    message."""
     if _first_time(msg):
         logger.info(msg)
 

@@ -78,7 +78,10 @@ def _conflict(entry_point: Any) -> bool | None:
         from opentelemetry.instrumentation.dependencies import get_dist_dependency_conflicts
     except ImportError:
         return None
-    return get_dist_dependency_conflicts(dist) is not None
+    try:
+        return get_dist_dependency_conflicts(dist) is not None
+    except Exception:  # noqa: BLE001 - before 0.49b0 it took a pkg_resources distribution
+        return None
 
 
 # Loaders that waited for their instrumentor's module to finish importing: opentelemetry-

@@ -17,6 +17,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from opentelemetry import context as _context
+from opentelemetry import trace
+
 from llmprobe import _core
 from llmprobe.instrumentation import _genai, _stream, _wrap
 from llmprobe.instrumentation._messages import SEQUENCES, characters, text_part, tool_call_part
@@ -192,7 +195,7 @@ def _answer(attributes: dict, message: Any, reason: Any, capture: bool) -> None:
 def _after_llm(call: _genai.Call, result: Any) -> Any:
     if _is_stream(result):
         state = _stream.StreamState("dify llm stream", _end_llm_stream, call)
-        return _stream.wrap(_stream.SyncStreamProxy, result, state)
+        return _stream.wrap(_stream.SyncStreamProxy, _current_until_first(call.span, result), state)
     input_tokens = output_tokens = None
     try:
         attributes: dict = {}
@@ -205,6 +208,21 @@ def _after_llm(call: _genai.Call, result: Any) -> Any:
     finally:
         _genai.end(call, input_tokens, output_tokens)
     return None
+
+
+def _current_until_first(span: Any, chunks: Any) -> Any:
+    """`chunks`, with `span` current while the first is fetched: Dify's plugin daemon client
+    makes its request then, lazily, so that the request nests under the model call's span and
+    carries it. The reader's own context is back before the chunk reaches it."""
+    token = _context.attach(trace.set_span_in_context(span))
+    try:
+        first = next(chunks)
+    except StopIteration:
+        return
+    finally:
+        _context.detach(token)
+    yield first
+    yield from chunks
 
 
 def _is_stream(result: Any) -> bool:
