@@ -4,10 +4,14 @@ model runtime to a stand-in plugin daemon, checked at the OTLP receiver."""
 
 from __future__ import annotations
 
-from conftest import DIFY_API, HERE
+import os
+from pathlib import Path
+
 from span_query import Tree, attrs, kind
 
-SCRIPT = HERE / "dify_api_workflows.py"
+# (Not from conftest: another suite's conftest module may hold that name in this run.)
+SCRIPT = Path(__file__).resolve().parent / "dify_api_workflows.py"
+DIFY_API = os.environ.get("LLMPROBE_DIFY_API_SRC", "")
 
 
 def _run(run, receiver, scenario: str, done, **env: str):

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import textwrap
 
-from conftest import llmprobe_python_path
+import llmprobe
 
 INSTRUMENTORS = """
 import lp_second_lib  # the second library, imported while this module is being imported
@@ -59,7 +59,8 @@ def test_an_instrumentor_importing_another_library_gets_both_instrumented(tmp_pa
         "lp_first_lib = lp_instrumentors:FirstInstrumentor\n"
         "lp_second_lib = lp_instrumentors:SecondInstrumentor\n"
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join((str(tmp_path), llmprobe_python_path()))}
+    package_folder = os.path.dirname(os.path.dirname(os.path.abspath(llmprobe.__file__)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join((str(tmp_path), package_folder))}
     result = subprocess.run(
         [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=60, check=False
     )
