@@ -547,6 +547,29 @@ class KnowledgeRetrievalNode(Node[KnowledgeRetrievalNodeData]):
         )
 
 
+class AgentNodeData(BaseNodeData):
+    type: str = BuiltinNodeTypes.AGENT
+    agent_strategy_name: str = "function_calling"
+
+
+class AgentNode(Node[AgentNodeData]):
+    """Where Dify plugs its agent node (an agent strategy plugin choosing tools and asking the
+    model): graphon names the type and runs whatever node the host's factory builds for it."""
+
+    node_type = BuiltinNodeTypes.AGENT
+
+    @classmethod
+    def version(cls) -> str:
+        return "1"
+
+    def _run(self) -> NodeRunResult:
+        return NodeRunResult(
+            status=WorkflowNodeExecutionStatus.SUCCEEDED,
+            inputs={"query": "Plan a day in Paris"},
+            outputs={"text": "Morning at the Louvre, lunch by the Seine."},
+        )
+
+
 # --------------------------------------------------------------------------
 # Node factory (graphon.graph.graph.NodeFactory protocol: create_node(config))
 # --------------------------------------------------------------------------
@@ -577,6 +600,7 @@ class DemoNodeFactory:
         "iteration": IterationNode,
         "iteration-start": IterationStartNode,
         "knowledge-retrieval": KnowledgeRetrievalNode,
+        "agent": AgentNode,
         "loop": LoopNode,
         "loop-start": LoopStartNode,
         "loop-end": LoopEndNode,
@@ -658,6 +682,8 @@ class DemoNodeFactory:
             return LoopEndNode(data=LoopEndNode.validate_node_data(data), **common)
         if t == BuiltinNodeTypes.KNOWLEDGE_RETRIEVAL:
             return KnowledgeRetrievalNode(data=KnowledgeRetrievalNodeData.model_validate(payload), **common)
+        if t == BuiltinNodeTypes.AGENT:
+            return AgentNode(data=AgentNodeData.model_validate(payload), **common)
         raise ValueError(f"unsupported node type {t}")
 
 
@@ -933,6 +959,7 @@ def full_graph() -> dict:
                     _fake_answer="A nice city.",
                 ),
             },
+            {"id": "agent", "data": {"type": "agent", "title": "Trip planner"}},
             {
                 "id": "code",
                 "data": {
@@ -971,6 +998,8 @@ def full_graph() -> dict:
             {"id": "e8", "source": "iter_start", "target": "llm2"},
             {"id": "e9", "source": "start", "target": "code"},
             {"id": "e10", "source": "code", "target": "end"},
+            {"id": "e11", "source": "start", "target": "agent"},
+            {"id": "e12", "source": "agent", "target": "end"},
         ],
     }
 

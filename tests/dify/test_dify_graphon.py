@@ -78,6 +78,9 @@ def test_branches_iteration_and_a_failing_node(run, receiver):
     broken = tree.one("Broken code(code)")
     assert broken["status"]["code"] == "ERROR" and "sandbox unavailable" in broken["status"]["message"]
     assert len(tree.llm()) == 3  # one per model call: the two iteration steps and the answer
+    agent = tree.one("invoke_agent Trip planner")
+    assert kind(agent) == "AGENT" and attrs(agent)["gen_ai.agent.name"] == "Trip planner", tree.render()
+    assert attrs(agent)["dify.node.type"] == "agent" and tree.parent(agent) == workflow
     assert not [s["name"] for s in tree.spans if "llmprobe.run.abandoned" in attrs(s)], tree.render()
     # Only the roots: graphon 0.5's engines for the iteration's steps make no trace of their own.
     assert len(tree.roots()) == 1
