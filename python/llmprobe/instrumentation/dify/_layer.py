@@ -116,7 +116,10 @@ def layer_class(base: type, tracer: Any) -> type:
         # ---- the graph (the thread reading engine.run()) --------------------------------------
 
         def on_graph_start(self) -> None:
-            _quiet_dify_node_spans(self._engine)
+            try:
+                _quiet_dify_node_spans(self._engine)
+            except Exception as exc:  # noqa: BLE001
+                _log.log_once("dify otel layer", exc)
             if self._inner:
                 return
             try:
