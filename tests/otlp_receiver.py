@@ -103,7 +103,8 @@ class Receiver:
     @property
     def requests(self) -> list[dict[str, Any]]:
         """Every request, answered or not: signal, path, headers (lower-case names), status, spans
-        (how many), time (monotonic) and wall (time.time()) of its arrival."""
+        (how many), resource_spans (how many ResourceSpans, for a decoded trace request), time
+        (monotonic) and wall (time.time()) of its arrival."""
         with self._cond:
             return [dict(r) for r in self._requests]
 
@@ -297,6 +298,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(400, str(exc).encode(), "text/plain")
             return
         record["spans"] = len(spans or ())
+        if signal == "traces":
+            record["resource_spans"] = len(request.resource_spans)
         fate, status, retry_after, release = receiver._admit(record)
         if fate == "hang":
             release.wait()  # until unhang() or stop(); then the connection is dropped unanswered
@@ -386,6 +389,7 @@ class _TraceService(_GrpcService, trace_service_pb2_grpc.TraceServiceServicer):
     def Export(self, request, context):
         spans = otlp_decode.spans_of(request)
         record = {"signal": "traces", "path": "TraceService/Export", "spans": len(spans),
+                  "resource_spans": len(request.resource_spans),
                   "headers": {k.lower(): v for k, v in context.invocation_metadata()},
                   "content_type": "application/grpc", "content_encoding": "", "bytes": request.ByteSize()}
         self._handle(context, record)

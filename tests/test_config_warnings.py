@@ -49,6 +49,7 @@ BAD_VALUES = [
     ("OTEL_SPAN_EVENT_COUNT_LIMIT", "x", "128", True),
     ("OTEL_SPAN_LINK_COUNT_LIMIT", "x", "128", True),
     ("APSARA_APM_APP_TYPE", "robot", None, True),
+    ("PROFILER_GENAI_SPLITAPP_ENABLE", "maybe", "false", True),
 ]
 
 
@@ -136,7 +137,7 @@ def test_good_values_give_no_warning(run, receiver, write_script):
         "OTEL_TRACES_SAMPLER_ARG": "1.0", "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "false",
         "OTEL_INSTRUMENTATION_GENAI_MESSAGE_CONTENT_MAX_LENGTH": "100", "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT": "64",
         "APSARA_APM_APP_TYPE": "app", "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "requests",
-        "LLMPROBE_DISABLED_INSTRUMENTATIONS": "openai",
+        "LLMPROBE_DISABLED_INSTRUMENTATIONS": "openai", "PROFILER_GENAI_SPLITAPP_ENABLE": "true",
     })
     assert result.stderr == ""
     span = one(receiver.wait_for(1), "still traced")

@@ -38,6 +38,7 @@ def configure(env: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
       content_max_length: int             OTEL_INSTRUMENTATION_GENAI_MESSAGE_CONTENT_MAX_LENGTH
       traces_exporter: str                otlp | console | file | none (the effective choice)
       service_name: str | None            OTEL_SERVICE_NAME
+      split_app: bool                     PROFILER_GENAI_SPLITAPP_ENABLE (see Span.set_service_name)
     Calling it again replaces the configuration (used by tests and by init() after fork).
     """
 
@@ -141,6 +142,8 @@ class Span:
         """OK is final; UNSET never overrides; the description is kept only with ERROR."""
 
     def update_name(self, name: str) -> None: ...
+    def set_service_name(self, name: str) -> None:
+        """PROFILER_GENAI_SPLITAPP_ENABLE: export this span and those started under it as service `name`."""
     def end(self, end_time: int | None = None) -> None:
         """Hand the span to the exporter queue and return at once. A second end() is ignored.
         A full queue drops the span and counts it."""

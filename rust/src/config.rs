@@ -83,6 +83,9 @@ pub struct Settings {
     pub event_count_limit: usize,
     pub link_count_limit: usize,
     pub app_type: Option<String>,
+    /// `PROFILER_GENAI_SPLITAPP_ENABLE`: a span given a service name (`Span.set_service_name`)
+    /// is exported under the process's resource with that `service.name`.
+    pub split_app: bool,
 }
 
 pub const DEFAULT_CONTENT_MAX_LENGTH: usize = 4096;
@@ -431,6 +434,8 @@ impl Settings {
             }
         };
 
+        let split_app = r.bool("PROFILER_GENAI_SPLITAPP_ENABLE", false);
+
         let settings = Settings {
             sdk_disabled,
             service_name,
@@ -456,6 +461,7 @@ impl Settings {
             event_count_limit,
             link_count_limit,
             app_type,
+            split_app,
         };
         (settings, r.warnings)
     }
@@ -683,6 +689,19 @@ mod tests {
         assert_eq!(s.max_export_batch_size, 512);
         assert_eq!(s.content_max_length, 4096);
         assert_eq!(s.shutdown_timeout, Duration::from_secs(2));
+        assert!(!s.split_app);
+    }
+
+    #[test]
+    fn split_app() {
+        let (s, w) = Settings::from_env(&env(&[("PROFILER_GENAI_SPLITAPP_ENABLE", "true")]));
+        assert!(s.split_app && w.is_empty());
+        let (s, w) = Settings::from_env(&env(&[("PROFILER_GENAI_SPLITAPP_ENABLE", "maybe")]));
+        assert!(!s.split_app);
+        assert_eq!(
+            w,
+            vec!["PROFILER_GENAI_SPLITAPP_ENABLE=\"maybe\" is not true or false; using false"]
+        );
     }
 
     #[test]

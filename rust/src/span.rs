@@ -1,7 +1,8 @@
 //! A span as plain Rust data: what is recorded between start and end, and handed whole to the
 //! exporter at end. Nothing here knows about Python.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::Sampler;
@@ -72,6 +73,9 @@ pub struct SpanRecord {
     pub trace_state: String,
     /// The process generation the span started in (see `process_generation`).
     pub generation: u32,
+    /// The service the span is reported under instead of the process's (the `service.name` of
+    /// its resource), with PROFILER_GENAI_SPLITAPP_ENABLE; shared with the spans under it.
+    pub service_name: Option<Arc<str>>,
 }
 
 /// Bumped in a forked child: a span started before the fork is the parent's, which exports
@@ -105,6 +109,7 @@ pub struct Limits {
     content_length: AtomicUsize,
     sampler_kind: AtomicU8,
     sampler_bound: AtomicU64,
+    split_app: AtomicBool,
 }
 
 pub static LIMITS: Limits = Limits {
@@ -115,6 +120,7 @@ pub static LIMITS: Limits = Limits {
     content_length: AtomicUsize::new(crate::config::DEFAULT_CONTENT_MAX_LENGTH),
     sampler_kind: AtomicU8::new(SAMPLER_PARENT_ON),
     sampler_bound: AtomicU64::new(u64::MAX),
+    split_app: AtomicBool::new(false),
 };
 
 const SAMPLER_ON: u8 = 0;
@@ -148,6 +154,12 @@ impl Limits {
         self.sampler_kind.store(kind, Ordering::Relaxed);
         self.sampler_bound
             .store(ratio_bound(ratio), Ordering::Relaxed);
+        self.split_app.store(s.split_app, Ordering::Relaxed);
+    }
+
+    /// PROFILER_GENAI_SPLITAPP_ENABLE: whether spans may be given their own service name.
+    pub fn split_app(&self) -> bool {
+        self.split_app.load(Ordering::Relaxed)
     }
 
     pub fn value_length(&self) -> Option<usize> {
@@ -222,6 +234,7 @@ impl SpanRecord {
             scope_version: String::new(),
             trace_state: String::new(),
             generation: process_generation(),
+            service_name: None,
         }
     }
 

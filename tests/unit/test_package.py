@@ -62,7 +62,8 @@ def test_bad_values_warn_once_and_the_application_runs(core, child_env):
 
 def test_cli_config(core, child_env):
     # In a child: configure() replaces the core's configuration of the process it runs in.
-    env = child_env(OTEL_SERVICE_NAME="checkout", OTEL_TRACES_SAMPLER="sometimes")
+    env = child_env(OTEL_SERVICE_NAME="checkout", OTEL_TRACES_SAMPLER="sometimes",
+                    PROFILER_GENAI_SPLITAPP_ENABLE="true")
     result = subprocess.run(
         [sys.executable, "-m", "llmprobe.cli", "config"],
         check=False,
@@ -76,6 +77,7 @@ def test_cli_config(core, child_env):
     assert settings["service_name"] == "checkout"
     assert settings["sdk_disabled"] == "false"
     assert settings["traces_exporter"] == "none"
+    assert settings["split_app"] == "true"
     assert result.stderr.startswith("llmprobe: warning: OTEL_TRACES_SAMPLER")
 
 

@@ -125,22 +125,38 @@ fn render_trace(out: &mut String, trace_id: u128, service: &str, mut spans: Vec<
         }
     }
     let _ = writeln!(out, "llmprobe trace {trace_id:032x} · service {service}");
+    let tree = Tree {
+        spans: &spans,
+        children: &children,
+        process_service: service,
+    };
     let n = roots.len();
     for (k, i) in roots.into_iter().enumerate() {
-        render_span(out, &spans, &children, i, "  ", k + 1 == n, true);
+        render_span(out, &tree, i, "  ", k + 1 == n, true, service);
     }
 }
 
+/// A trace's spans, who is whose child, and the process's service name.
+struct Tree<'a> {
+    spans: &'a [SpanRecord],
+    children: &'a HashMap<u64, Vec<usize>>,
+    process_service: &'a str,
+}
+
+/// One span's line, then its children's. `above`: the service of the span above (the
+/// process's for a root); a span reported under another one (PROFILER_GENAI_SPLITAPP_ENABLE)
+/// says which.
 fn render_span(
     out: &mut String,
-    spans: &[SpanRecord],
-    children: &HashMap<u64, Vec<usize>>,
+    tree: &Tree<'_>,
     i: usize,
     prefix: &str,
     last: bool,
     top: bool,
+    above: &str,
 ) {
-    let s = &spans[i];
+    let s = &tree.spans[i];
+    let service = s.service_name.as_deref().unwrap_or(tree.process_service);
     let branch = if top {
         ""
     } else if last {
@@ -157,6 +173,9 @@ fn render_span(
         let _ = write!(out, " {genai}");
     }
     let _ = write!(out, "  {ms:.1} ms");
+    if service != above {
+        let _ = write!(out, "  [service {service}]");
+    }
     if s.status_code == STATUS_ERROR {
         let _ = write!(out, "  ERROR");
         if !s.status_description.is_empty() {
@@ -203,10 +222,10 @@ fn render_span(
     } else {
         format!("{prefix}{}", if last { "   " } else { "│  " })
     };
-    if let Some(kids) = children.get(&s.span_id) {
+    if let Some(kids) = tree.children.get(&s.span_id) {
         let n = kids.len();
         for (k, &c) in kids.iter().enumerate() {
-            render_span(out, spans, children, c, &child_prefix, k + 1 == n, false);
+            render_span(out, tree, c, &child_prefix, k + 1 == n, false, service);
         }
     }
 }
@@ -262,6 +281,35 @@ mod tests {
         assert_eq!(
             lines[2],
             "  └─ chat gpt-4o  CLIENT LLM  2.0 ms  ERROR: boom  gen_ai.request.model=\"gpt-4o\"  → \"hi\""
+        );
+    }
+
+    #[test]
+    fn shows_a_service_where_it_changes() {
+        let app: std::sync::Arc<str> = "support-bot".into();
+        let mut root = SpanRecord::new(7, 1, 0, false, "workflow".into(), 0, 0);
+        root.end_ns = 5_000_000;
+        root.service_name = Some(app.clone());
+        let mut child = SpanRecord::new(7, 2, 1, false, "llm".into(), 0, 1_000_000);
+        child.end_ns = 3_000_000;
+        child.service_name = Some(app);
+        let mut other = SpanRecord::new(7, 3, 2, false, "back home".into(), 0, 2_000_000);
+        other.end_ns = 2_500_000;
+        let mut out = String::new();
+        render_trace(&mut out, 7, "dify-api", vec![root, child, other]);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines[0],
+            format!("llmprobe trace {:032x} · service dify-api", 7)
+        );
+        assert_eq!(
+            lines[1],
+            "  workflow  INTERNAL  5.0 ms  [service support-bot]"
+        );
+        assert_eq!(lines[2], "  └─ llm  INTERNAL  2.0 ms");
+        assert_eq!(
+            lines[3],
+            "     └─ back home  INTERNAL  0.5 ms  [service dify-api]"
         );
     }
 }

@@ -9,6 +9,10 @@
 //! `trace/v1/trace.proto`, `common/v1/common.proto` and `resource/v1/resource.proto`; what
 //! the spans carry (flags, status, scope) is what opentelemetry-proto's own conversion gives.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::resource::{ResourceInfo, MAX_CACHED_SERVICES};
 use crate::span::{
     AttrValue, Event, Link, SpanRecord, KIND_CLIENT, KIND_CONSUMER, KIND_PRODUCER, KIND_SERVER,
     STATUS_ERROR, STATUS_OK,
@@ -291,60 +295,162 @@ fn put_span(buf: &mut Vec<u8>, s: &SpanRecord) {
 
 // ---- the request -----------------------------------------------------------------------------
 
-/// Encodes trace requests for one resource.
+/// A `Resource` message's body.
+fn resource_body(attributes: &[(String, AttrValue)]) -> Arc<[u8]> {
+    let mut body = Vec::with_capacity(attrs_len(1, attributes));
+    put_attrs(&mut body, 1, attributes);
+    body.into()
+}
+
+/// Encodes trace requests for the process's resource and, with PROFILER_GENAI_SPLITAPP_ENABLE,
+/// its variants per service name. Owned by the exporter thread, which alone fills the cache.
 pub struct TraceEncoder {
-    /// The `Resource` message's body, encoded once.
-    resource: Vec<u8>,
+    resource: ResourceInfo,
+    /// The process resource's `Resource` body, encoded once.
+    process: Arc<[u8]>,
+    /// Per service name, the body of the process resource with that `service.name`, encoded
+    /// the first time a span of that service is exported.
+    by_service: HashMap<Arc<str>, Arc<[u8]>>,
 }
 
 impl TraceEncoder {
-    pub fn new(resource_attributes: &[(String, AttrValue)]) -> Self {
-        let mut resource = Vec::with_capacity(attrs_len(1, resource_attributes));
-        put_attrs(&mut resource, 1, resource_attributes);
-        TraceEncoder { resource }
+    pub fn new(resource: &ResourceInfo) -> Self {
+        TraceEncoder {
+            process: resource_body(&resource.attributes),
+            resource: resource.clone(),
+            by_service: HashMap::new(),
+        }
     }
 
-    /// One `ExportTraceServiceRequest` holding `batch`, its spans grouped by scope (first
-    /// seen first).
-    pub fn encode(&self, batch: &[SpanRecord]) -> Vec<u8> {
+    /// `batch` with the encoded resources its spans go under, ready to be encoded wherever the
+    /// request is sent from.
+    pub fn prepare(&mut self, batch: Vec<SpanRecord>) -> TraceRequest {
+        let mut resources: Vec<EncodedResource> = Vec::with_capacity(1);
+        for s in &batch {
+            let name = s.service_name.as_ref();
+            if !resources.iter().any(|(n, _)| n.as_ref() == name) {
+                resources.push((name.cloned(), self.body_for(name)));
+            }
+        }
+        TraceRequest {
+            spans: batch,
+            resources,
+        }
+    }
+
+    fn body_for(&mut self, name: Option<&Arc<str>>) -> Arc<[u8]> {
+        let Some(name) = name else {
+            return self.process.clone();
+        };
+        if let Some(body) = self.by_service.get(name) {
+            return body.clone();
+        }
+        if self.by_service.len() >= MAX_CACHED_SERVICES {
+            self.by_service.clear();
+        }
+        let body = resource_body(&self.resource.with_service_name(name).attributes);
+        self.by_service.insert(name.clone(), body.clone());
+        body
+    }
+}
+
+/// A resource's service name (None: the process's) and its encoded `Resource` body.
+type EncodedResource = (Option<Arc<str>>, Arc<[u8]>);
+
+/// One `ExportTraceServiceRequest` to encode: the spans, and the encoded resources they go
+/// under (the process's for a span without a service name), first seen first.
+pub struct TraceRequest {
+    spans: Vec<SpanRecord>,
+    resources: Vec<EncodedResource>,
+}
+
+/// The spans of one scope under one resource.
+struct ScopeGroup<'a> {
+    resource: usize,
+    name: &'a str,
+    version: &'a str,
+    spans: Vec<usize>,
+    /// The ScopeSpans body's length.
+    len: usize,
+}
+
+impl TraceRequest {
+    /// The request: one ResourceSpans per resource, its spans grouped by scope (first seen
+    /// first).
+    pub fn encode(&self) -> Vec<u8> {
+        let batch = &self.spans;
         let lens: Vec<usize> = batch.iter().map(span_len).collect();
-        // (scope name, version, indices of its spans, ScopeSpans body length)
-        let mut groups: Vec<(&str, &str, Vec<usize>, usize)> = Vec::new();
+        let mut groups: Vec<ScopeGroup<'_>> = Vec::new();
         for (i, s) in batch.iter().enumerate() {
+            let resource = match self.resources.as_slice() {
+                [_] => 0,
+                all => all
+                    .iter()
+                    .position(|(n, _)| *n == s.service_name)
+                    .unwrap_or(0),
+            };
             let name = if s.scope.is_empty() {
                 "llmprobe"
             } else {
                 s.scope.as_str()
             };
             let version = s.scope_version.as_str();
-            let at = match groups.iter().position(|g| g.0 == name && g.1 == version) {
+            let at = match groups
+                .iter()
+                .position(|g| g.resource == resource && g.name == name && g.version == version)
+            {
                 Some(at) => at,
                 None => {
-                    groups.push((name, version, Vec::new(), 0));
+                    groups.push(ScopeGroup {
+                        resource,
+                        name,
+                        version,
+                        spans: Vec::new(),
+                        len: 0,
+                    });
                     groups.len() - 1
                 }
             };
-            groups[at].2.push(i);
+            groups[at].spans.push(i);
         }
         for g in &mut groups {
-            let scope_len = str_len(1, g.0) + str_len(2, g.1);
-            g.3 =
-                len_field(1, scope_len) + g.2.iter().map(|&i| len_field(2, lens[i])).sum::<usize>();
+            let scope_len = str_len(1, g.name) + str_len(2, g.version);
+            g.len = len_field(1, scope_len)
+                + g.spans
+                    .iter()
+                    .map(|&i| len_field(2, lens[i]))
+                    .sum::<usize>();
         }
-        let resource_spans_len = len_field(1, self.resource.len())
-            + groups.iter().map(|g| len_field(2, g.3)).sum::<usize>();
-        let total = len_field(1, resource_spans_len);
+        let resource_spans_lens: Vec<usize> = self
+            .resources
+            .iter()
+            .enumerate()
+            .map(|(r, (_, body))| {
+                len_field(1, body.len())
+                    + groups
+                        .iter()
+                        .filter(|g| g.resource == r)
+                        .map(|g| len_field(2, g.len))
+                        .sum::<usize>()
+            })
+            .collect();
+        let total = resource_spans_lens
+            .iter()
+            .map(|&len| len_field(1, len))
+            .sum();
         let mut buf = Vec::with_capacity(total);
-        put_len(&mut buf, 1, resource_spans_len);
-        put_bytes(&mut buf, 1, &self.resource);
-        for g in &groups {
-            put_len(&mut buf, 2, g.3);
-            put_len(&mut buf, 1, str_len(1, g.0) + str_len(2, g.1));
-            put_str(&mut buf, 1, g.0);
-            put_str(&mut buf, 2, g.1);
-            for &i in &g.2 {
-                put_len(&mut buf, 2, lens[i]);
-                put_span(&mut buf, &batch[i]);
+        for (r, (_, body)) in self.resources.iter().enumerate() {
+            put_len(&mut buf, 1, resource_spans_lens[r]);
+            put_bytes(&mut buf, 1, body);
+            for g in groups.iter().filter(|g| g.resource == r) {
+                put_len(&mut buf, 2, g.len);
+                put_len(&mut buf, 1, str_len(1, g.name) + str_len(2, g.version));
+                put_str(&mut buf, 1, g.name);
+                put_str(&mut buf, 2, g.version);
+                for &i in &g.spans {
+                    put_len(&mut buf, 2, lens[i]);
+                    put_span(&mut buf, &batch[i]);
+                }
             }
         }
         debug_assert_eq!(
@@ -361,7 +467,22 @@ mod tests {
     use super::*;
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    use opentelemetry_proto::tonic::common::v1::KeyValue;
     use prost::Message;
+
+    fn encoder(attributes: &[(&str, &str)]) -> TraceEncoder {
+        TraceEncoder::new(&ResourceInfo {
+            attributes: attributes
+                .iter()
+                .map(|(k, v)| (k.to_string(), AttrValue::Str(v.to_string())))
+                .collect(),
+        })
+    }
+
+    fn decode(enc: &mut TraceEncoder, batch: Vec<SpanRecord>) -> ExportTraceServiceRequest {
+        let bytes = enc.prepare(batch).encode();
+        ExportTraceServiceRequest::decode(bytes.as_slice()).unwrap()
+    }
 
     fn record(scope: &str) -> SpanRecord {
         let mut s = SpanRecord::new(
@@ -409,10 +530,8 @@ mod tests {
 
     #[test]
     fn decodes_as_the_otlp_request_it_means() {
-        let enc = TraceEncoder::new(&[("service.name".into(), AttrValue::Str("svc".into()))]);
-        let batch = vec![record("a"), record("b"), record("a")];
-        let bytes = enc.encode(&batch);
-        let req = ExportTraceServiceRequest::decode(bytes.as_slice()).unwrap();
+        let mut enc = encoder(&[("service.name", "svc")]);
+        let req = decode(&mut enc, vec![record("a"), record("b"), record("a")]);
         assert_eq!(req.resource_spans.len(), 1);
         let rs = &req.resource_spans[0];
         let res = rs.resource.as_ref().unwrap();
@@ -480,14 +599,130 @@ mod tests {
         s.status_code = 0;
         s.events.clear();
         s.links.clear();
-        let bytes = TraceEncoder::new(&[]).encode(&[s]);
-        let req = ExportTraceServiceRequest::decode(bytes.as_slice()).unwrap();
+        let req = decode(&mut encoder(&[]), vec![s]);
         let ss = &req.resource_spans[0].scope_spans[0];
         assert_eq!(ss.scope.as_ref().unwrap().name, "llmprobe");
         let span = &ss.spans[0];
         assert!(span.parent_span_id.is_empty());
         assert_eq!(span.flags, SAMPLED | HAS_IS_REMOTE);
         assert_eq!(span.status.as_ref().unwrap().code, 0);
+    }
+
+    fn named(span_id: u64, scope: &str, service: Option<&str>) -> SpanRecord {
+        let mut s = record(scope);
+        s.span_id = span_id;
+        s.service_name = service.map(Arc::from);
+        s
+    }
+
+    fn str_attrs(attributes: &[KeyValue]) -> Vec<(String, String)> {
+        attributes
+            .iter()
+            .map(
+                |kv| match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                    Some(Value::StringValue(s)) => (kv.key.clone(), s.clone()),
+                    other => (kv.key.clone(), format!("{other:?}")),
+                },
+            )
+            .collect()
+    }
+
+    #[test]
+    fn one_resource_per_service_name() {
+        let process = [
+            ("service.name", "dify-api"),
+            ("host.name", "h1"),
+            ("deployment.environment", "prod"),
+        ];
+        let mut enc = encoder(&process);
+        let batch = vec![
+            named(1, "a", None),
+            named(2, "a", Some("app-a")),
+            named(3, "b", Some("app-b")),
+            named(4, "b", None),
+            named(5, "b", Some("app-a")),
+            named(6, "a", Some("app-a")),
+        ];
+        // Twice: the second time the variant resources come from the encoder's cache.
+        for _ in 0..2 {
+            let req = decode(&mut enc, batch.clone());
+            assert_eq!(req.resource_spans.len(), 3);
+            let mut seen: Vec<u64> = Vec::new();
+            let mut services = Vec::new();
+            for rs in &req.resource_spans {
+                let attrs = str_attrs(&rs.resource.as_ref().unwrap().attributes);
+                let service = attrs[0].1.clone();
+                assert_eq!(attrs[0].0, "service.name");
+                // Everything but service.name is the process's, in the same order.
+                assert_eq!(attrs.len(), process.len());
+                for ((k, v), (pk, pv)) in attrs.iter().zip(process.iter()).skip(1) {
+                    assert_eq!((k.as_str(), v.as_str()), (*pk, *pv));
+                }
+                let ids: Vec<u64> = rs
+                    .scope_spans
+                    .iter()
+                    .flat_map(|ss| &ss.spans)
+                    .map(|s| u64::from_be_bytes(s.span_id.as_slice().try_into().unwrap()))
+                    .collect();
+                let expected: Vec<u64> = batch
+                    .iter()
+                    .filter(|s| s.service_name.as_deref().unwrap_or("dify-api") == service.as_str())
+                    .map(|s| s.span_id)
+                    .collect();
+                let mut sorted = ids.clone();
+                sorted.sort();
+                assert_eq!(sorted, expected, "{service}");
+                // Scopes are grouped within each resource.
+                let scopes: Vec<&str> = rs
+                    .scope_spans
+                    .iter()
+                    .map(|ss| ss.scope.as_ref().unwrap().name.as_str())
+                    .collect();
+                let mut distinct = scopes.clone();
+                distinct.dedup();
+                assert_eq!(scopes, distinct);
+                seen.extend(ids);
+                services.push(service);
+            }
+            // First seen first; every span in exactly one.
+            assert_eq!(services, ["dify-api", "app-a", "app-b"]);
+            seen.sort();
+            assert_eq!(seen, [1, 2, 3, 4, 5, 6]);
+        }
+        assert_eq!(enc.by_service.len(), 2);
+    }
+
+    #[test]
+    fn service_name_added_when_the_process_resource_has_none() {
+        let mut enc = encoder(&[("host.name", "h1")]);
+        let req = decode(
+            &mut enc,
+            vec![named(1, "a", Some("app-a")), named(2, "a", None)],
+        );
+        assert_eq!(req.resource_spans.len(), 2);
+        assert_eq!(
+            str_attrs(&req.resource_spans[0].resource.as_ref().unwrap().attributes),
+            [
+                ("host.name".to_string(), "h1".to_string()),
+                ("service.name".to_string(), "app-a".to_string())
+            ]
+        );
+        assert_eq!(
+            str_attrs(&req.resource_spans[1].resource.as_ref().unwrap().attributes),
+            [("host.name".to_string(), "h1".to_string())]
+        );
+    }
+
+    #[test]
+    fn the_cache_of_variant_resources_is_bounded() {
+        let mut enc = encoder(&[("service.name", "p")]);
+        for i in 0..MAX_CACHED_SERVICES + 10 {
+            let name = format!("app-{i}");
+            let req = decode(&mut enc, vec![named(1, "a", Some(&name))]);
+            let attrs = str_attrs(&req.resource_spans[0].resource.as_ref().unwrap().attributes);
+            assert_eq!(attrs[0].1, name);
+        }
+        assert!(enc.by_service.len() <= MAX_CACHED_SERVICES);
     }
 
     #[test]

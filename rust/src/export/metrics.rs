@@ -93,6 +93,8 @@ impl MetricsSink {
         Ok(MetricsSink {
             transport,
             cfg: cfg.clone(),
+            // The process's resource, also with PROFILER_GENAI_SPLITAPP_ENABLE: only spans are
+            // reported per app; a series aggregates the calls of every app of the process.
             resource: Resource {
                 attributes: resource
                     .attributes

@@ -60,7 +60,7 @@ impl Worker {
                         record_error(&self.status, e);
                     }
                 }
-                Sink::Otlp(o) => otlp_sink = Some(o.clone()),
+                Sink::Otlp(o) => otlp_sink = Some(o),
             }
         }
         let Some(o) = otlp_sink else {
@@ -77,16 +77,26 @@ impl Worker {
             .runtime
             .block_on(self.permits.clone().acquire_owned())
             .expect("the semaphore is never closed");
+        let job = {
+            let _enter = self.runtime.enter(); // a new service's exporter is built in the runtime
+            o.prepare(batch)
+        };
         let status = self.status.clone();
         let timeout = self.export_timeout;
         self.runtime.spawn(async move {
-            let result = tokio::time::timeout(timeout, o.export(batch)).await;
+            let result = tokio::time::timeout(timeout, job.send()).await;
             match result {
                 Ok(Ok(())) => {
                     STATS.spans_exported.fetch_add(n, Ordering::Relaxed);
                 }
-                Ok(Err(e)) => {
-                    STATS.dropped_export_failed.fetch_add(n, Ordering::Relaxed);
+                Ok(Err((failed, e))) => {
+                    let failed = failed.min(n);
+                    STATS
+                        .spans_exported
+                        .fetch_add(n - failed, Ordering::Relaxed);
+                    STATS
+                        .dropped_export_failed
+                        .fetch_add(failed, Ordering::Relaxed);
                     record_error(&status, e);
                 }
                 Err(_) => {

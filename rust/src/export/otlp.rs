@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -15,15 +16,17 @@ use opentelemetry::{Array, InstrumentationScope, KeyValue, StringValue, Value};
 use opentelemetry_otlp::{Compression, WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter as _, SpanLinks};
 
+use super::resource::MAX_CACHED_SERVICES;
 use super::ResourceInfo;
 use crate::config::{OtlpSettings, Protocol};
 use crate::span::{
     AttrValue, Attributes, SpanRecord, KIND_CLIENT, KIND_CONSUMER, KIND_PRODUCER, KIND_SERVER,
 };
 
-#[derive(Clone)]
+/// Owned by the exporter thread: `prepare` (there) turns a batch into an [`OtlpJob`], which the
+/// exporter's runtime sends.
 pub struct OtlpSink {
-    how: Arc<How>,
+    how: How,
 }
 
 /// http/protobuf, the default, is encoded and sent by llmprobe itself (export/encode.rs and
@@ -31,11 +34,46 @@ pub struct OtlpSink {
 enum How {
     Direct {
         encoder: super::encode::TraceEncoder,
-        target: Box<super::http::HttpTarget>,
+        target: Arc<super::http::HttpTarget>,
     },
+    Sdk(Box<SdkExporters>),
+}
+
+/// opentelemetry-otlp's exporter carries one resource: one exporter for the process's, and
+/// with PROFILER_GENAI_SPLITAPP_ENABLE one per service name (made when its first span is
+/// exported), all sharing one gRPC channel or HTTP client.
+struct SdkExporters {
+    cfg: OtlpSettings,
+    transport: SdkTransport,
+    resource: ResourceInfo,
+    process: Arc<opentelemetry_otlp::SpanExporter>,
+    by_service: HashMap<Arc<str>, Arc<opentelemetry_otlp::SpanExporter>>,
+    endpoint: Arc<str>,
+}
+
+enum SdkTransport {
+    Grpc {
+        channel: tonic::transport::Channel,
+        metadata: tonic::metadata::MetadataMap,
+    },
+    Http(reqwest::Client),
+}
+
+/// One batch, ready to be sent.
+pub struct OtlpJob {
+    spans: u64,
+    how: Job,
+}
+
+enum Job {
+    Direct {
+        request: super::encode::TraceRequest,
+        target: Arc<super::http::HttpTarget>,
+    },
+    /// The batch's spans by resource, each with the exporter for it: one request per resource.
     Sdk {
-        exporter: Box<opentelemetry_otlp::SpanExporter>,
-        endpoint: String,
+        groups: Vec<(Arc<opentelemetry_otlp::SpanExporter>, Vec<SpanRecord>)>,
+        endpoint: Arc<str>,
     },
 }
 
@@ -43,18 +81,18 @@ impl OtlpSink {
     pub fn new(cfg: &OtlpSettings, resource: &ResourceInfo) -> Result<Self, String> {
         if cfg.protocol == Protocol::HttpProtobuf {
             return Ok(OtlpSink {
-                how: Arc::new(How::Direct {
-                    encoder: super::encode::TraceEncoder::new(&resource.attributes),
-                    target: Box::new(super::http::HttpTarget::new(cfg)?),
-                }),
+                how: How::Direct {
+                    encoder: super::encode::TraceEncoder::new(resource),
+                    target: Arc::new(super::http::HttpTarget::new(cfg)?),
+                },
             });
         }
-        let compression = cfg.gzip.then_some(Compression::Gzip);
-        let mut exporter = match cfg.protocol {
+        let transport = match cfg.protocol {
             Protocol::Grpc => {
                 let mut metadata = tonic::metadata::MetadataMap::new();
                 for (k, v) in &cfg.headers {
-                    let key = tonic::metadata::MetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes());
+                    let key =
+                        tonic::metadata::MetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes());
                     let val = tonic::metadata::MetadataValue::try_from(v.as_str());
                     match (key, val) {
                         (Ok(key), Ok(val)) => {
@@ -63,64 +101,209 @@ impl OtlpSink {
                         _ => eprintln!("llmprobe: warning: OTEL_EXPORTER_OTLP_HEADERS has a header {k:?} that gRPC cannot carry; it is left out"),
                     }
                 }
-                let mut b = opentelemetry_otlp::SpanExporter::builder()
-                    .with_tonic()
-                    .with_endpoint(cfg.endpoint.clone())
-                    .with_timeout(cfg.timeout)
-                    .with_metadata(metadata);
+                // The channel as opentelemetry-otlp builds it, with our TLS (the system's roots
+                // and the configured CA bundle).
+                let mut endpoint = tonic::transport::Channel::from_shared(cfg.endpoint.clone())
+                    .map_err(|e| e.to_string())?;
                 if let Some(tls) = grpc_tls(cfg)? {
-                    b = b.with_tls_config(tls);
+                    endpoint = endpoint.tls_config(tls).map_err(|e| e.to_string())?;
                 }
-                if let Some(c) = compression {
-                    b = b.with_compression(c);
+                SdkTransport::Grpc {
+                    channel: endpoint.timeout(cfg.timeout).connect_lazy(),
+                    metadata,
                 }
-                b.build()
             }
-            Protocol::HttpProtobuf | Protocol::HttpJson => {
-                let headers: HashMap<String, String> = cfg.headers.iter().cloned().collect();
-                let mut b = opentelemetry_otlp::SpanExporter::builder()
-                    .with_http()
-                    .with_endpoint(cfg.endpoint.clone())
-                    .with_timeout(cfg.timeout)
-                    .with_headers(headers)
-                    .with_http_client(http_client(cfg)?)
-                    .with_protocol(if cfg.protocol == Protocol::HttpJson {
-                        opentelemetry_otlp::Protocol::HttpJson
-                    } else {
-                        opentelemetry_otlp::Protocol::HttpBinary
-                    });
-                if let Some(c) = compression {
-                    b = b.with_compression(c);
-                }
-                b.build()
-            }
-        }
-        .map_err(|e| e.to_string())?;
-        exporter.set_resource(&resource.to_sdk());
+            Protocol::HttpProtobuf | Protocol::HttpJson => SdkTransport::Http(http_client(cfg)?),
+        };
+        let process = Arc::new(sdk_exporter(cfg, &transport, resource)?);
         Ok(OtlpSink {
-            how: Arc::new(How::Sdk {
-                exporter: Box::new(exporter),
-                endpoint: cfg.endpoint.clone(),
-            }),
+            how: How::Sdk(Box::new(SdkExporters {
+                cfg: cfg.clone(),
+                transport,
+                resource: resource.clone(),
+                process,
+                by_service: HashMap::new(),
+                endpoint: cfg.endpoint.as_str().into(),
+            })),
         })
     }
 
-    pub async fn export(&self, batch: Vec<SpanRecord>) -> Result<(), String> {
-        match &*self.how {
-            How::Direct { encoder, target } => {
-                let body = encoder.encode(&batch);
-                drop(batch); // freed before the wait for the collector's answer
-                target.post(body, "application/x-protobuf").await
+    /// `batch` as a job to send: the resources its spans go under resolved here, on the
+    /// exporter thread, which owns their cache; the encoding left to the job.
+    pub fn prepare(&mut self, batch: Vec<SpanRecord>) -> OtlpJob {
+        let spans = batch.len() as u64;
+        let how = match &mut self.how {
+            How::Direct { encoder, target } => Job::Direct {
+                request: encoder.prepare(batch),
+                target: target.clone(),
+            },
+            How::Sdk(sdk) => sdk.prepare(batch),
+        };
+        OtlpJob { spans, how }
+    }
+}
+
+impl SdkExporters {
+    fn prepare(&mut self, batch: Vec<SpanRecord>) -> Job {
+        let endpoint = self.endpoint.clone();
+        if batch.iter().all(|s| s.service_name.is_none()) {
+            return Job::Sdk {
+                groups: vec![(self.process.clone(), batch)],
+                endpoint,
+            };
+        }
+        let mut groups: Vec<(Option<Arc<str>>, Vec<SpanRecord>)> = Vec::new();
+        for s in batch {
+            match groups.iter_mut().find(|(n, _)| *n == s.service_name) {
+                Some((_, spans)) => spans.push(s),
+                None => groups.push((s.service_name.clone(), vec![s])),
             }
-            How::Sdk { exporter, endpoint } => {
-                let data: Vec<SpanData> = batch.into_iter().map(to_span_data).collect();
-                exporter
-                    .export(data)
-                    .await
-                    .map_err(|e| format!("{endpoint}: {e}"))
+        }
+        let groups = groups
+            .into_iter()
+            .map(|(name, spans)| (self.exporter_for(name), spans))
+            .collect();
+        Job::Sdk { groups, endpoint }
+    }
+
+    fn exporter_for(&mut self, name: Option<Arc<str>>) -> Arc<opentelemetry_otlp::SpanExporter> {
+        let Some(name) = name else {
+            return self.process.clone();
+        };
+        if let Some(e) = self.by_service.get(&name) {
+            return e.clone();
+        }
+        let resource = self.resource.with_service_name(&name);
+        match sdk_exporter(&self.cfg, &self.transport, &resource) {
+            Ok(e) => {
+                if self.by_service.len() >= MAX_CACHED_SERVICES {
+                    self.by_service.clear();
+                }
+                let e = Arc::new(e);
+                self.by_service.insert(name, e.clone());
+                e
+            }
+            Err(err) => {
+                static REPORTED: AtomicBool = AtomicBool::new(false);
+                if !REPORTED.swap(true, Ordering::Relaxed) {
+                    eprintln!(
+                        "llmprobe: error: cannot export the spans of service {name:?} under their own resource ({err}); they go under the process's (reported once)"
+                    );
+                }
+                self.process.clone()
             }
         }
     }
+}
+
+/// opentelemetry-otlp's exporter for `resource`, over the shared transport.
+fn sdk_exporter(
+    cfg: &OtlpSettings,
+    transport: &SdkTransport,
+    resource: &ResourceInfo,
+) -> Result<opentelemetry_otlp::SpanExporter, String> {
+    let compression = cfg.gzip.then_some(Compression::Gzip);
+    let mut exporter = match transport {
+        SdkTransport::Grpc { channel, metadata } => {
+            let mut b = opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_channel(channel.clone())
+                .with_timeout(cfg.timeout)
+                .with_metadata(metadata.clone());
+            if let Some(c) = compression {
+                b = b.with_compression(c);
+            }
+            b.build()
+        }
+        SdkTransport::Http(client) => {
+            let headers: HashMap<String, String> = cfg.headers.iter().cloned().collect();
+            let mut b = opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_endpoint(cfg.endpoint.clone())
+                .with_timeout(cfg.timeout)
+                .with_headers(headers)
+                .with_http_client(client.clone())
+                .with_protocol(if cfg.protocol == Protocol::HttpJson {
+                    opentelemetry_otlp::Protocol::HttpJson
+                } else {
+                    opentelemetry_otlp::Protocol::HttpBinary
+                });
+            if let Some(c) = compression {
+                b = b.with_compression(c);
+            }
+            b.build()
+        }
+    }
+    .map_err(|e| e.to_string())?;
+    exporter.set_resource(&resource.to_sdk());
+    Ok(exporter)
+}
+
+impl OtlpJob {
+    /// Sends the batch: Ok, or how many of its spans were not delivered, and why.
+    pub async fn send(self) -> Result<(), (u64, String)> {
+        let spans = self.spans;
+        match self.how {
+            Job::Direct { request, target } => {
+                let body = request.encode();
+                drop(request); // freed before the wait for the collector's answer
+                target
+                    .post(body, "application/x-protobuf")
+                    .await
+                    .map_err(|e| (spans, e))
+            }
+            Job::Sdk {
+                mut groups,
+                endpoint,
+            } => {
+                if groups.len() == 1 {
+                    let (exporter, batch) = groups.pop().expect("one group");
+                    return export_group(exporter, batch, endpoint)
+                        .await
+                        .map(drop)
+                        .map_err(|e| (spans, e));
+                }
+                // One request per resource, at once: a slow or failing one does not hold the
+                // others (and dropping the set, at the export timeout, cancels them all).
+                let mut set = tokio::task::JoinSet::new();
+                for (exporter, batch) in groups {
+                    set.spawn(export_group(exporter, batch, endpoint.clone()));
+                }
+                let mut delivered = 0;
+                let mut problem = None;
+                while let Some(done) = set.join_next().await {
+                    match done {
+                        Ok(Ok(n)) => delivered += n,
+                        Ok(Err(e)) => {
+                            problem.get_or_insert(e);
+                        }
+                        Err(e) => {
+                            problem.get_or_insert(format!("{endpoint}: {e}"));
+                        }
+                    }
+                }
+                match problem {
+                    None => Ok(()),
+                    Some(e) => Err((spans.saturating_sub(delivered), e)),
+                }
+            }
+        }
+    }
+}
+
+/// Exports the spans of one resource; Ok with how many.
+async fn export_group(
+    exporter: Arc<opentelemetry_otlp::SpanExporter>,
+    spans: Vec<SpanRecord>,
+    endpoint: Arc<str>,
+) -> Result<u64, String> {
+    let n = spans.len() as u64;
+    let data: Vec<SpanData> = spans.into_iter().map(to_span_data).collect();
+    exporter
+        .export(data)
+        .await
+        .map(|()| n)
+        .map_err(|e| format!("{endpoint}: {e}"))
 }
 
 /// The CA bundle of OTEL_EXPORTER_OTLP_CERTIFICATE, checked to hold a certificate.

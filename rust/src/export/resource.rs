@@ -1,10 +1,16 @@
-//! The resource: who sends the spans.
+//! The resource: who sends the spans. With PROFILER_GENAI_SPLITAPP_ENABLE a span given a
+//! service name goes under a variant of it: the same attributes, that `service.name`.
 
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::Resource;
 
 use crate::config::Settings;
 use crate::span::{AttrValue, Attributes};
+
+/// The most service names whose variant resource an exporter keeps ready (encoded, or as the
+/// exporter's own form); past it the cache starts over, so that names made up per request
+/// cannot grow it without end.
+pub const MAX_CACHED_SERVICES: usize = 1024;
 
 #[derive(Debug, Clone)]
 pub struct ResourceInfo {
@@ -88,6 +94,13 @@ impl ResourceInfo {
         r
     }
 
+    /// The resource of the spans of service `name`: this one with `service.name` replaced.
+    pub fn with_service_name(&self, name: &str) -> Self {
+        let mut r = self.clone();
+        r.set("service.name".into(), AttrValue::Str(name.into()));
+        r
+    }
+
     pub fn get_str(&self, key: &str) -> Option<&str> {
         self.attributes.iter().find_map(|(k, v)| match v {
             AttrValue::Str(s) if k == key => Some(s.as_str()),
@@ -134,6 +147,10 @@ mod tests {
         assert_eq!(r.get_str("service.name"), Some("fromvar"));
         assert_eq!(r.get_str("team"), Some("ml"));
         assert_eq!(r.get_str("telemetry.distro.name"), Some("llmprobe"));
+        let app = r.with_service_name("support-bot");
+        assert_eq!(app.get_str("service.name"), Some("support-bot"));
+        assert_eq!(app.attributes.len(), r.attributes.len());
+        assert_eq!(app.attributes[1..], r.attributes[1..]);
         let child = r.for_this_process();
         assert_ne!(
             child.get_str("service.instance.id"),

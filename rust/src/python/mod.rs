@@ -82,6 +82,7 @@ fn configure(py: Python<'_>, env: &Bound<'_, PyAny>) -> PyResult<(Py<PyDict>, Ve
     d.set_item("capture_content", s.capture_content)?;
     d.set_item("content_max_length", s.content_max_length)?;
     d.set_item("service_name", s.service_name.clone())?;
+    d.set_item("split_app", s.split_app)?;
     for (k, v) in s.summary() {
         d.set_item(k, v)?;
     }

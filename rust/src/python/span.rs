@@ -2,6 +2,8 @@
 //! bridge. Every method is guarded: a failure inside llmprobe is logged and swallowed, never
 //! raised into the application.
 
+use std::sync::Arc;
+
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple};
 
@@ -24,32 +26,40 @@ pub struct PySpan {
     trace_state: Option<String>,
     /// The span kind (span::KIND_*), also for a sampled-out span.
     kind: u8,
+    /// The service name set on this span or inherited from its local parent (see
+    /// set_service_name); kept here as well as in the record, as the trace state is.
+    service_name: Option<Arc<str>>,
 }
 
 /// A parent's trace id, span id, sampled flag and whether it is remote.
 type ParentIds = (u128, u64, bool, bool);
 
+/// What a span takes from its parent: the ids, and a local parent's trace state and service
+/// name.
+type Parent = (Option<ParentIds>, Option<String>, Option<Arc<str>>);
+
 /// The parent's (trace id, span id, sampled, remote), from a local span or a tuple, and a
-/// local parent's trace state.
-fn parent_of(parent: &Bound<'_, PyAny>) -> (Option<ParentIds>, Option<String>) {
+/// local parent's trace state and service name.
+fn parent_of(parent: &Bound<'_, PyAny>) -> Parent {
     if parent.is_none() {
-        return (None, None);
+        return (None, None, None);
     }
     if let Ok(p) = parent.cast::<PySpan>() {
         let p = p.borrow();
         return (
             Some((p.trace_id, p.span_id, p.sampled, false)),
             p.trace_state.clone(),
+            p.service_name.clone(),
         );
     }
     if let Ok(t) = parent.cast::<PyTuple>() {
         if let Ok((trace_id, span_id, sampled, remote)) = t.extract::<(u128, u64, bool, bool)>() {
             if trace_id != 0 && span_id != 0 {
-                return (Some((trace_id, span_id, sampled, remote)), None);
+                return (Some((trace_id, span_id, sampled, remote)), None, None);
             }
         }
     }
-    (None, None)
+    (None, None, None)
 }
 
 #[pymethods]
@@ -69,9 +79,9 @@ impl PySpan {
         trace_state: Option<&Bound<'_, PyString>>,
     ) -> PySpan {
         let name = any_text(name).into_owned();
-        let (parent, inherited_state) = parent
-            .map(|p| guard("Span()", (None, None), || Ok(parent_of(p))))
-            .unwrap_or((None, None));
+        let (parent, inherited_state, service_name) = parent
+            .map(|p| guard("Span()", (None, None, None), || Ok(parent_of(p))))
+            .unwrap_or((None, None, None));
         let trace_state = trace_state
             .map(|t| str_of(t).into_owned())
             .filter(|t| !t.is_empty())
@@ -121,6 +131,7 @@ impl PySpan {
                 if let Some(t) = &trace_state {
                     r.trace_state = t.clone();
                 }
+                r.service_name = service_name.clone();
                 Ok(Some(Box::new(r)))
             })
         } else {
@@ -135,6 +146,7 @@ impl PySpan {
             name,
             trace_state,
             kind: kind.min(span::KIND_CONSUMER),
+            service_name,
         }
     }
 
@@ -277,6 +289,28 @@ impl PySpan {
         let name = str_of(name).into_owned();
         r.name = name.clone();
         self.name = name;
+    }
+
+    /// With PROFILER_GENAI_SPLITAPP_ENABLE, reports this span, and the spans started under it
+    /// from now on, under the service `name`: the process's resource with that `service.name`.
+    /// An empty name gives the process's service back. A no-op when the setting is off, or once
+    /// the span has ended.
+    fn set_service_name(&mut self, name: &Bound<'_, PyAny>) {
+        if !LIMITS.split_app() || self.ended() {
+            return;
+        }
+        guard("Span.set_service_name", (), || {
+            let name = str_of(name.cast::<PyString>()?);
+            if self.service_name.as_deref() == (!name.is_empty()).then_some(&*name) {
+                return Ok(());
+            }
+            let service = (!name.is_empty()).then(|| Arc::<str>::from(&*name));
+            if let Some(r) = self.record.as_mut() {
+                r.service_name = service.clone();
+            }
+            self.service_name = service;
+            Ok(())
+        });
     }
 
     #[pyo3(signature = (end_time=None))]
