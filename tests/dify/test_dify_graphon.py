@@ -179,3 +179,13 @@ def test_a_failing_model_runtime_fails_its_span_node_and_workflow(run, receiver)
     assert llm["status"]["code"] == "ERROR" and "rate limited" in llm["status"]["message"], tree.render()
     assert tree.one("Ask LLM(llm)")["status"]["code"] == "ERROR"
     assert tree.roots()[0]["status"]["code"] == "ERROR"
+
+
+def test_each_app_is_its_own_service_with_splitapp(run, receiver):
+    """PROFILER_GENAI_SPLITAPP_ENABLE=true: every span of the run, the model calls included, is
+    reported under a resource whose service.name is the app's."""
+    env = {"PROFILER_GENAI_SPLITAPP_ENABLE": "true"}
+    run(["python", str(WORKFLOWS), "full", "provider"], receiver=receiver, env=env, timeout=120).check()
+    tree = Tree(receiver.wait_for(_workflow_ended))
+    assert len(tree.spans) > 15
+    assert {s["resource"]["service.name"] for s in tree.spans} == {"wf-demo"}, tree.render()

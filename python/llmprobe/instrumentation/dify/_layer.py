@@ -130,7 +130,11 @@ def layer_class(base: type, tracer: Any) -> type:
                     "gen_ai.framework": "dify",
                 }
                 _system_attributes(self, attributes)
-                self._run = _Run(tracer.start_span("workflow " + name, attributes=attributes))
+                span = tracer.start_span("workflow " + name, attributes=attributes)
+                # PROFILER_GENAI_SPLITAPP_ENABLE: the app's spans (all started under this one) are
+                # its own service; a no-op when the setting is off.
+                span.set_service_name(name)
+                self._run = _Run(span)
             except Exception as exc:  # noqa: BLE001
                 _log.log_once("dify graph start", exc)
 
