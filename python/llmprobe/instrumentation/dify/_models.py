@@ -131,17 +131,23 @@ class _Request:
         self.capture = capture
 
 
-def _before_llm(instance: Any, args: tuple, kwargs: dict) -> tuple:
-    arguments = _arguments(_LLM_ARGS, args, kwargs)
+def _model_call(instance: Any, arguments: dict, operation: str) -> tuple:
+    """(the model asked for, the span's attributes, the metrics' attributes) every call starts with."""
     model = arguments.get("model")
     model = model if isinstance(model, str) else None
     provider = provider_of(instance)
     attributes: dict = {"gen_ai.framework": "dify"}
-    metric_attributes: dict = {"gen_ai.operation.name": "chat"}
+    metric_attributes: dict = {"gen_ai.operation.name": operation}
     if model:
         attributes["gen_ai.request.model"] = metric_attributes["gen_ai.request.model"] = model
     if provider:
         attributes["gen_ai.provider.name"] = metric_attributes["gen_ai.provider.name"] = provider
+    return model, attributes, metric_attributes
+
+
+def _before_llm(instance: Any, args: tuple, kwargs: dict) -> tuple:
+    arguments = _arguments(_LLM_ARGS, args, kwargs)
+    model, attributes, metric_attributes = _model_call(instance, arguments, "chat")
     parameters = arguments.get("model_parameters")
     if isinstance(parameters, dict):
         for name, attribute in _PARAMETERS:
@@ -274,15 +280,7 @@ class _AssembledMessage:
 
 def _before_embedding(instance: Any, args: tuple, kwargs: dict) -> tuple:
     arguments = _arguments(_EMBEDDING_ARGS, args, kwargs)
-    model = arguments.get("model")
-    model = model if isinstance(model, str) else None
-    provider = provider_of(instance)
-    attributes: dict = {"gen_ai.framework": "dify"}
-    metric_attributes: dict = {"gen_ai.operation.name": "embeddings"}
-    if model:
-        attributes["gen_ai.request.model"] = metric_attributes["gen_ai.request.model"] = model
-    if provider:
-        attributes["gen_ai.provider.name"] = metric_attributes["gen_ai.provider.name"] = provider
+    model, attributes, metric_attributes = _model_call(instance, arguments, "embeddings")
     texts = arguments.get("texts")
     if isinstance(texts, SEQUENCES):
         attributes["llmprobe.embeddings.count"] = len(texts)
@@ -312,14 +310,9 @@ def _after_embedding(call: _genai.Call, result: Any) -> None:
 
 def _before_rerank(instance: Any, args: tuple, kwargs: dict) -> tuple:
     arguments = _arguments(_RERANK_ARGS, args, kwargs)
-    model = arguments.get("model")
-    model = model if isinstance(model, str) else None
-    attributes: dict = {"gen_ai.framework": "dify"}
-    provider = provider_of(instance)
-    if provider:
-        attributes["gen_ai.provider.name"] = provider
+    model, attributes, metric_attributes = _model_call(instance, arguments, "rerank")
     if model:
-        attributes["gen_ai.request.model"] = attributes["reranker.model_name"] = model
+        attributes["reranker.model_name"] = model
     top_n = arguments.get("top_n")
     if type(top_n) is int:
         attributes["reranker.top_k"] = top_n
@@ -331,7 +324,7 @@ def _before_rerank(instance: Any, args: tuple, kwargs: dict) -> tuple:
         if isinstance(docs, SEQUENCES):
             documents = [{"document": {"id": str(i), "content": d}} for i, d in enumerate(docs)]
             attributes["reranker.input_documents"] = _genai.content_json(documents)
-    return _genai.request("rerank", model, attributes, "RERANKER", {"gen_ai.operation.name": "rerank"})
+    return _genai.request("rerank", model, attributes, "RERANKER", metric_attributes)
 
 
 def _after_rerank(call: _genai.Call, result: Any) -> None:
