@@ -196,14 +196,19 @@ def span_summary(name: str, values, content: dict) -> dict:
 
 
 def decode_capture(path: str, content: dict) -> list[dict]:
-    """span_summary() of every span of an OTLP/protobuf export request saved at `path`."""
+    """span_summary() of every span of an OTLP/protobuf export request saved at `path`, with
+    "parent": the name of its parent span if that is in the same request, "" for a root, None
+    for a parent elsewhere."""
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
     with open(path, "rb") as f:
         request = ExportTraceServiceRequest.FromString(f.read())
+    spans = [span for rs in request.resource_spans for ss in rs.scope_spans for span in ss.spans]
+    names = {span.span_id: span.name for span in spans}
     return [
-        span_summary(span.name, [kv.value for kv in span.attributes], content)
-        for rs in request.resource_spans
-        for ss in rs.scope_spans
-        for span in ss.spans
+        dict(
+            span_summary(span.name, [kv.value for kv in span.attributes], content),
+            parent=names.get(span.parent_span_id) if span.parent_span_id else "",
+        )
+        for span in spans
     ]

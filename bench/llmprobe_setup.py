@@ -32,9 +32,11 @@ def _start_sink() -> tuple[subprocess.Popen, int]:
     return sink, int(line.split()[1])
 
 
-def setup(ctx, library: str) -> dict:
+def setup(ctx, library: str, module: str | None = None) -> dict:
     """The harness's handles (enable / disable / span_count / flush / shutdown) for `library`
-    ("openai", "dashscope") instrumented by llmprobe; content captured if ctx.content."""
+    ("openai", "dashscope", ...: llmprobe.instrumentation.<library>) instrumented by llmprobe,
+    which llmprobe.init() applies when `module` (default: `library`) is imported; content
+    captured if ctx.content."""
     sink, port = _start_sink()
     atexit.register(sink.terminate)  # by its pid, ours only
     os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{port}"
@@ -45,7 +47,7 @@ def setup(ctx, library: str) -> dict:
     import llmprobe
 
     llmprobe.init()
-    importlib.import_module(library)  # llmprobe instruments it on import
+    importlib.import_module(module or library)  # llmprobe instruments it on import
     from llmprobe import _core
 
     instrumentation = importlib.import_module(f"llmprobe.instrumentation.{library}")
