@@ -19,7 +19,8 @@ iteration's or loop's), never through a context carried between threads:
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import weakref
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from opentelemetry import context as _context
@@ -42,20 +43,19 @@ _WORK_SPANS = {"knowledge-retrieval": ("RETRIEVER", "retrieval"), "tool": ("TOOL
 # The run a node's worker runs for, in the node's context: graphon 0.5 builds an iteration's or a
 # loop's engine on the container's worker, whose layer (inner_layer) finds its run there.
 _RUN_KEY = _context.create_key("llmprobe-dify-run")
-_END_STATES = {
-    "NodeRunSucceededEvent": None,
-    "NodeRunFailedEvent": "failed",
-    "NodeRunExceptionEvent": "exception",
-}
+
+
+_EPOCH = datetime(1970, 1, 1)
+_EPOCH_UTC = _EPOCH.replace(tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def _ns(moment: Any) -> int | None:
-    """An event's time (graphon's naive UTC datetimes) in ns since the epoch."""
+    """An event's time (graphon's naive UTC datetimes) in ns since the epoch: one subtraction,
+    exact to the microsecond (a sixth of what making it aware and asking its timestamp costs)."""
     if not isinstance(moment, datetime):
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return int(moment.timestamp() * 1_000_000) * 1000
+    return ((moment - (_EPOCH if moment.tzinfo is None else _EPOCH_UTC)) // _MICROSECOND) * 1000
 
 
 def _json(value: Any) -> str:
@@ -106,7 +106,12 @@ def layer_class(base: type, tracer: Any) -> type:
     class LlmprobeLayer(base):  # type: ignore[misc, valid-type]
         def __init__(self, engine: Any, run: _Run | None = None, parent: Any = None) -> None:
             super().__init__()
-            self._engine = engine
+            # A weak reference: the engine holds its layers, and a strong one would leave every
+            # finished engine (its graph, its state) to the cyclic garbage collector.
+            try:
+                self._engine = weakref.ref(engine)
+            except TypeError:
+                self._engine = lambda: engine
             self._run: _Run | None = run
             # An inner engine's layer (graphon 0.5's iteration or loop step): only its nodes'
             # contexts, under `parent` (the container's span); the root's layer reports the rest.
@@ -117,7 +122,7 @@ def layer_class(base: type, tracer: Any) -> type:
 
         def on_graph_start(self) -> None:
             try:
-                _quiet_dify_node_spans(self._engine)
+                _quiet_dify_node_spans(self._engine())
             except Exception as exc:  # noqa: BLE001
                 _log.log_once("dify otel layer", exc)
             if self._inner:
@@ -162,23 +167,12 @@ def layer_class(base: type, tracer: Any) -> type:
             run = self._run
             if run is None or self._inner:
                 return
+            # Most events (stream chunks, edges taken, ...) are none of ours: one lookup each.
+            handle = _EVENTS.get(type(event).__name__)
+            if handle is None:
+                return
             try:
-                name = type(event).__name__
-                if name == "NodeRunStartedEvent":
-                    _node_started(tracer, run, event)
-                elif name in _END_STATES:
-                    _node_ended(tracer, run, event, _END_STATES[name])
-                elif name == "GraphRunFailedEvent":
-                    run.failure = str(getattr(event, "error", "") or "workflow failed")
-                    run.span.set_status(trace.Status(trace.StatusCode.ERROR, run.failure))
-                    run.span.set_attribute("error.type", "WorkflowFailed")
-                elif name in ("GraphRunSucceededEvent", "GraphRunPartialSucceededEvent"):
-                    _outputs(run.span, getattr(event, "outputs", None))
-                elif name in ("GraphRunAbortedEvent", "GraphRunPausedEvent"):
-                    run.span.set_attribute(
-                        "dify.workflow.status", "aborted" if "Aborted" in name else "paused"
-                    )
-                    run.failure = run.failure or name
+                handle(tracer, run, event)
             except Exception as exc:  # noqa: BLE001
                 _log.log_once("dify event", exc)
 
@@ -225,6 +219,37 @@ def layer_class(base: type, tracer: Any) -> type:
 
     LlmprobeLayer.__name__ = LlmprobeLayer.__qualname__ = "LlmprobeLayer"
     return LlmprobeLayer
+
+
+def _graph_failed(tracer: Any, run: _Run, event: Any) -> None:
+    run.failure = str(getattr(event, "error", "") or "workflow failed")
+    run.span.set_status(trace.Status(trace.StatusCode.ERROR, run.failure))
+    run.span.set_attribute("error.type", "WorkflowFailed")
+
+
+def _graph_succeeded(tracer: Any, run: _Run, event: Any) -> None:
+    _outputs(run.span, getattr(event, "outputs", None))
+
+
+def _graph_stopped(tracer: Any, run: _Run, event: Any) -> None:
+    name = type(event).__name__
+    run.span.set_attribute("dify.workflow.status", "aborted" if "Aborted" in name else "paused")
+    run.failure = run.failure or name
+
+
+# The engine's events llmprobe reads, by class name (graphon's and Dify's classes alike); each
+# handler looked up when it runs (so that the fault-injection tests can replace it).
+_EVENTS = {
+    "NodeRunStartedEvent": lambda tracer, run, event: _node_started(tracer, run, event),
+    "NodeRunSucceededEvent": lambda tracer, run, event: _node_ended(tracer, run, event, None),
+    "NodeRunFailedEvent": lambda tracer, run, event: _node_ended(tracer, run, event, "failed"),
+    "NodeRunExceptionEvent": lambda tracer, run, event: _node_ended(tracer, run, event, "exception"),
+    "GraphRunFailedEvent": lambda tracer, run, event: _graph_failed(tracer, run, event),
+    "GraphRunSucceededEvent": lambda tracer, run, event: _graph_succeeded(tracer, run, event),
+    "GraphRunPartialSucceededEvent": lambda tracer, run, event: _graph_succeeded(tracer, run, event),
+    "GraphRunAbortedEvent": lambda tracer, run, event: _graph_stopped(tracer, run, event),
+    "GraphRunPausedEvent": lambda tracer, run, event: _graph_stopped(tracer, run, event),
+}
 
 
 def _detach(token: Any) -> None:
