@@ -336,13 +336,17 @@ def _node_context(tracer: Any, run: _Run, node: Any, parent: Any) -> Any:
 def _work_span(tracer: Any, node_span: Any, node: Any, work: tuple) -> Any:
     """A retrieval's or a tool call's span under its node, named for now after the node (the end
     names the tool)."""
-    kind, operation = work
-    attributes = {"gen_ai.span.kind": kind, "gen_ai.operation.name": operation, "gen_ai.framework": "dify"}
     return tracer.start_span(
-        f"{operation} {node.title or node.id}",
+        f"{work[1]} {node.title or node.id}",
         context=trace.set_span_in_context(node_span),
-        attributes=attributes,
+        attributes=_work_attributes(work),
     )
+
+
+def _work_attributes(work: tuple) -> dict:
+    """A retrieval's or a tool call's common attributes, from its _WORK_SPANS entry."""
+    kind, operation = work
+    return {"gen_ai.span.kind": kind, "gen_ai.operation.name": operation, "gen_ai.framework": "dify"}
 
 
 def _state(layer: Any) -> Any:
@@ -513,11 +517,7 @@ def _retrieval_span(
     (Dify's ``result`` items: content, title, metadata with score and ids)."""
     inputs = getattr(result, "inputs", None) or {}
     outputs = getattr(result, "outputs", None) or {}
-    attributes: dict = {
-        "gen_ai.span.kind": "RETRIEVER",
-        "gen_ai.operation.name": "retrieval",
-        "gen_ai.framework": "dify",
-    }
+    attributes = _work_attributes(_WORK_SPANS["knowledge-retrieval"])
     found = outputs.get("result")
     if _genai.capture:
         query = inputs.get("query")
@@ -558,12 +558,8 @@ def _tool_span(
     inputs = getattr(result, "inputs", None) or {}
     outputs = getattr(result, "outputs", None) or {}
     name = provider.rsplit("/", 1)[-1]
-    attributes: dict = {
-        "gen_ai.span.kind": "TOOL",
-        "gen_ai.operation.name": "execute_tool",
-        "gen_ai.framework": "dify",
-        "gen_ai.tool.name": name,
-    }
+    attributes = _work_attributes(_WORK_SPANS["tool"])
+    attributes["gen_ai.tool.name"] = name
     if _genai.capture:
         attributes["gen_ai.tool.call.arguments"] = attributes["input.value"] = _core.to_json(inputs)
         attributes["input.mime_type"] = "application/json"

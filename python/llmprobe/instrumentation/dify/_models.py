@@ -78,6 +78,22 @@ def _text(content: Any) -> str:
     return ""
 
 
+def _tool_call_parts(message: Any) -> list:
+    """A prompt or answer message's tool calls (Dify's ToolCall: id, function name and
+    arguments) as the contract's tool_call parts."""
+    parts = []
+    for call in getattr(message, "tool_calls", None) or ():
+        function = getattr(call, "function", None)
+        parts.append(
+            tool_call_part(
+                getattr(call, "id", None),
+                getattr(function, "name", None),
+                getattr(function, "arguments", None),
+            )
+        )
+    return parts
+
+
 def _messages(prompt_messages: Any) -> list:
     """Dify's prompt messages in the contract's shape (role, text and tool-call parts)."""
     messages = []
@@ -86,15 +102,7 @@ def _messages(prompt_messages: Any) -> list:
         text = _text(getattr(message, "content", None))
         if text:
             parts.append(text_part(text))
-        for call in getattr(message, "tool_calls", None) or ():
-            function = getattr(call, "function", None)
-            parts.append(
-                tool_call_part(
-                    getattr(call, "id", None),
-                    getattr(function, "name", None),
-                    getattr(function, "arguments", None),
-                )
-            )
+        parts.extend(_tool_call_parts(message))
         role = _role(message)
         if role == "tool":
             parts = [
@@ -185,15 +193,7 @@ def _answer(attributes: dict, message: Any, reason: Any, capture: bool) -> None:
         _genai.put_output_json(attributes, None, text, reasons, size=len(text))
         return
     parts: list = [text_part(text)] if text else []
-    for call in getattr(message, "tool_calls", None) or ():
-        function = getattr(call, "function", None)
-        parts.append(
-            tool_call_part(
-                getattr(call, "id", None),
-                getattr(function, "name", None),
-                getattr(function, "arguments", None),
-            )
-        )
+    parts.extend(_tool_call_parts(message))
     output = [{"role": "assistant", "parts": parts, "finish_reason": reason or "stop"}]
     _genai.put_output_json(attributes, _genai.content_json(output), text, reasons)
 
