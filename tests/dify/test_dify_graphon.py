@@ -7,7 +7,7 @@ workflow; an aborted run still ends every span."""
 from __future__ import annotations
 
 from conftest import HERE
-from span_query import Tree, attrs, content, kind
+from span_query import Tree, attrs, content, kind, token_sums
 
 WORKFLOWS = HERE / "graphon_workflows.py"
 
@@ -119,6 +119,9 @@ def test_a_model_reached_through_an_sdk_is_one_llm_span_under_its_node(run, rece
         assert attrs(llm)["gen_ai.usage.input_tokens"] > 0
     steps = [s for s in tree.children(tree.one("Per item(iteration)")) if s["name"] == "Describe item(llm)"]
     assert len(steps) == 2 and all(len(tree.children(step)) == 1 for step in steps), tree.render()
+    spans_input = sum(attrs(s)["gen_ai.usage.input_tokens"] for s in llms)
+    receiver.wait_for(lambda _: token_sums(receiver).get("input") == spans_input, timeout=10)
+    assert token_sums(receiver)["input"] == spans_input
     assert tree.parent(tree.one("Answer with context(llm)")) == workflow
 
 
@@ -155,6 +158,10 @@ def test_a_model_reached_through_dify_model_runtime_is_one_llm_span(run, receive
         a = attrs(llm)
         assert llm["kind"] == "CLIENT" and a["gen_ai.provider.name"] == "openai"
         assert a["gen_ai.request.stream"] is True and a["gen_ai.response.time_to_first_token"] > 0
+    # Counted once: the token metric's input tokens are the LLM and embedding spans' own.
+    spans_input = sum(attrs(s).get("gen_ai.usage.input_tokens", 0) for s in tree.spans)
+    receiver.wait_for(lambda _: token_sums(receiver).get("input") == spans_input, timeout=10)
+    assert spans_input > 0 and token_sums(receiver)["input"] == spans_input
     answer = tree.children(tree.one("Answer with context(llm)"))[0]
     a = attrs(answer)
     assert a["gen_ai.request.model"] == "gpt-4o-mini" and a["gen_ai.usage.output_tokens"] == 6
