@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from llmprobe import _import_hook, _log
 from llmprobe.instrumentation import _genai, _wrap
-from llmprobe.instrumentation.dify import _layer, _models
+from llmprobe.instrumentation.dify import _agent_tools, _apps, _layer, _models
 
 SCOPE = "llmprobe.instrumentation.dify"
 OWNER = "dify"
@@ -74,6 +74,16 @@ def instrument() -> None:
             _import_hook.when_imported(
                 f"{package}.{module}", _model_patcher(class_name, before, after, tracer)
             )
+    for mode, (package, generator, runner) in _apps.MODES.items():
+        _import_hook.when_imported(
+            f"{package}.app_generator", _app_patcher(generator, _apps.generator_wrapper(mode))
+        )
+        begin, end, fail = _apps.runner_hooks(mode, tracer)
+        hooks = _wrap.hooks("dify app run", begin, end, fail)
+        _import_hook.when_imported(f"{package}.app_runner", _app_patcher(runner, hooks))
+    _import_hook.when_imported(_apps.QUEUE_MODULE, _patch_queue)
+    tool_hooks = _wrap.hooks("dify agent tool", *_agent_tools.hooks(tracer))
+    _import_hook.when_imported(_agent_tools.MODULE, _app_patcher(_agent_tools.TARGET, tool_hooks))
 
 
 def _patcher(engine, label: str, tracer):
@@ -92,6 +102,38 @@ def _model_patcher(class_name: str, before, after, tracer):
 
     patch.__qualname__ = f"instrument[dify:{class_name}]"
     return patch
+
+
+def _app_patcher(target: str, wrapper):
+    """Wrap `target` ("Class.method", or a class: its generate() or run()) of Dify's api/."""
+    if "." not in target:
+        target += ".generate" if target.endswith("Generator") else ".run"
+
+    def patch(module: object) -> None:
+        if not _active:
+            return
+        try:
+            _wrap.wrap(module, target, wrapper, owner=OWNER)
+        except (AttributeError, ImportError) as exc:
+            _apps.log_unsupported(target, exc)
+
+    patch.__qualname__ = f"instrument[dify:{target}]"
+    return patch
+
+
+def _patch_queue(module: object) -> None:
+    """The queue manager carries an app's run from its generator to its runner (_apps)."""
+    if not _active:
+        return
+    try:
+        from core.app.entities.queue_entities import QueueMessageEndEvent
+
+        _wrap.wrap(module, "AppQueueManager.__init__", _apps.queue_wrapper, owner=OWNER)
+        _wrap.replace(
+            module, "AppQueueManager.publish", _apps.publish_replacement(QueueMessageEndEvent), owner=OWNER
+        )
+    except (AttributeError, ImportError) as exc:
+        _apps.log_unsupported("AppQueueManager", exc)
 
 
 def _patch_engine(engine, label: str, tracer) -> None:

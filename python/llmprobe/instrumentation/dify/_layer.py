@@ -29,6 +29,7 @@ from opentelemetry import trace
 from llmprobe import _core, _log
 from llmprobe.instrumentation import _genai
 from llmprobe.instrumentation._messages import text_part
+from llmprobe.instrumentation.dify import _apps
 
 _CLIENT = trace.SpanKind.CLIENT
 _INTERNAL = trace.SpanKind.INTERNAL
@@ -128,13 +129,19 @@ def layer_class(base: type, tracer: Any) -> type:
             if self._inner:
                 return
             try:
-                name = _workflow_name(self)
                 attributes = {
                     "gen_ai.span.kind": "CHAIN",
                     "gen_ai.operation.name": "invoke_workflow",
                     "gen_ai.framework": "dify",
                 }
                 _system_attributes(self, attributes)
+                # An advanced-chat or workflow app's run (Dify's api/): this span is the app's.
+                app = _apps.workflow_app()
+                if app is None:
+                    name = _workflow_name(self)
+                else:
+                    name = app.name
+                    attributes.update(app.attributes)
                 span = tracer.start_span("workflow " + name, attributes=attributes)
                 # PROFILER_GENAI_SPLITAPP_ENABLE: the app's spans (all started under this one) are
                 # its own service; a no-op when the setting is off.
