@@ -1,6 +1,9 @@
-"""Dify: every workflow run a CHAIN span ``workflow {name}``, every node a TASK span
-``{title}({type})``, an LLM node's model call an LLM span under its node, a knowledge-retrieval
-node's a RETRIEVER, a tool node's a TOOL, an agent node an AGENT.
+"""Dify: every app run a root span (_apps: ``workflow {app}`` or ``invoke_agent {app}``, with its
+agent's tool calls as TOOL spans, _agent_tools), every workflow run a CHAIN span
+``workflow {name}``, every node a TASK span ``{title}({type})``, an LLM node's model call an LLM
+span under its node, a knowledge-retrieval node's a RETRIEVER, a tool node's a TOOL, an agent node
+an AGENT, every model call through Dify's model runtime an LLM, EMBEDDING or RERANKER span
+(_models).
 
 Dify's workflow engine has no global hook: layers are added per engine. llmprobe adds its layer
 (_layer) to every engine as it is built, by wrapping the engine class's ``__init__``, in each of
