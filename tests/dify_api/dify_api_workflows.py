@@ -17,62 +17,19 @@ from __future__ import annotations
 import json
 import os
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from plugin_daemon import PluginDaemon, serve
 
 
-class Service(BaseHTTPRequestHandler):
-    """The weather service and the plugin daemon's dispatch endpoint, on one local port."""
+class Service(PluginDaemon):
+    """The weather service and the plugin daemon (plugin_daemon.py), on one local port."""
 
     def do_GET(self) -> None:
+        if not self.path.startswith("/weather"):
+            return super().do_GET()
         print(f"traceparent {self.path}: {self.headers.get('traceparent')}", flush=True)
-        self._send(b'{"weather": "sunny"}', "application/json")
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        self.rfile.read(length)
-        print(f"traceparent {self.path}: {self.headers.get('traceparent')}", flush=True)
-        words = ["Paris ", "is ", "the ", "capital."]
-        lines = []
-        for i, word in enumerate(words):
-            last = i == len(words) - 1
-            delta = {"index": i, "message": {"role": "assistant", "content": word}}
-            if last:
-                delta["finish_reason"] = "stop"
-                delta["usage"] = {
-                    "prompt_tokens": 9,
-                    "prompt_unit_price": 0,
-                    "prompt_price_unit": 0,
-                    "prompt_price": 0,
-                    "completion_tokens": 4,
-                    "completion_unit_price": 0,
-                    "completion_price_unit": 0,
-                    "completion_price": 0,
-                    "total_tokens": 13,
-                    "total_price": 0,
-                    "currency": "USD",
-                    "latency": 0.1,
-                }
-            chunk = {"model": "gpt-4o-mini", "prompt_messages": [], "delta": delta}
-            lines.append(b"data: " + json.dumps({"code": 0, "message": "", "data": chunk}).encode() + b"\n\n")
-        self._send(b"".join(lines), "text/event-stream")
-
-    def _send(self, body: bytes, content_type: str) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-def serve() -> str:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Service)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{server.server_port}"
+        self._json({"weather": "sunny"})
 
 
 def workflow(url: str) -> None:
@@ -198,7 +155,7 @@ def chat() -> None:
 
 
 if __name__ == "__main__":
-    base = serve()
+    base = serve(Service)
     os.environ["PLUGIN_DAEMON_URL"] = base  # read by Dify's settings, on their first import below
     if "workflow" in sys.argv[1:]:
         workflow(base)
