@@ -3,7 +3,10 @@ app built as Dify's app.py builds it, a workspace with its owner account, OpenAI
 workspace's model provider, then one app per mode (chat, completion, agent-chat, advanced-chat,
 workflow), each created and configured through Dify's own services, and each run through
 AppGenerateService.generate inside a request, blocking and streamed; the chat app a second turn in
-the same conversation.
+the same conversation. And a chat app with a knowledge base (knowledge), run once blocking, so that
+Dify's retrieval (DatasetRetrieval.retrieve) runs before the model call: the knowledge base is an
+"economy" one (a Jieba keyword table in Postgres: no vector store, no embedding model), its one
+document indexed in this process by the task a Celery worker would run (none runs here).
 
 Dify reaches every model through its plugin daemon: a local stand-in for it (plugin_daemon.py, on a
 free port, in this process) answers every chat with "Paris is the capital.", and prints the
@@ -12,12 +15,13 @@ traceparent each model call carried.
 Run with Dify's api/ folder as the working directory and on sys.path, with the env of
 dify_services (Postgres and Redis, migrated), plainly or under `instrument`:
 
-    python dify_api_apps.py [chat] [completion] [agent-chat] [advanced-chat] [workflow]
+    python dify_api_apps.py [chat] [completion] [agent-chat] [advanced-chat] [workflow] [knowledge]
 
 (every mode when none is named). Per run it prints `answer <run>: <answer>`, for the apps with
 conversations `conversation <run>: <id>`, for workflow runs `workflow run <run>: <id>`, for the
-agent `tool <run>: <call> -> <result>`; at the end the daemon endpoints Dify called. It exits 1
-when a run did not answer.
+agent `tool <run>: <call> -> <result>`, for the knowledge app `retrieved <run>: <document>
+<segment> ...` per source it showed; at the end the daemon endpoints Dify called. It exits 1 when a
+run did not answer (or the knowledge app showed no source).
 """
 
 from __future__ import annotations
@@ -29,8 +33,9 @@ import time
 
 from plugin_daemon import API_KEY, CALLED, MODEL, PROVIDER, WORDS, serve
 
-MODES = ["chat", "completion", "agent-chat", "advanced-chat", "workflow"]
+MODES = ["chat", "completion", "agent-chat", "advanced-chat", "workflow", "knowledge"]
 QUESTION = "What is the capital of France?"
+FACT = "Paris is the capital of France. It is known for the Eiffel Tower."
 FAILED: list[str] = []  # the runs that did not answer
 
 
@@ -147,6 +152,84 @@ def graph(nodes: list[dict]) -> dict:
     return {"nodes": nodes, "edges": edges}
 
 
+# ---- Dify: a knowledge base ----------------------------------------------------------------------
+
+
+def knowledge_base(account) -> str:
+    """An "economy" knowledge base with one text document, as the service API's create-by-text
+    endpoint adds it (the text saved as an upload file, then the document), indexed; its id."""
+    from extensions.ext_database import db
+    from flask import g
+    from services.dataset_service import DatasetService, DocumentService
+    from services.entities.knowledge_entities.knowledge_entities import KnowledgeConfig
+    from services.file_service import FileService
+
+    g._login_user = account  # DocumentService reads the signed-in account (flask-login's current_user)
+    tenant_id = account.current_tenant_id
+    dataset = DatasetService.create_empty_dataset(
+        tenant_id=tenant_id,
+        name="Travel Facts",
+        description=None,
+        indexing_technique="economy",
+        account=account,
+    )
+    text = FileService(db.engine).upload_text(
+        text=FACT, text_name="france.txt", user_id=account.id, tenant_id=tenant_id
+    )
+    files = {"data_source_type": "upload_file", "file_info_list": {"file_ids": [text.id]}}
+    config = KnowledgeConfig.model_validate(
+        {
+            "indexing_technique": "economy",
+            "data_source": {"info_list": files},
+            "process_rule": {"mode": "automatic"},
+        }
+    )
+    DocumentService.document_create_args_validate(config)
+    documents, _ = DocumentService.save_document_with_dataset_id(dataset, config, account, created_from="api")
+    index(tenant_id, dataset.id, [document.id for document in documents])
+    return dataset.id
+
+
+def index(tenant_id: str, dataset_id: str, document_ids: list[str]) -> None:
+    """The documents indexed here and now, by the task Dify queued for a Celery worker (the message
+    stays in Redis, unread); it fails unless each document and all its segments are completed."""
+    from extensions.ext_database import db
+    from models.dataset import Document, DocumentSegment
+    from tasks.document_indexing_task import priority_document_indexing_task
+
+    priority_document_indexing_task(tenant_id, dataset_id, document_ids)
+    db.session.expire_all()
+    for document_id in document_ids:
+        document = db.session.get(Document, document_id)
+        segments = db.session.query(DocumentSegment).filter_by(document_id=document_id).all()
+        statuses = sorted({segment.status for segment in segments})
+        if document.indexing_status != "completed" or not segments or statuses != ["completed"]:
+            raise RuntimeError(
+                f"document {document.name} not indexed: {document.indexing_status} {document.error}, "
+                f"segments {statuses}"
+            )
+        print(f"indexed {document.name}: {len(segments)} segment(s) completed", file=sys.stderr, flush=True)
+
+
+def with_knowledge(config: dict, dataset_id: str) -> dict:
+    """A model config with the knowledge base attached, as the console's model-config endpoint gets
+    it: retrieval "multiple" (top 2, no reranking, no score threshold), sources shown."""
+    datasets = {
+        "retrieval_model": "multiple",
+        "top_k": 2,
+        "score_threshold_enabled": False,
+        "score_threshold": None,
+        "reranking_enabled": False,
+        "datasets": {"strategy": "router", "datasets": [{"dataset": {"enabled": True, "id": dataset_id}}]},
+    }
+    return {
+        **config,
+        "dataset_configs": datasets,
+        "dataset_query_variable": "",
+        "retriever_resource": {"enabled": True},
+    }
+
+
 def make_app(account, mode: str):
     """The app of a mode, created and configured; the args of a run of it."""
     simple = {"model": model(), "pre_prompt": "You are a travel guide. Answer in one sentence."}
@@ -172,6 +255,9 @@ def make_app(account, mode: str):
         }
         agent = {"enabled": True, "strategy": "function_call", "max_iteration": 3, "tools": [tool]}
         configure(app, account, {**simple, "agent_mode": agent})
+    elif mode == "knowledge":
+        app = new_app(account, "chat", "Travel Knowledge")
+        configure(app, account, with_knowledge(simple, knowledge_base(account)))
     elif mode == "advanced-chat":
         app = new_app(account, mode, "Travel Advanced")
         start = {"id": "start", "data": {"type": "start", "title": "Start", "variables": []}}
@@ -199,7 +285,7 @@ def make_app(account, mode: str):
 # ---- Running an app, as the service API's endpoints do ------------------------------------------
 
 
-# The service API's endpoint of each mode.
+# The service API's endpoint of each mode (the others: chat-messages).
 ENDPOINTS = {"completion": "/v1/completion-messages", "workflow": "/v1/workflows/run"}
 
 
@@ -240,7 +326,10 @@ def gather(events: list[dict]) -> dict:
     for event in events:
         kind = event.get("event")
         if kind == "agent_thought" and event.get("tool") and event.get("observation"):
-            result["tools"].append(f"{event['tool']} {event.get('tool_input')} -> {event['observation']}")
+            # Dify may send a thought again once it is saved (timing): one line per thought.
+            call = f"{event['tool']} {event.get('tool_input')} -> {event['observation']}"
+            if call not in result["tools"]:
+                result["tools"].append(call)
         if kind in ("message", "agent_message"):
             answer += event.get("answer") or ""
         elif kind == "text_chunk":
@@ -278,14 +367,33 @@ def report(label: str, response: dict) -> str | None:
     return conversation
 
 
+def report_sources(label: str, response: dict) -> None:
+    """Prints the knowledge the answer drew on, as the response's metadata shows it (the sources
+    shown with it); none is counted in FAILED."""
+    sources = (response.get("metadata") or {}).get("retriever_resources") or []
+    for source in sources:
+        print(
+            f"retrieved {label}: {source.get('document_name')} {(source.get('content') or '')[:40]} ...",
+            flush=True,
+        )
+    if not sources:
+        FAILED.append(f"{label} (no source)")
+
+
 def run_mode(flask_app, account_id: str, mode: str) -> None:
     """The mode's app made, then run blocking (not the agent: Dify runs agents streamed only) and
-    streamed; the chat app's blocking conversation a second turn."""
+    streamed (the knowledge app blocking only); the chat app's blocking conversation a second turn."""
     with flask_app.test_request_context():
         app, args = make_app(signed_in(account_id), mode)
         app = app.id
     key = api_key(flask_app, app)
     began = time.monotonic()
+    if mode == "knowledge":
+        response = generate(flask_app, mode, key, args, streaming=False)
+        report(mode, response)
+        report_sources(mode, response)
+        print(f"seconds {mode}: {time.monotonic() - began:.2f}", file=sys.stderr, flush=True)
+        return
     if mode != "agent-chat":
         conversation = report(mode, generate(flask_app, mode, key, args, streaming=False))
     report(f"{mode} streamed", generate(flask_app, mode, key, args, streaming=True))

@@ -1,8 +1,9 @@
 """Make llmprobe's hooks of Dify's apps fail on purpose (tests/dify_api/test_dify_apps.py), before
 Dify is imported. Each mode replaces a set of llmprobe's functions with one that raises:
 
-- ``hooks``: every function of the app and agent-tool hooks (_apps, _agent_tools) except the
-  wrappers themselves, which are what keeps the call running when the rest fails;
+- ``hooks``: every function of the app, agent-tool and retrieval hooks (_apps, _agent_tools,
+  _retrieval) except the wrappers themselves, which are what keeps the call running when the
+  rest fails;
 - ``after``: only what runs at a run's or a tool call's end, so that spans start and then fail;
 - ``tracer``: starting any span of llmprobe's Dify instrumentation (not the spans of the
   OpenTelemetry instrumentations of Redis, SQLAlchemy, Flask, which call the same tracer class
@@ -15,6 +16,7 @@ from fault_injection import boom, calls, replace_functions  # noqa: F401 - calls
 
 APPS = "llmprobe.instrumentation.dify._apps"
 TOOLS = "llmprobe.instrumentation.dify._agent_tools"
+RETRIEVAL = "llmprobe.instrumentation.dify._retrieval"
 # The wrappers and what makes them (applied when Dify's modules are imported).
 PLUMBING = {
     "generator_wrapper",
@@ -24,12 +26,16 @@ PLUMBING = {
     "hooks",
     "log_unsupported",
 }
-AFTER = {APPS: ["_end_run", "_fail_run", "_answer"], TOOLS: ["_end", "_fail"]}
+AFTER = {
+    APPS: ["_end_run", "_fail_run", "answer"],
+    TOOLS: ["_end", "_fail"],
+    RETRIEVAL: ["_end", "_fail", "documents"],
+}
 
 
 def inject(mode: str) -> None:
     if mode == "hooks":
-        for module in (APPS, TOOLS):
+        for module in (APPS, TOOLS, RETRIEVAL):
             replace_functions(module, None, PLUMBING)
     elif mode == "after":
         for module, names in AFTER.items():

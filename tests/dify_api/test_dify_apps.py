@@ -1,12 +1,13 @@
 """Dify's apps, end to end inside Dify's api/ (LLMPROBE_DIFY_API_SRC) with a real Postgres and Redis
-(dify_services.py): a chat, a completion, an agent-chat (with a tool), an advanced-chat and a
-workflow app, each asked through Dify's service API by an end user as a client would, blocking and
+(dify_services.py): a chat, a completion, an agent-chat (with a tool), an advanced-chat, a workflow
+app and a chat app with a knowledge base, each asked through Dify's service API by an end user as a client would, blocking and
 streamed, against a stand-in plugin daemon (dify_api_apps.py). Checked at the OTLP receiver: each
 run is one span under its web request, named after the app, with the user, the conversation, the
-query and the answer; its model calls, tool calls and nodes under it."""
+query and the answer; its model calls, tool calls, retrieval and nodes under it."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -27,6 +28,7 @@ RUNS = {
     "invoke_agent Travel Agent": 1,  # Dify runs agents streamed only
     "workflow Travel Advanced": 2,
     "workflow Travel Workflow": 2,
+    "workflow Travel Knowledge": 1,  # a chat app with a knowledge base: retrieval, then the model
 }
 WORKFLOW_MODES = {"workflow Travel Advanced": "advanced-chat", "workflow Travel Workflow": "workflow"}
 ENDPOINTS = {
@@ -35,6 +37,7 @@ ENDPOINTS = {
     "invoke_agent Travel Agent": "POST /v1/chat-messages",
     "workflow Travel Advanced": "POST /v1/chat-messages",
     "workflow Travel Workflow": "POST /v1/workflows/run",
+    "workflow Travel Knowledge": "POST /v1/chat-messages",
 }
 
 
@@ -66,6 +69,10 @@ def _conversations(stdout: str) -> dict[str, str]:
     return dict(re.findall(r"^conversation (.+): (\S+)$", stdout, re.MULTILINE))
 
 
+# Each test runs Dify's whole app (a Flask app and six apps set up, some forty requests) once or twice.
+pytestmark = pytest.mark.timeout(600)
+
+
 def test_each_app_run_is_one_span_under_its_web_request(run, receiver, dify_db):
     dify_db.reset()
     env = _env(dify_db, PROFILER_GENAI_SPLITAPP_ENABLE="true")
@@ -73,7 +80,7 @@ def test_each_app_run_is_one_span_under_its_web_request(run, receiver, dify_db):
     assert result.stdout.count(f": {ANSWER}") == sum(RUNS.values()), result.stdout
     tree = Tree(receiver.wait_for(_all_runs_ended, timeout=60))
     conversations = set(_conversations(result.stdout).values())
-    assert len(conversations) == 5, result.stdout  # chat twice, agent, advanced-chat twice
+    assert len(conversations) == 6, result.stdout  # chat twice, agent, advanced-chat twice, knowledge
 
     for name, count in RUNS.items():
         spans = tree.named(name)
@@ -141,17 +148,34 @@ def test_each_app_run_is_one_span_under_its_web_request(run, receiver, dify_db):
     assert all(attrs(s)["input.value"] == QUESTION for s in tree.named("workflow Travel Advanced"))
     assert all(QUESTION in attrs(s)["input.value"] for s in tree.named("workflow Travel Workflow"))
 
+    # The knowledge chat: its retrieval, then the model call, whose prompt has what was retrieved.
+    [app] = tree.named("workflow Travel Knowledge")
+    retrieval, llm = _genai_children(tree, app)
+    assert (retrieval["name"], kind(retrieval), llm["name"]) == (
+        "retrieval Travel Facts",
+        "RETRIEVER",
+        "chat gpt-4o-mini",
+    ), tree.render([app])
+    r = attrs(retrieval)
+    assert r["gen_ai.retrieval.query.text"] == QUESTION and len(r["dify.dataset.ids"]) == 1
+    [found] = json.loads(r["retrieval.documents"])
+    document = found["document"]
+    assert "Eiffel Tower" in document["content"] and document["id"] and document["score"] is not None
+    assert document["metadata"]["dataset_name"] == "Travel Facts"
+    assert document["metadata"]["document_name"] == "france.txt"
+    assert "Eiffel Tower" in r["output.value"] and "Eiffel Tower" in attrs(llm)["gen_ai.input.messages"]
+
     # Every request to the plugin daemon's model endpoint carried the LLM span it was made under.
     headers = re.findall(r"^traceparent /plugin/\S+/dispatch/llm/invoke: (\S+)$", result.stdout, re.MULTILINE)
-    assert len(headers) == len(tree.llm()) == 11
+    assert len(headers) == len(tree.llm()) == 12
     for header in headers:
         _version, trace_id, span_id, _flags = header.split("-")
         [request] = [s for s in tree.spans if s["span_id"] == span_id and s["trace_id"] == trace_id]
         assert kind(tree.parent(request)) == "LLM"
 
 
-# A run as the application saw it: the answers and tool results, without the random ids.
-SEEN = re.compile(r"^((?:answer|tool) .*)$", re.MULTILINE)
+# A run as the application saw it: the answers, tool results and sources, without the random ids.
+SEEN = re.compile(r"^((?:answer|tool|retrieved) .*)$", re.MULTILINE)
 FAULTY = """
 import sys
 sys.path[:0] = [{tests!r}, {here!r}]
@@ -176,7 +200,7 @@ def plain_run(dify_db, tmp_path_factory):
 
 @pytest.mark.parametrize("mode", ["hooks", "after", "tracer"])
 def test_the_apps_see_no_difference_when_llmprobe_fails(run, dify_db, plain_run, tmp_path, mode):
-    assert len(plain_run) == sum(RUNS.values()) + 1, plain_run  # the answers, and the agent's tool
+    assert len(plain_run) == sum(RUNS.values()) + 2, plain_run  # the answers, the agent's tool, the source
     script = tmp_path / "faulty_apps.py"
     script.write_text(FAULTY.format(tests=str(HERE.parent), here=str(HERE), mode=mode))
     dify_db.reset()

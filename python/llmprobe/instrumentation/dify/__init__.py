@@ -2,8 +2,8 @@
 agent's tool calls as TOOL spans, _agent_tools), every workflow run a CHAIN span
 ``workflow {name}``, every node a TASK span ``{title}({type})``, an LLM node's model call an LLM
 span under its node, a knowledge-retrieval node's a RETRIEVER, a tool node's a TOOL, an agent node
-an AGENT, every model call through Dify's model runtime an LLM, EMBEDDING or RERANKER span
-(_models).
+an AGENT, a chat app's knowledge retrieval a RETRIEVER (_retrieval), every model call through
+Dify's model runtime an LLM, EMBEDDING or RERANKER span (_models).
 
 Dify's workflow engine has no global hook: layers are added per engine. llmprobe adds its layer
 (_layer) to every engine as it is built, by wrapping the engine class's ``__init__``, in each of
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from llmprobe import _import_hook, _log
 from llmprobe.instrumentation import _genai, _wrap
-from llmprobe.instrumentation.dify import _agent_tools, _apps, _layer, _models
+from llmprobe.instrumentation.dify import _agent_tools, _apps, _layer, _models, _retrieval
 
 SCOPE = "llmprobe.instrumentation.dify"
 OWNER = "dify"
@@ -87,6 +87,8 @@ def instrument() -> None:
     _import_hook.when_imported(_apps.QUEUE_MODULE, _patch_queue)
     tool_hooks = _wrap.hooks("dify agent tool", *_agent_tools.hooks(tracer))
     _import_hook.when_imported(_agent_tools.MODULE, _app_patcher(_agent_tools.TARGET, tool_hooks))
+    retrieval_hooks = _wrap.hooks("dify app retrieval", *_retrieval.hooks(tracer))
+    _import_hook.when_imported(_retrieval.MODULE, _app_patcher(_retrieval.TARGET, retrieval_hooks))
 
 
 def _patcher(engine, label: str, tracer):
@@ -129,12 +131,14 @@ def _patch_queue(module: object) -> None:
     if not _active:
         return
     try:
-        from core.app.entities.queue_entities import QueueMessageEndEvent
+        from core.app.entities.queue_entities import QueueMessageEndEvent, QueueRetrieverResourcesEvent
 
+        handlers = {
+            QueueMessageEndEvent: lambda queue, event: _apps.answer(queue, event),
+            QueueRetrieverResourcesEvent: lambda _queue, event: _retrieval.documents(event),
+        }
         _wrap.wrap(module, "AppQueueManager.__init__", _apps.queue_wrapper, owner=OWNER)
-        _wrap.replace(
-            module, "AppQueueManager.publish", _apps.publish_replacement(QueueMessageEndEvent), owner=OWNER
-        )
+        _wrap.replace(module, "AppQueueManager.publish", _apps.publish_replacement(handlers), owner=OWNER)
     except (AttributeError, ImportError) as exc:
         _apps.log_unsupported("AppQueueManager", exc)
 

@@ -18,7 +18,7 @@ it runs; the runner's hook starts the app's span there, current on the worker wh
 For an advanced-chat or workflow app the span is the workflow span of its graph engine run: the
 runner's hook puts the app in the worker's context, and the engine's layer (_layer) names the
 workflow span after it, so that one run is one span. The answer of a chat, completion or agent
-app is read from the one message-end event its runner publishes to the queue.
+app is read from the one message-end event its runner publishes to the queue (answer()).
 """
 
 from __future__ import annotations
@@ -241,15 +241,17 @@ def workflow_app() -> App | None:
     return app
 
 
-def publish_replacement(end_event: type):
-    """AppQueueManager.publish, replaced: the answer of the app whose queue gets the message-end
-    event. A plain function (the runner publishes every chunk of a stream through it): one type
-    check per event."""
+def publish_replacement(handlers: dict):
+    """AppQueueManager.publish, replaced: `handlers` (event class -> handler(queue manager, event))
+    see the few events llmprobe reads (the answer of the message-end event, answer(); the documents
+    of a retrieval, _retrieval). A plain function (the runner publishes every chunk of a stream
+    through it): one dict lookup per event."""
 
     def make(original):
         def publish(self, event, *args, **kwargs):
-            if type(event) is end_event:
-                _wrap.guarded("dify app answer", _answer, self, event)
+            handler = handlers.get(type(event))
+            if handler is not None:
+                _wrap.guarded("dify app event", handler, self, event)
             return original(self, event, *args, **kwargs)
 
         return publish
@@ -257,7 +259,8 @@ def publish_replacement(end_event: type):
     return make
 
 
-def _answer(queue_manager: Any, event: Any) -> None:
+def answer(queue_manager: Any, event: Any) -> None:
+    """The message-end event: the answer of the chat, completion or agent app it ends."""
     app = _BY_QUEUE.get(queue_manager)
     span = getattr(app, "span", None)
     if span is None or not _genai.capture:
