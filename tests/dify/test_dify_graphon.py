@@ -196,3 +196,19 @@ def test_each_app_is_its_own_service_with_splitapp(run, receiver):
     tree = Tree(receiver.wait_for(_workflow_ended))
     assert len(tree.spans) > 15
     assert {s["resource"]["service.name"] for s in tree.spans} == {"wf-demo"}, tree.render()
+
+
+def test_a_parallel_iteration_nests_what_each_step_calls(run, receiver, fake_openai):
+    """A parallel iteration runs its steps on a thread pool (graphon 0.5 to 0.7 submits them with no
+    context): each step's node span is current on its pool thread all the same, so the SDK call
+    each step makes is the one LLM span under that step's node."""
+    env = {"OPENAI_BASE_URL": fake_openai.base_url, "OPENAI_API_KEY": "sk-test"}
+    run(["python", str(WORKFLOWS), "piter", "sdk"], receiver=receiver, env=env, timeout=120).check()
+    tree = Tree(receiver.wait_for(_workflow_ended))
+    [workflow] = tree.roots()
+    steps = [s for s in tree.children(tree.one("Per item(iteration)")) if s["name"] == "Describe item(llm)"]
+    assert len(steps) == 2, tree.render()
+    for step in steps:
+        [llm] = tree.children(step)
+        assert kind(llm) == "LLM" and llm["scope"] == "llmprobe.instrumentation.openai", tree.render()
+    assert len(tree.llm()) == 2 and all(s["trace_id"] == workflow["trace_id"] for s in tree.spans)

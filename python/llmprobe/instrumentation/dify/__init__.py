@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from llmprobe import _import_hook, _log
 from llmprobe.instrumentation import _genai, _wrap
-from llmprobe.instrumentation.dify import _agent_tools, _apps, _layer, _models, _retrieval
+from llmprobe.instrumentation.dify import _agent_tools, _apps, _layer, _models, _retrieval, _steps
 
 SCOPE = "llmprobe.instrumentation.dify"
 OWNER = "dify"
@@ -72,6 +72,9 @@ def instrument() -> None:
     tracer = _genai.tracer(SCOPE)
     for module, engine, label in _ENGINES:
         _import_hook.when_imported(module, _patcher(engine, label, tracer))
+    _import_hook.when_imported(
+        _steps.MODULE, _method_patcher(_steps.TARGET, _steps.submit_wrapper, quiet=True)
+    )
     for package in _MODEL_PACKAGES:
         for module, class_name, before, after in _models.CALLS:
             _import_hook.when_imported(
@@ -79,16 +82,16 @@ def instrument() -> None:
             )
     for mode, (package, generator, runner) in _apps.MODES.items():
         _import_hook.when_imported(
-            f"{package}.app_generator", _app_patcher(generator, _apps.generator_wrapper(mode))
+            f"{package}.app_generator", _method_patcher(generator, _apps.generator_wrapper(mode))
         )
         begin, end, fail = _apps.runner_hooks(mode, tracer)
         hooks = _wrap.hooks("dify app run", begin, end, fail)
-        _import_hook.when_imported(f"{package}.app_runner", _app_patcher(runner, hooks))
+        _import_hook.when_imported(f"{package}.app_runner", _method_patcher(runner, hooks))
     _import_hook.when_imported(_apps.QUEUE_MODULE, _patch_queue)
     tool_hooks = _wrap.hooks("dify agent tool", *_agent_tools.hooks(tracer))
-    _import_hook.when_imported(_agent_tools.MODULE, _app_patcher(_agent_tools.TARGET, tool_hooks))
+    _import_hook.when_imported(_agent_tools.MODULE, _method_patcher(_agent_tools.TARGET, tool_hooks))
     retrieval_hooks = _wrap.hooks("dify app retrieval", *_retrieval.hooks(tracer))
-    _import_hook.when_imported(_retrieval.MODULE, _app_patcher(_retrieval.TARGET, retrieval_hooks))
+    _import_hook.when_imported(_retrieval.MODULE, _method_patcher(_retrieval.TARGET, retrieval_hooks))
 
 
 def _patcher(engine, label: str, tracer):
@@ -109,8 +112,9 @@ def _model_patcher(class_name: str, before, after, tracer):
     return patch
 
 
-def _app_patcher(target: str, wrapper):
-    """Wrap `target` ("Class.method", or a class: its generate() or run()) of Dify's api/."""
+def _method_patcher(target: str, wrapper, quiet: bool = False):
+    """Wrap `target` ("Class.method", or a class: its generate() or run()) of the module; where it
+    is missing, say so once in the log (`quiet`: a method only some versions have)."""
     if "." not in target:
         target += ".generate" if target.endswith("Generator") else ".run"
 
@@ -120,7 +124,8 @@ def _app_patcher(target: str, wrapper):
         try:
             _wrap.wrap(module, target, wrapper, owner=OWNER)
         except (AttributeError, ImportError) as exc:
-            _apps.log_unsupported(target, exc)
+            if not quiet:
+                _apps.log_unsupported(target, exc)
 
     patch.__qualname__ = f"instrument[dify:{target}]"
     return patch

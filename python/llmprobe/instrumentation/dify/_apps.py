@@ -277,4 +277,4 @@ def answer(queue_manager: Any, event: Any) -> None:
 
 
 def log_unsupported(what: str, exc: BaseException) -> None:
-    _log.warn(f"Dify's {what} is not where llmprobe looks for it ({exc}): app runs get no span of their own")
+    _log.warn(f"Dify's {what} is not where llmprobe looks for it ({exc}): it is not traced")
