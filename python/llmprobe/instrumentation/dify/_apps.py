@@ -33,7 +33,6 @@ from opentelemetry import trace
 from llmprobe import _log
 from llmprobe.instrumentation import _genai, _wrap
 
-OWNER = "dify-apps"
 # The app a generator is starting, on the request's thread (its generate() call).
 _STARTING: contextvars.ContextVar[Any] = contextvars.ContextVar("llmprobe-dify-app", default=None)
 # The app whose run a queue manager carries, from the generator to the runner on the worker.
@@ -52,7 +51,6 @@ MODES = {
 # Modes whose run is a graph engine's run: the engine's layer makes their span.
 _WORKFLOW_MODES = ("advanced-chat", "workflow")
 QUEUE_MODULE = "core.app.apps.base_app_queue_manager"
-QUEUE_ENTITIES = "core.app.entities.queue_entities"
 
 
 class App:
