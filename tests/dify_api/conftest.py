@@ -1,6 +1,8 @@
 """Fixtures of the tests that run inside Dify's own api/ (a Dify source tree, which no package
 registry has): they run when LLMPROBE_DIFY_API_SRC names its api/ folder and the Python running
-pytest has Dify's dependencies installed, and skip, naming that, otherwise."""
+pytest has Dify's dependencies installed, and skip, naming that, otherwise. The app tests
+(test_dify_apps.py) also need Postgres' server programs and redis-server (dify_services.py), and
+skip naming whichever is missing."""
 
 from __future__ import annotations
 
