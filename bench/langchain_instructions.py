@@ -135,7 +135,10 @@ def check_child(config: str, mode: str, calls: int) -> None:
             h["flush"]()
             counts["on" if on else "off"] = (h["span_count"]() - before) / calls
             if on and "last_export" in h:
-                spans = [span_summary(name, attributes.values(), CONTENT) for name, attributes in h["last_export"]()]
+                spans = [
+                    span_summary(name, attributes.values(), CONTENT)
+                    for name, attributes in h["last_export"]()
+                ]
         h["shutdown"]()
     if os.path.exists(capture):
         spans = spans or decode_capture(capture, CONTENT)

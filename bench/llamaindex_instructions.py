@@ -134,7 +134,10 @@ def check_child(config: str, mode: str, calls: int) -> None:
             if wrong_spans(config, state, counts[state]):
                 problems.append(f"{state}: {counts[state]:g} spans per call")
             if on and "last_export" in h:
-                spans = [span_summary(name, attributes.values(), CONTENT) for name, attributes in h["last_export"]()]
+                spans = [
+                    span_summary(name, attributes.values(), CONTENT)
+                    for name, attributes in h["last_export"]()
+                ]
         h["shutdown"]()
     if os.path.exists(capture):
         spans = spans or decode_capture(capture, CONTENT)

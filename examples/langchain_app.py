@@ -61,7 +61,9 @@ def _model():
 def chain():
     global _chain
     if _chain is None:
-        prompt = ChatPromptTemplate.from_messages([("system", "Answer in one sentence."), ("human", "{question}")])
+        prompt = ChatPromptTemplate.from_messages(
+            [("system", "Answer in one sentence."), ("human", "{question}")]
+        )
         _chain = prompt | _model() | StrOutputParser()
     return _chain
 
@@ -103,15 +105,23 @@ async def ask_agent(q: str, session: str = "demo-session") -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     parser.add_argument("--demo", action="store_true", help="make one request of each kind, then exit")
-    parser.add_argument("--real", action="store_true", help="use the real OpenAI API even without OPENAI_BASE_URL")
+    parser.add_argument(
+        "--real", action="store_true", help="use the real OpenAI API even without OPENAI_BASE_URL"
+    )
     args = parser.parse_args()
     if not os.environ.get("OPENAI_BASE_URL") and not args.real:
         offline.start_fake_openai()
     if args.demo:
-        offline.demo(app, args.port, ("/ask?q=What+is+a+span", "/stream?q=Tell+me+a+story", "/agent?q=Weather+and+time+in+Paris"))
+        offline.demo(
+            app,
+            args.port,
+            ("/ask?q=What+is+a+span", "/stream?q=Tell+me+a+story", "/agent?q=Weather+and+time+in+Paris"),
+        )
     else:
         uvicorn.run(app, host="127.0.0.1", port=args.port)
 

@@ -86,7 +86,10 @@ def agent():
 @app.get("/ask")
 def ask(q: str) -> dict:
     response = index().as_query_engine(similarity_top_k=2).query(q)
-    return {"answer": response.response, "sources": sorted(n.node.metadata.get("file_name", "") for n in response.source_nodes)}
+    return {
+        "answer": response.response,
+        "sources": sorted(n.node.metadata.get("file_name", "") for n in response.source_nodes),
+    }
 
 
 @app.get("/stream")

@@ -109,7 +109,9 @@ def main() -> None:
     if not os.environ.get("OPENAI_BASE_URL") and not args.real:
         offline.start_fake_openai()
     if args.demo:
-        offline.demo(app, args.port, ("/ask?q=What+is+a+span", "/stream?q=Tell+me+a+story", "/weather?city=Paris"))
+        offline.demo(
+            app, args.port, ("/ask?q=What+is+a+span", "/stream?q=Tell+me+a+story", "/weather?city=Paris")
+        )
     else:
         uvicorn.run(app, host="127.0.0.1", port=args.port)
 

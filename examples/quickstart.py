@@ -61,8 +61,12 @@ class ModelServer(BaseHTTPRequestHandler):
 def retrieve(question: str) -> list[dict]:
     with tracer.start_as_current_span("retrieval docs") as span:
         span.set_attributes(
-            {"gen_ai.span.kind": "RETRIEVER", "gen_ai.operation.name": "retrieval",
-             "gen_ai.retrieval.query.text": question, "input.value": question}
+            {
+                "gen_ai.span.kind": "RETRIEVER",
+                "gen_ai.operation.name": "retrieval",
+                "gen_ai.retrieval.query.text": question,
+                "input.value": question,
+            }
         )
         words = set(question.lower().split())
         hits = [d for d in DOCUMENTS if words & set(d["content"].lower().split())]
@@ -73,9 +77,14 @@ def retrieve(question: str) -> list[dict]:
 def chat(base_url: str, model: str, messages: list[dict]) -> str:
     with tracer.start_as_current_span(f"chat {model}", kind=trace.SpanKind.CLIENT) as span:
         span.set_attributes(
-            {"gen_ai.span.kind": "LLM", "gen_ai.operation.name": "chat",
-             "gen_ai.provider.name": "openai", "gen_ai.request.model": model,
-             "input.value": json.dumps(messages), "input.mime_type": "application/json"}
+            {
+                "gen_ai.span.kind": "LLM",
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": model,
+                "input.value": json.dumps(messages),
+                "input.mime_type": "application/json",
+            }
         )
         req = urllib.request.Request(
             f"{base_url}/v1/chat/completions",
@@ -85,24 +94,32 @@ def chat(base_url: str, model: str, messages: list[dict]) -> str:
         with urllib.request.urlopen(req) as resp:
             answer = json.load(resp)
         span.set_attributes(
-            {"gen_ai.response.id": answer["id"], "gen_ai.response.model": answer["model"],
-             "gen_ai.response.finish_reasons": [c["finish_reason"] for c in answer["choices"]],
-             "gen_ai.usage.input_tokens": answer["usage"]["prompt_tokens"],
-             "gen_ai.usage.output_tokens": answer["usage"]["completion_tokens"],
-             "output.value": answer["choices"][0]["message"]["content"]}
+            {
+                "gen_ai.response.id": answer["id"],
+                "gen_ai.response.model": answer["model"],
+                "gen_ai.response.finish_reasons": [c["finish_reason"] for c in answer["choices"]],
+                "gen_ai.usage.input_tokens": answer["usage"]["prompt_tokens"],
+                "gen_ai.usage.output_tokens": answer["usage"]["completion_tokens"],
+                "output.value": answer["choices"][0]["message"]["content"],
+            }
         )
         return answer["choices"][0]["message"]["content"]
 
 
 def ask(base_url: str, question: str) -> str:
     with tracer.start_as_current_span("chain answer") as span:
-        span.set_attributes({"gen_ai.span.kind": "CHAIN", "gen_ai.operation.name": "chain",
-                             "input.value": question})
+        span.set_attributes(
+            {"gen_ai.span.kind": "CHAIN", "gen_ai.operation.name": "chain", "input.value": question}
+        )
         context = "\n".join(d["content"] for d in retrieve(question))
-        answer = chat(base_url, "qwen-plus", [
-            {"role": "system", "content": f"Answer from these notes:\n{context}"},
-            {"role": "user", "content": question},
-        ])
+        answer = chat(
+            base_url,
+            "qwen-plus",
+            [
+                {"role": "system", "content": f"Answer from these notes:\n{context}"},
+                {"role": "user", "content": question},
+            ],
+        )
         span.set_attribute("output.value", answer)
         return answer
 

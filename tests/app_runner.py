@@ -65,7 +65,9 @@ class Result(NamedTuple):
 
     def check(self) -> Result:
         """Assert the command succeeded, showing its output otherwise."""
-        assert self.returncode == 0, f"exit {self.returncode}\n--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}"
+        assert self.returncode == 0, (
+            f"exit {self.returncode}\n--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}"
+        )
         return self
 
     def last_line(self) -> str:

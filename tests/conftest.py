@@ -18,7 +18,10 @@ from otlp_receiver import GrpcReceiver, HttpReceiver
 
 # The fake provider servers' folders: their modules are imported by the fixtures below and by
 # the apps the tests run.
-sys.path[:0] = [str(Path(__file__).resolve().parent / "openai"), str(Path(__file__).resolve().parent / "dashscope")]
+sys.path[:0] = [
+    str(Path(__file__).resolve().parent / "openai"),
+    str(Path(__file__).resolve().parent / "dashscope"),
+]
 
 from fake_dashscope import FakeDashScope
 from fake_openai import FakeOpenAI
@@ -88,8 +91,9 @@ def serve(tmp_path: Path):
     waits until it listens on `port`; it is stopped (SIGTERM, then SIGKILL) when the test ends."""
     started: list[subprocess.Popen] = []
 
-    def _serve(args: list[str], port: int, *, receiver: Any = None,
-               env: dict[str, str | None] | None = None) -> Server:
+    def _serve(
+        args: list[str], port: int, *, receiver: Any = None, env: dict[str, str | None] | None = None
+    ) -> Server:
         proc = subprocess.Popen(
             command(args),
             env=clean_env(receiver, **(env or {})),

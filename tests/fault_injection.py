@@ -36,7 +36,9 @@ def replace_functions(
             continue
         if isinstance(value, types.FunctionType) and value.__module__ == module_name:
             setattr(module, name, boom)
-        elif names is None and isinstance(value, type) and value.__module__ == module_name and methods_of(name):
+        elif (
+            names is None and isinstance(value, type) and value.__module__ == module_name and methods_of(name)
+        ):
             for attribute, method in list(vars(value).items()):
                 if isinstance(method, types.FunctionType) and not attribute.startswith("__"):
                     setattr(value, attribute, boom)

@@ -247,8 +247,13 @@ class _Handler(BaseHTTPRequestHandler):
                 self.rfile.readline()
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
-    def _reply(self, status: int, body: bytes = b"", content_type: str = "application/x-protobuf",
-               retry_after: float | None = None) -> None:
+    def _reply(
+        self,
+        status: int,
+        body: bytes = b"",
+        content_type: str = "application/x-protobuf",
+        retry_after: float | None = None,
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -288,8 +293,11 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 raise ValueError(f"unsupported Content-Encoding {encoding!r}")
             if signal == "traces":
-                request = (otlp_decode.trace_request_from_json(body) if is_json
-                           else otlp_decode.trace_request_from_protobuf(body))
+                request = (
+                    otlp_decode.trace_request_from_json(body)
+                    if is_json
+                    else otlp_decode.trace_request_from_protobuf(body)
+                )
                 spans, metrics = otlp_decode.spans_of(request), None
             else:
                 spans, metrics = None, otlp_decode.metrics_request(body, is_json)
@@ -346,8 +354,12 @@ class HttpReceiver(Receiver):
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(*self._tls)
             self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="otlp-http-receiver", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="otlp-http-receiver",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -381,17 +393,27 @@ class _GrpcService:
             release.wait()
             context.abort(grpc.StatusCode.UNAVAILABLE, "receiver stopped while hanging")
         if fate == "fail":
-            code = status if isinstance(status, grpc.StatusCode) else _GRPC_CODES.get(status, grpc.StatusCode.UNKNOWN)
+            code = (
+                status
+                if isinstance(status, grpc.StatusCode)
+                else _GRPC_CODES.get(status, grpc.StatusCode.UNKNOWN)
+            )
             context.abort(code, f"told to fail ({status})")
 
 
 class _TraceService(_GrpcService, trace_service_pb2_grpc.TraceServiceServicer):
     def Export(self, request, context):
         spans = otlp_decode.spans_of(request)
-        record = {"signal": "traces", "path": "TraceService/Export", "spans": len(spans),
-                  "resource_spans": len(request.resource_spans),
-                  "headers": {k.lower(): v for k, v in context.invocation_metadata()},
-                  "content_type": "application/grpc", "content_encoding": "", "bytes": request.ByteSize()}
+        record = {
+            "signal": "traces",
+            "path": "TraceService/Export",
+            "spans": len(spans),
+            "resource_spans": len(request.resource_spans),
+            "headers": {k.lower(): v for k, v in context.invocation_metadata()},
+            "content_type": "application/grpc",
+            "content_encoding": "",
+            "bytes": request.ByteSize(),
+        }
         self._handle(context, record)
         self.receiver._accept(spans, None)
         return trace_service_pb2.ExportTraceServiceResponse()
@@ -401,9 +423,15 @@ class _MetricsService(_GrpcService, metrics_service_pb2_grpc.MetricsServiceServi
     def Export(self, request, context):
         from google.protobuf import json_format
 
-        record = {"signal": "metrics", "path": "MetricsService/Export", "spans": 0,
-                  "headers": {k.lower(): v for k, v in context.invocation_metadata()},
-                  "content_type": "application/grpc", "content_encoding": "", "bytes": request.ByteSize()}
+        record = {
+            "signal": "metrics",
+            "path": "MetricsService/Export",
+            "spans": 0,
+            "headers": {k.lower(): v for k, v in context.invocation_metadata()},
+            "content_type": "application/grpc",
+            "content_encoding": "",
+            "bytes": request.ByteSize(),
+        }
         self._handle(context, record)
         self.receiver._accept(None, json_format.MessageToDict(request))
         return metrics_service_pb2.ExportMetricsServiceResponse()
@@ -425,7 +453,9 @@ class GrpcReceiver(Receiver):
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> GrpcReceiver:
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="otlp-grpc-receiver"))
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="otlp-grpc-receiver")
+        )
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(self), server)
         metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_MetricsService(self), server)
         if self._tls:

@@ -17,12 +17,16 @@ def named(spans: list[Span], name: str) -> list[Span]:
 
 def one(spans: list[Span], name: str) -> Span:
     found = named(spans, name)
-    assert len(found) == 1, f"expected one span {name!r}, found {len(found)} among {sorted(s['name'] for s in spans)}"
+    assert len(found) == 1, (
+        f"expected one span {name!r}, found {len(found)} among {sorted(s['name'] for s in spans)}"
+    )
     return found[0]
 
 
 def children(spans: list[Span], parent: Span) -> list[Span]:
-    return [s for s in spans if s["parent_span_id"] == parent["span_id"] and s["trace_id"] == parent["trace_id"]]
+    return [
+        s for s in spans if s["parent_span_id"] == parent["span_id"] and s["trace_id"] == parent["trace_id"]
+    ]
 
 
 def assert_child_of(child: Span, parent: Span) -> None:
@@ -114,7 +118,11 @@ class Tree:
         return self.by_id.get(span["parent_span_id"])
 
     def children(self, span: Span) -> list[Span]:
-        return [s for s in self.spans if s["parent_span_id"] == span["span_id"] and s["trace_id"] == span["trace_id"]]
+        return [
+            s
+            for s in self.spans
+            if s["parent_span_id"] == span["span_id"] and s["trace_id"] == span["trace_id"]
+        ]
 
     def roots(self) -> list[Span]:
         return [s for s in self.spans if s["parent_span_id"] not in self.by_id]

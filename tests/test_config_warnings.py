@@ -69,8 +69,9 @@ def _check_one_warning(warnings: list[str], variable: str, value: str, instead: 
         assert instead in line, f"the warning does not say {instead!r} is used instead: {line}"
 
 
-@pytest.mark.parametrize(("variable", "value", "instead", "arrives"), BAD_VALUES,
-                         ids=[f"{v}={x}" for v, x, _, _ in BAD_VALUES])
+@pytest.mark.parametrize(
+    ("variable", "value", "instead", "arrives"), BAD_VALUES, ids=[f"{v}={x}" for v, x, _, _ in BAD_VALUES]
+)
 def test_bad_value_gets_one_warning(run, receiver, write_script, variable, value, instead, arrives):
     write_script("app.py", APP)
     # A short exit bound: a fallback pointing at nothing listening must not slow the suite down.
@@ -87,8 +88,11 @@ def test_bad_value_gets_one_warning(run, receiver, write_script, variable, value
 
 def test_sampler_argument_out_of_range(run, receiver, write_script):
     write_script("app.py", APP)
-    result = run(["python", "app.py"], receiver=receiver,
-                 env={"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "2"}).check()
+    result = run(
+        ["python", "app.py"],
+        receiver=receiver,
+        env={"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "2"},
+    ).check()
     _check_one_warning(result.warnings(), "OTEL_TRACES_SAMPLER_ARG", "2", "1")
     one(receiver.wait_for(1), "still traced")  # ratio 1: sampled
 
@@ -128,17 +132,32 @@ def test_many_bad_values_at_once(run, receiver, write_script):
 
 def test_good_values_give_no_warning(run, receiver, write_script):
     write_script("app.py", APP)
-    result = run(["python", "app.py"], receiver=receiver, env={
-        "OTEL_SDK_DISABLED": "false", "OTEL_SERVICE_NAME": "svc", "OTEL_RESOURCE_ATTRIBUTES": "a=b",
-        "OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-        "OTEL_EXPORTER_OTLP_TIMEOUT": "5000", "OTEL_EXPORTER_OTLP_COMPRESSION": "none",
-        "OTEL_BSP_MAX_QUEUE_SIZE": "100", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "50", "OTEL_BSP_EXPORT_TIMEOUT": "1000",
-        "LLMPROBE_SHUTDOWN_TIMEOUT": "1.5", "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
-        "OTEL_TRACES_SAMPLER_ARG": "1.0", "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "false",
-        "OTEL_INSTRUMENTATION_GENAI_MESSAGE_CONTENT_MAX_LENGTH": "100", "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT": "64",
-        "APSARA_APM_APP_TYPE": "app", "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "requests",
-        "LLMPROBE_DISABLED_INSTRUMENTATIONS": "openai", "PROFILER_GENAI_SPLITAPP_ENABLE": "true",
-    })
+    result = run(
+        ["python", "app.py"],
+        receiver=receiver,
+        env={
+            "OTEL_SDK_DISABLED": "false",
+            "OTEL_SERVICE_NAME": "svc",
+            "OTEL_RESOURCE_ATTRIBUTES": "a=b",
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            "OTEL_EXPORTER_OTLP_TIMEOUT": "5000",
+            "OTEL_EXPORTER_OTLP_COMPRESSION": "none",
+            "OTEL_BSP_MAX_QUEUE_SIZE": "100",
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "50",
+            "OTEL_BSP_EXPORT_TIMEOUT": "1000",
+            "LLMPROBE_SHUTDOWN_TIMEOUT": "1.5",
+            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+            "OTEL_TRACES_SAMPLER_ARG": "1.0",
+            "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "false",
+            "OTEL_INSTRUMENTATION_GENAI_MESSAGE_CONTENT_MAX_LENGTH": "100",
+            "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT": "64",
+            "APSARA_APM_APP_TYPE": "app",
+            "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "requests",
+            "LLMPROBE_DISABLED_INSTRUMENTATIONS": "openai",
+            "PROFILER_GENAI_SPLITAPP_ENABLE": "true",
+        },
+    )
     assert result.stderr == ""
     span = one(receiver.wait_for(1), "still traced")
     assert span["resource"]["service.name"] == "svc" and span["resource"]["a"] == "b"
@@ -146,13 +165,16 @@ def test_good_values_give_no_warning(run, receiver, write_script):
 
 @pytest.mark.parametrize("value", ["true", "TRUE", "True"])
 def test_sdk_disabled_makes_the_agent_a_no_op(run, receiver, write_script, value):
-    write_script("disabled.py", """
+    write_script(
+        "disabled.py",
+        """
         from opentelemetry import trace
 
         with trace.get_tracer("t").start_as_current_span("not exported") as span:
             print("recording:", span.is_recording())
         print("app ran")
-    """)
+    """,
+    )
     result = run(["python", "disabled.py"], receiver=receiver, env={"OTEL_SDK_DISABLED": value}).check()
     assert result.stdout == "recording: False\napp ran\n"
     assert result.stderr == ""

@@ -90,8 +90,11 @@ def test_other_failures_are_not_retried(run, receiver, spans_app, status):
 
 def test_grpc_unavailable_is_retried(run, grpc_receiver, spans_app):
     grpc_receiver.fail_next(2, status=503)
-    result = run(spans_app(5), receiver=grpc_receiver,
-                 env={"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "LLMPROBE_SHUTDOWN_TIMEOUT": "10"}).check()
+    result = run(
+        spans_app(5),
+        receiver=grpc_receiver,
+        env={"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "LLMPROBE_SHUTDOWN_TIMEOUT": "10"},
+    ).check()
     grpc_receiver.wait_for(5)
     assert _names(grpc_receiver.settle()) == _expected(5)
     assert drop_lines(result.stderr) == []
@@ -115,8 +118,11 @@ def _exit_seconds(result) -> float:
 def test_exit_is_bounded_when_the_collector_is_dead(run, receiver, grpc_receiver, spans_app, protocol):
     collector = grpc_receiver if protocol == "grpc" else receiver
     collector.stop()  # the port is closed: every connection is refused
-    result = run(spans_app(3, sleep=0.3), receiver=collector,
-                 env={"OTEL_EXPORTER_OTLP_PROTOCOL": protocol, "LLMPROBE_SHUTDOWN_TIMEOUT": "1"}).check()
+    result = run(
+        spans_app(3, sleep=0.3),
+        receiver=collector,
+        env={"OTEL_EXPORTER_OTLP_PROTOCOL": protocol, "LLMPROBE_SHUTDOWN_TIMEOUT": "1"},
+    ).check()
     exit_seconds = _exit_seconds(result)
     assert exit_seconds <= 1 + 1.5, f"exit took {exit_seconds:.2f}s with LLMPROBE_SHUTDOWN_TIMEOUT=1"
     [(count, _)] = drop_lines(result.stderr)
@@ -127,9 +133,13 @@ def test_exit_is_bounded_when_the_collector_is_dead(run, receiver, grpc_receiver
 def test_exit_is_bounded_when_the_collector_never_answers(run, receiver, grpc_receiver, spans_app, protocol):
     collector = grpc_receiver if protocol == "grpc" else receiver
     collector.hang()  # connections are accepted, requests read, and never answered
-    result = run(spans_app(3, sleep=0.3), receiver=collector, env={"OTEL_EXPORTER_OTLP_PROTOCOL": protocol}).check()
+    result = run(
+        spans_app(3, sleep=0.3), receiver=collector, env={"OTEL_EXPORTER_OTLP_PROTOCOL": protocol}
+    ).check()
     exit_seconds = _exit_seconds(result)
-    assert exit_seconds <= 2 + 1.5, f"exit took {exit_seconds:.2f}s with the default LLMPROBE_SHUTDOWN_TIMEOUT (2 s)"
+    assert exit_seconds <= 2 + 1.5, (
+        f"exit took {exit_seconds:.2f}s with the default LLMPROBE_SHUTDOWN_TIMEOUT (2 s)"
+    )
     assert collector.request_count >= 1  # the export was really under way when the app ended
     [(count, _)] = drop_lines(result.stderr)
     assert count == 3
@@ -138,10 +148,15 @@ def test_exit_is_bounded_when_the_collector_never_answers(run, receiver, grpc_re
 
 def test_spans_dropped_on_a_full_queue_are_counted(run, receiver, spans_app):
     total = 3000
-    result = run(spans_app(total), receiver=receiver, env={
-        "OTEL_BSP_MAX_QUEUE_SIZE": "5", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "5",
-        "LLMPROBE_SHUTDOWN_TIMEOUT": "10",
-    }).check()
+    result = run(
+        spans_app(total),
+        receiver=receiver,
+        env={
+            "OTEL_BSP_MAX_QUEUE_SIZE": "5",
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "5",
+            "LLMPROBE_SHUTDOWN_TIMEOUT": "10",
+        },
+    ).check()
     received = receiver.settle(quiet=0.5)
     [(dropped, reasons)] = drop_lines(result.stderr)
     assert dropped > 0 and "queue" in reasons and "OTEL_BSP_MAX_QUEUE_SIZE" in reasons

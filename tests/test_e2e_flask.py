@@ -48,7 +48,9 @@ def _call(port: int, request_id: str, sleep: float = 0.0) -> dict:
 
 def _check_request_trees(spans: list[dict], calls: list[dict], service: str) -> None:
     for call in calls:
-        [handler] = [s for s in named(spans, "handler work") if s["attributes"].get("request.id") == call["id"]]
+        [handler] = [
+            s for s in named(spans, "handler work") if s["attributes"].get("request.id") == call["id"]
+        ]
         servers = [s for s in spans if s["span_id"] == handler["parent_span_id"]]
         assert len(servers) == 1, f"the handler span's parent did not arrive: {handler}"
         server = servers[0]
@@ -95,19 +97,29 @@ def test_gunicorn_two_workers(serve, receiver, write_script):
 def test_flask_run(serve, receiver, write_script, service_name):
     write_script("app.py", APP)
     port = free_port()
-    serve(["flask", "--app", "app", "run", "--host", "127.0.0.1", "--port", str(port)], port,
-          receiver=receiver, env={"OTEL_SERVICE_NAME": service_name})
+    serve(
+        ["flask", "--app", "app", "run", "--host", "127.0.0.1", "--port", str(port)],
+        port,
+        receiver=receiver,
+        env={"OTEL_SERVICE_NAME": service_name},
+    )
     calls = [_call(port, "f1"), _call(port, "f2")]
     spans = _wait_for_handlers(receiver, calls)
     _check_request_trees(spans, calls, service_name or "flask")
 
 
-@pytest.mark.parametrize("variable", ["OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "LLMPROBE_DISABLED_INSTRUMENTATIONS"])
+@pytest.mark.parametrize(
+    "variable", ["OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "LLMPROBE_DISABLED_INSTRUMENTATIONS"]
+)
 def test_flask_instrumentation_switched_off_by_name(serve, receiver, write_script, variable):
     write_script("app.py", APP)
     port = free_port()
-    serve(["flask", "--app", "app", "run", "--host", "127.0.0.1", "--port", str(port)], port,
-          receiver=receiver, env={variable: "requests,flask"})
+    serve(
+        ["flask", "--app", "app", "run", "--host", "127.0.0.1", "--port", str(port)],
+        port,
+        receiver=receiver,
+        env={variable: "requests,flask"},
+    )
     call = _call(port, "off")
     spans = receiver.wait_for(1)
     handler = named(spans, "handler work")[0]

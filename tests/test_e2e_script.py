@@ -11,7 +11,7 @@ from span_query import assert_child_of, children, one
 REMOTE_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 REMOTE_SPAN = "00f067aa0ba902b7"
 
-MANUAL = f'''
+MANUAL = f"""
 import json
 import os
 
@@ -55,7 +55,7 @@ remote = TraceContextTextMapPropagator().extract(
 with tracer.start_as_current_span("continued", context=remote, kind=SpanKind.CONSUMER):
     pass
 print(json.dumps(facts))
-'''
+"""
 
 ATTRIBUTES = {
     "at.start": "yes",
@@ -114,7 +114,11 @@ def test_manual_spans_arrive_as_trees(run, receiver, write_script, how, args, se
     assert continued["trace_state"] == "vendor=abc"
 
     assert [root["kind"], child["kind"], grandchild["kind"], continued["kind"]] == [
-        "SERVER", "CLIENT", "INTERNAL", "CONSUMER"]
+        "SERVER",
+        "CLIENT",
+        "INTERNAL",
+        "CONSUMER",
+    ]
     assert root["attributes"] == ATTRIBUTES
     assert root["start_time"] < root["end_time"]
 
@@ -135,13 +139,25 @@ def test_manual_spans_arrive_as_trees(run, receiver, write_script, how, args, se
     assert exc_event["attributes"]["exception.type"] in ("ValueError", "builtins.ValueError")
     assert exc_event["attributes"]["exception.message"] == "boom"
     stacktrace = exc_event["attributes"]["exception.stacktrace"]
-    assert "Traceback" in stacktrace and 'raise ValueError("boom")' in stacktrace and "ValueError: boom" in stacktrace
+    assert (
+        "Traceback" in stacktrace
+        and 'raise ValueError("boom")' in stacktrace
+        and "ValueError: boom" in stacktrace
+    )
 
     # record_exception records without changing the status; links carry their attributes.
     assert manual["status"]["code"] == "UNSET"
-    assert [e["attributes"]["exception.type"] for e in manual["events"]] in (["KeyError"], ["builtins.KeyError"])
+    assert [e["attributes"]["exception.type"] for e in manual["events"]] in (
+        ["KeyError"],
+        ["builtins.KeyError"],
+    )
     assert manual["links"] == [
-        {"trace_id": root["trace_id"], "span_id": root["span_id"], "trace_state": "", "attributes": {"why": "link"}}
+        {
+            "trace_id": root["trace_id"],
+            "span_id": root["span_id"],
+            "trace_state": "",
+            "attributes": {"why": "link"},
+        }
     ]
 
     for span in spans:
@@ -152,7 +168,9 @@ def test_manual_spans_arrive_as_trees(run, receiver, write_script, how, args, se
 
 def test_attribute_values_of_other_types_are_left_out(run, receiver, write_script):
     """None, dicts and mixed lists are not valid attribute values: left out, the rest kept."""
-    write_script("odd.py", """
+    write_script(
+        "odd.py",
+        """
         from opentelemetry import trace
 
         with trace.get_tracer("t").start_as_current_span("odd") as span:
@@ -160,7 +178,8 @@ def test_attribute_values_of_other_types_are_left_out(run, receiver, write_scrip
             span.set_attribute("object", object())
             span.set_attribute("also.good", 2)
         print("still running")
-    """)
+    """,
+    )
     result = run(["python", "odd.py"], receiver=receiver).check()
     assert "still running" in result.stdout
     span = one(receiver.wait_for(1), "odd")
@@ -168,7 +187,9 @@ def test_attribute_values_of_other_types_are_left_out(run, receiver, write_scrip
 
 
 def test_child_python_processes_are_instrumented_and_continue_the_trace(run, receiver, write_script):
-    write_script("parent.py", """
+    write_script(
+        "parent.py",
+        """
         import os
         import subprocess
         import sys
@@ -180,8 +201,11 @@ def test_child_python_processes_are_instrumented_and_continue_the_trace(run, rec
             propagate.inject(carrier)
             env = dict(os.environ, PARENT_TRACEPARENT=carrier["traceparent"])
             subprocess.run([sys.executable, "child.py"], env=env, check=True)
-    """)
-    write_script("child.py", """
+    """,
+    )
+    write_script(
+        "child.py",
+        """
         import os
 
         from opentelemetry import propagate, trace
@@ -189,7 +213,8 @@ def test_child_python_processes_are_instrumented_and_continue_the_trace(run, rec
         context = propagate.extract({"traceparent": os.environ["PARENT_TRACEPARENT"]})
         with trace.get_tracer("t").start_as_current_span("in child", context=context):
             pass
-    """)
+    """,
+    )
     run(["python", "parent.py"], receiver=receiver).check()
     spans = receiver.wait_for(2)
     parent, child = one(spans, "in parent"), one(spans, "in child")
@@ -202,7 +227,9 @@ def test_child_python_processes_are_instrumented_and_continue_the_trace(run, rec
 def test_a_span_open_across_a_fork_is_exported_once_by_the_parent(run, receiver, write_script):
     """Both processes leave the `with` block of a span started before the fork: one span with
     that id arrives, from the parent; the child's own spans arrive from the child, under it."""
-    write_script("forking.py", """
+    write_script(
+        "forking.py",
+        """
         import json, os
 
         from opentelemetry import trace
@@ -219,7 +246,8 @@ def test_a_span_open_across_a_fork_is_exported_once_by_the_parent(run, receiver,
                 job.set_attribute("set.in", "parent")
         if child:
             print(json.dumps({"parent": os.getpid(), "child": child}))
-    """)
+    """,
+    )
     result = run(["python", "forking.py"], receiver=receiver).check()
     pids = json.loads(result.stdout.strip().splitlines()[-1])
     receiver.wait_for(2)
@@ -233,12 +261,17 @@ def test_a_span_open_across_a_fork_is_exported_once_by_the_parent(run, receiver,
 
 
 def test_the_applications_own_sitecustomize_and_pythonpath_still_work(run, receiver, write_script, tmp_path):
-    write_script("site/sitecustomize.py", """
+    write_script(
+        "site/sitecustomize.py",
+        """
         import os
         os.environ["APP_SITECUSTOMIZE"] = "ran"
-    """)
+    """,
+    )
     write_script("site/helper_module.py", "VALUE = 'from the user PYTHONPATH'\n")
-    write_script("app.py", """
+    write_script(
+        "app.py",
+        """
         import os
 
         import helper_module
@@ -247,20 +280,24 @@ def test_the_applications_own_sitecustomize_and_pythonpath_still_work(run, recei
         with trace.get_tracer("t").start_as_current_span("app span"):
             pass
         print(os.environ.get("APP_SITECUSTOMIZE"), helper_module.VALUE)
-    """)
+    """,
+    )
     result = run(["python", "app.py"], receiver=receiver, env={"PYTHONPATH": str(tmp_path / "site")}).check()
     assert result.last_line() == "ran from the user PYTHONPATH"
     one(receiver.wait_for(1), "app span")
 
 
 def test_exit_code_and_output_of_the_application_are_its_own(run, receiver, write_script):
-    write_script("fails.py", """
+    write_script(
+        "fails.py",
+        """
         from opentelemetry import trace
 
         with trace.get_tracer("t").start_as_current_span("before the crash"):
             print("working")
         raise RuntimeError("the application's own error")
-    """)
+    """,
+    )
     result = run(["python", "fails.py"], receiver=receiver)
     assert result.returncode == 1
     assert result.stdout == "working\n"
@@ -274,7 +311,9 @@ def test_exit_code_and_output_of_the_application_are_its_own(run, receiver, writ
 
 @pytest.mark.parametrize("under_instrument", [False, True], ids=["plain-python", "under-instrument"])
 def test_init_twice_is_harmless(run, receiver, write_script, under_instrument):
-    write_script("init_twice.py", """
+    write_script(
+        "init_twice.py",
+        """
         import llmprobe
 
         llmprobe.init()
@@ -285,7 +324,8 @@ def test_init_twice_is_harmless(run, receiver, write_script, under_instrument):
             pass
         llmprobe.init()
         print("ok")
-    """)
+    """,
+    )
     result = run(["python", "init_twice.py"], receiver=receiver, instrument=under_instrument).check()
     assert result.stdout == "ok\n"
     assert result.warnings() == []

@@ -65,10 +65,14 @@ def test_gzip_compression(run, receiver, app):
 
 
 def test_headers_arrive(run, receiver, app):
-    run(app, receiver=receiver, env={
-        "OTEL_EXPORTER_OTLP_HEADERS": "Authorization=Bearer%20secret-token,x-tenant=acme",
-        "OTEL_EXPORTER_OTLP_TRACES_HEADERS": "x-signal=traces",
-    }).check()
+    run(
+        app,
+        receiver=receiver,
+        env={
+            "OTEL_EXPORTER_OTLP_HEADERS": "Authorization=Bearer%20secret-token,x-tenant=acme",
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS": "x-signal=traces",
+        },
+    ).check()
     _check_trees(receiver.wait_for(4))
     for request in receiver.trace_requests():
         assert request["headers"]["authorization"] == "Bearer secret-token"
@@ -77,10 +81,14 @@ def test_headers_arrive(run, receiver, app):
 
 
 def test_grpc(run, grpc_receiver, app):
-    result = run(app, receiver=grpc_receiver, env={
-        "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
-        "OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer%20grpc-token",
-    }).check()
+    result = run(
+        app,
+        receiver=grpc_receiver,
+        env={
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+            "OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer%20grpc-token",
+        },
+    ).check()
     assert result.stdout == "app output\n"
     _check_trees(grpc_receiver.wait_for(4))
     for request in grpc_receiver.trace_requests():
@@ -88,15 +96,22 @@ def test_grpc(run, grpc_receiver, app):
 
 
 def test_grpc_with_gzip(run, grpc_receiver, app):
-    run(app, receiver=grpc_receiver, env={
-        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION": "gzip"}).check()
+    run(
+        app,
+        receiver=grpc_receiver,
+        env={"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION": "gzip"},
+    ).check()
     _check_trees(grpc_receiver.wait_for(4))
 
 
 def _tree_lines(stderr: str, name: str) -> tuple[int, int]:
     """(line number, column) of the console line showing span `name`."""
     lines = stderr.splitlines()
-    found = [(i, line.index(name)) for i, line in enumerate(lines) if re.search(rf"(^|\W){re.escape(name)}(\W|$)", line)]
+    found = [
+        (i, line.index(name))
+        for i, line in enumerate(lines)
+        if re.search(rf"(^|\W){re.escape(name)}(\W|$)", line)
+    ]
     assert len(found) == 1, f"span {name!r} shown {len(found)} times on stderr:\n{stderr}"
     return found[0]
 
@@ -105,7 +120,9 @@ def _check_console_tree(stderr: str) -> None:
     for n in range(2):
         parent_line, parent_col = _tree_lines(stderr, f"parent span {n}")
         child_line, child_col = _tree_lines(stderr, f"child span {n}")
-        assert child_line > parent_line and child_col > parent_col, f"child not shown under its parent:\n{stderr}"
+        assert child_line > parent_line and child_col > parent_col, (
+            f"child not shown under its parent:\n{stderr}"
+        )
 
 
 def test_console_exporter(run, receiver, app):
@@ -118,7 +135,9 @@ def test_console_exporter(run, receiver, app):
 def test_file_exporter(run, receiver, app, tmp_path):
     target = tmp_path / "out" / "traces.jsonl"
     target.parent.mkdir()
-    result = run(app, receiver=receiver, env={"OTEL_TRACES_EXPORTER": "file", "LLMPROBE_TRACES_FILE": str(target)})
+    result = run(
+        app, receiver=receiver, env={"OTEL_TRACES_EXPORTER": "file", "LLMPROBE_TRACES_FILE": str(target)}
+    )
     result.check()
     assert result.stdout == "app output\n"
     _check_trees(spans_from_jsonl(target.read_text()))
@@ -132,7 +151,9 @@ def test_file_exporter_default_file(run, app, tmp_path):
 
 def test_console_and_file_together(run, app, tmp_path):
     target = tmp_path / "both.jsonl"
-    result = run(app, env={"OTEL_TRACES_EXPORTER": "console,file", "LLMPROBE_TRACES_FILE": str(target)}).check()
+    result = run(
+        app, env={"OTEL_TRACES_EXPORTER": "console,file", "LLMPROBE_TRACES_FILE": str(target)}
+    ).check()
     _check_console_tree(result.stderr)
     _check_trees(spans_from_jsonl(target.read_text()))
 

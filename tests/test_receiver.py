@@ -34,10 +34,20 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
 
 
 def _request(trace_id: bytes = b"\x01" * 16, name: str = "s") -> trace_service_pb2.ExportTraceServiceRequest:
-    span = Span(trace_id=trace_id, span_id=b"\x02" * 8, name=name, kind=Span.SPAN_KIND_CLIENT,
-                start_time_unix_nano=1, end_time_unix_nano=2)
-    span.attributes.append(KeyValue(key="arr", value=AnyValue(array_value=ArrayValue(
-        values=[AnyValue(int_value=1), AnyValue(int_value=2)]))))
+    span = Span(
+        trace_id=trace_id,
+        span_id=b"\x02" * 8,
+        name=name,
+        kind=Span.SPAN_KIND_CLIENT,
+        start_time_unix_nano=1,
+        end_time_unix_nano=2,
+    )
+    span.attributes.append(
+        KeyValue(
+            key="arr",
+            value=AnyValue(array_value=ArrayValue(values=[AnyValue(int_value=1), AnyValue(int_value=2)])),
+        )
+    )
     return trace_service_pb2.ExportTraceServiceRequest(
         resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[span])])]
     )
@@ -72,21 +82,51 @@ def test_decodes_what_the_sdk_exporter_sends(receiver):
 
 def test_gzip_and_json_bodies(receiver):
     body = _request(name="gz").SerializeToString()
-    assert _post(receiver.traces_url, gzip.compress(body),
-                 {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"}) == 200
-    otlp_json = {"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "j"}}]},
-                 "scopeSpans": [{"scope": {"name": "sc"}, "spans": [{
-                     "traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "b7ad6b7169203331",
-                     "parentSpanId": "00f067aa0ba902b7", "name": "js", "kind": 2,
-                     "startTimeUnixNano": "1", "endTimeUnixNano": "2",
-                     "attributes": [{"key": "n", "value": {"intValue": "5"}}],
-                     "status": {"code": 2, "message": "m"}}]}]}]}
-    assert _post(receiver.traces_url, json.dumps(otlp_json).encode(), {"Content-Type": "application/json"}) == 200
+    assert (
+        _post(
+            receiver.traces_url,
+            gzip.compress(body),
+            {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"},
+        )
+        == 200
+    )
+    otlp_json = {
+        "resourceSpans": [
+            {
+                "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "j"}}]},
+                "scopeSpans": [
+                    {
+                        "scope": {"name": "sc"},
+                        "spans": [
+                            {
+                                "traceId": "0af7651916cd43dd8448eb211c80319c",
+                                "spanId": "b7ad6b7169203331",
+                                "parentSpanId": "00f067aa0ba902b7",
+                                "name": "js",
+                                "kind": 2,
+                                "startTimeUnixNano": "1",
+                                "endTimeUnixNano": "2",
+                                "attributes": [{"key": "n", "value": {"intValue": "5"}}],
+                                "status": {"code": 2, "message": "m"},
+                            }
+                        ],
+                    }
+                ],
+            }
+        ]
+    }
+    assert (
+        _post(receiver.traces_url, json.dumps(otlp_json).encode(), {"Content-Type": "application/json"})
+        == 200
+    )
     spans = receiver.wait_for(2)
     assert one(spans, "gz")["attributes"] == {"arr": [1, 2]}
     js = one(spans, "js")
     assert (js["trace_id"], js["span_id"], js["parent_span_id"]) == (
-        "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331", "00f067aa0ba902b7")
+        "0af7651916cd43dd8448eb211c80319c",
+        "b7ad6b7169203331",
+        "00f067aa0ba902b7",
+    )
     assert js["kind"] == "SERVER" and js["attributes"] == {"n": 5} and js["status"]["code"] == "ERROR"
     assert js["resource"] == {"service.name": "j"} and js["scope"] == "sc"
     assert [r["content_encoding"] for r in receiver.requests] == ["gzip", ""]
@@ -96,17 +136,36 @@ def test_metrics_requests(receiver):
     from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
     from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric, ResourceMetrics, ScopeMetrics
 
-    request = ExportMetricsServiceRequest(resource_metrics=[ResourceMetrics(scope_metrics=[
-        ScopeMetrics(metrics=[Metric(name="gen_ai.client.operation.duration", unit="s")])])])
-    assert _post(f"{receiver.endpoint}/v1/metrics", request.SerializeToString(),
-                 {"Content-Type": "application/x-protobuf"}) == 200
+    request = ExportMetricsServiceRequest(
+        resource_metrics=[
+            ResourceMetrics(
+                scope_metrics=[
+                    ScopeMetrics(metrics=[Metric(name="gen_ai.client.operation.duration", unit="s")])
+                ]
+            )
+        ]
+    )
+    assert (
+        _post(
+            f"{receiver.endpoint}/v1/metrics",
+            request.SerializeToString(),
+            {"Content-Type": "application/x-protobuf"},
+        )
+        == 200
+    )
     [metrics] = receiver.metrics
-    assert metrics["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][0]["name"] == "gen_ai.client.operation.duration"
+    assert (
+        metrics["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][0]["name"]
+        == "gen_ai.client.operation.duration"
+    )
     assert receiver.spans == [] and receiver.requests[0]["signal"] == "metrics"
 
 
 def test_rejects_what_is_not_otlp(receiver):
-    assert _post(receiver.traces_url, b"\xff\xff not protobuf", {"Content-Type": "application/x-protobuf"}) == 400
+    assert (
+        _post(receiver.traces_url, b"\xff\xff not protobuf", {"Content-Type": "application/x-protobuf"})
+        == 400
+    )
     assert len(receiver.errors) == 1
     receiver.clear()  # the error was expected here; the fixture checks that none is left
 
@@ -122,8 +181,12 @@ def test_fail_next_then_accepts(receiver):
 
 def test_hang_never_answers_and_stop_closes_the_port(receiver):
     receiver.hang()
-    request = urllib.request.Request(receiver.traces_url, data=_request().SerializeToString(),
-                                     headers={"Content-Type": "application/x-protobuf"}, method="POST")
+    request = urllib.request.Request(
+        receiver.traces_url,
+        data=_request().SerializeToString(),
+        headers={"Content-Type": "application/x-protobuf"},
+        method="POST",
+    )
     started = time.monotonic()
     with pytest.raises((TimeoutError, socket.timeout, urllib.error.URLError)):
         urllib.request.urlopen(request, timeout=0.5)
@@ -136,7 +199,10 @@ def test_hang_never_answers_and_stop_closes_the_port(receiver):
     receiver.unhang()
     receiver.start()
     assert receiver.port == port
-    assert _post(receiver.traces_url, _request().SerializeToString(), {"Content-Type": "application/x-protobuf"}) == 200
+    assert (
+        _post(receiver.traces_url, _request().SerializeToString(), {"Content-Type": "application/x-protobuf"})
+        == 200
+    )
 
 
 def test_grpc_receiver(grpc_receiver):

@@ -63,10 +63,15 @@ def test_default_resource(run, receiver, write_script):
 
 
 def test_service_name_and_resource_attributes_from_the_environment(run, receiver, write_script):
-    resource, _ = _resource(run, receiver, write_script, env={
-        "OTEL_SERVICE_NAME": "checkout",
-        "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=staging,team=a%20b%2Cc,service.name=ignored",
-    })
+    resource, _ = _resource(
+        run,
+        receiver,
+        write_script,
+        env={
+            "OTEL_SERVICE_NAME": "checkout",
+            "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=staging,team=a%20b%2Cc,service.name=ignored",
+        },
+    )
     assert resource["service.name"] == "checkout"  # OTEL_SERVICE_NAME wins over the attribute
     assert resource["deployment.environment"] == "staging"
     assert resource["team"] == "a b,c"  # percent-decoded
@@ -77,7 +82,9 @@ def test_service_name_and_resource_attributes_from_the_environment(run, receiver
 
 
 def test_service_name_from_resource_attributes(run, receiver, write_script):
-    resource, _ = _resource(run, receiver, write_script, env={"OTEL_RESOURCE_ATTRIBUTES": "service.name=from-attrs"})
+    resource, _ = _resource(
+        run, receiver, write_script, env={"OTEL_RESOURCE_ATTRIBUTES": "service.name=from-attrs"}
+    )
     assert resource["service.name"] == "from-attrs"
 
 
@@ -100,8 +107,9 @@ def test_bad_app_type_is_warned_and_detection_used(run, receiver, write_script):
     ("distributions", "expected"),
     [(["openai"], "app"), (["langchain_core"], "app"), (["vllm"], "model"), (["openai", "sglang"], "model")],
 )
-def test_app_type_detected_from_installed_distributions(run, receiver, write_script, tmp_path,
-                                                        distributions, expected):
+def test_app_type_detected_from_installed_distributions(
+    run, receiver, write_script, tmp_path, distributions, expected
+):
     """Only the distributions' metadata is installed here (no importable package): detection
     must come from the metadata, without importing the library."""
     site = tmp_path / "site"
@@ -139,8 +147,11 @@ print("app ran")
 APP_SPANS = ("app request", "app step", "late step")
 PROCESS_SPANS = ("process request", "remote child")
 # One batch at exit: what goes in one request is then known.
-SPLIT_ENV = {"OTEL_SERVICE_NAME": "dify-api", "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=prod",
-             "OTEL_BSP_SCHEDULE_DELAY": "60000"}
+SPLIT_ENV = {
+    "OTEL_SERVICE_NAME": "dify-api",
+    "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=prod",
+    "OTEL_BSP_SCHEDULE_DELAY": "60000",
+}
 
 
 def _without_service(resource: dict) -> dict:
@@ -161,11 +172,15 @@ def _check_services(spans: list[dict], app_service: str) -> None:
 
 @pytest.mark.parametrize("protocol", ["http/protobuf", "http/json", "grpc"])
 def test_split_app_reports_a_named_span_and_its_children_under_their_service(
-        run, receiver, grpc_receiver, write_script, protocol):
+    run, receiver, grpc_receiver, write_script, protocol
+):
     collector = grpc_receiver if protocol == "grpc" else receiver
     write_script("app.py", SPLIT_APP)
-    result = run(["python", "app.py"], receiver=collector, env={
-        **SPLIT_ENV, "PROFILER_GENAI_SPLITAPP_ENABLE": "true", "OTEL_EXPORTER_OTLP_PROTOCOL": protocol}).check()
+    result = run(
+        ["python", "app.py"],
+        receiver=collector,
+        env={**SPLIT_ENV, "PROFILER_GENAI_SPLITAPP_ENABLE": "true", "OTEL_EXPORTER_OTLP_PROTOCOL": protocol},
+    ).check()
     assert result.stdout == "app ran\n" and result.stderr == ""
     _check_services(collector.wait_for(5), "support-bot")
     requests = collector.trace_requests()
@@ -180,17 +195,28 @@ def test_split_app_reports_a_named_span_and_its_children_under_their_service(
 def test_split_app_in_the_file_exporter(run, write_script, tmp_path):
     write_script("app.py", SPLIT_APP)
     target = tmp_path / "traces.jsonl"
-    run(["python", "app.py"], env={**SPLIT_ENV, "PROFILER_GENAI_SPLITAPP_ENABLE": "true",
-                                   "OTEL_TRACES_EXPORTER": "file", "LLMPROBE_TRACES_FILE": str(target)}).check()
+    run(
+        ["python", "app.py"],
+        env={
+            **SPLIT_ENV,
+            "PROFILER_GENAI_SPLITAPP_ENABLE": "true",
+            "OTEL_TRACES_EXPORTER": "file",
+            "LLMPROBE_TRACES_FILE": str(target),
+        },
+    ).check()
     _check_services(spans_from_jsonl(target.read_text()), "support-bot")
 
 
 def test_split_app_in_the_console_exporter(run, write_script):
     write_script("app.py", SPLIT_APP)
-    result = run(["python", "app.py"], env={**SPLIT_ENV, "PROFILER_GENAI_SPLITAPP_ENABLE": "true",
-                                            "OTEL_TRACES_EXPORTER": "console"}).check()
-    lines = {name: [line for line in result.stderr.splitlines() if f" {name}  " in line]
-             for name in APP_SPANS + PROCESS_SPANS}
+    result = run(
+        ["python", "app.py"],
+        env={**SPLIT_ENV, "PROFILER_GENAI_SPLITAPP_ENABLE": "true", "OTEL_TRACES_EXPORTER": "console"},
+    ).check()
+    lines = {
+        name: [line for line in result.stderr.splitlines() if f" {name}  " in line]
+        for name in APP_SPANS + PROCESS_SPANS
+    }
     assert all(len(found) == 1 for found in lines.values()), result.stderr
     # Said where the service changes: on the root, not on the spans that inherit it.
     assert lines["app request"][0].endswith("[service support-bot]"), result.stderr
@@ -208,8 +234,9 @@ def test_without_split_app_set_service_name_changes_nothing(run, receiver, write
 
 def test_bad_split_app_value_is_warned_and_off(run, receiver, write_script):
     write_script("app.py", SPLIT_APP)
-    result = run(["python", "app.py"], receiver=receiver,
-                 env={**SPLIT_ENV, "PROFILER_GENAI_SPLITAPP_ENABLE": "maybe"}).check()
+    result = run(
+        ["python", "app.py"], receiver=receiver, env={**SPLIT_ENV, "PROFILER_GENAI_SPLITAPP_ENABLE": "maybe"}
+    ).check()
     assert result.stdout == "app ran\n"
     [warning] = result.warnings()
     for word in ("PROFILER_GENAI_SPLITAPP_ENABLE", "maybe", "false"):

@@ -42,22 +42,29 @@ print(json.dumps(facts))
 
 def test_always_off_exports_nothing(run, receiver, write_script):
     write_script("roots.py", ROOTS)
-    result = run(["python", "roots.py", "20"], receiver=receiver, env={"OTEL_TRACES_SAMPLER": "always_off"}).check()
+    result = run(
+        ["python", "roots.py", "20"], receiver=receiver, env={"OTEL_TRACES_SAMPLER": "always_off"}
+    ).check()
     assert result.last_line() == "0"
     assert receiver.settle() == [] and receiver.request_count == 0
 
 
 def test_always_on_exports_everything(run, receiver, write_script):
     write_script("roots.py", ROOTS)
-    result = run(["python", "roots.py", "20"], receiver=receiver, env={"OTEL_TRACES_SAMPLER": "always_on"}).check()
+    result = run(
+        ["python", "roots.py", "20"], receiver=receiver, env={"OTEL_TRACES_SAMPLER": "always_on"}
+    ).check()
     assert result.last_line() == "20"
     assert len(receiver.wait_for(40)) == 40
 
 
 def test_traceidratio_samples_about_the_ratio(run, receiver, write_script):
     write_script("roots.py", ROOTS)
-    result = run(["python", "roots.py", "400"], receiver=receiver,
-                 env={"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.5"}).check()
+    result = run(
+        ["python", "roots.py", "400"],
+        receiver=receiver,
+        env={"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.5"},
+    ).check()
     recording = int(result.last_line())
     spans = receiver.settle(quiet=0.5)
     roots = named(spans, "root")
@@ -71,8 +78,9 @@ def test_traceidratio_samples_about_the_ratio(run, receiver, write_script):
 
 def test_parentbased_always_off_follows_a_sampled_remote_parent(run, receiver, write_script):
     write_script("remote.py", REMOTE)
-    result = run(["python", "remote.py"], receiver=receiver,
-                 env={"OTEL_TRACES_SAMPLER": "parentbased_always_off"}).check()
+    result = run(
+        ["python", "remote.py"], receiver=receiver, env={"OTEL_TRACES_SAMPLER": "parentbased_always_off"}
+    ).check()
     facts = json.loads(result.last_line())
     spans = receiver.settle()
     sampled = one(spans, "under sampled parent")

@@ -27,10 +27,28 @@ def certificate(tmp_path_factory) -> tuple[str, str]:
     folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-         "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
-         "-addext", "basicConstraints=critical,CA:FALSE"],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+        ],
+        check=True,
+        capture_output=True,
     )
     return str(cert), str(key)
 
@@ -45,10 +63,14 @@ def tls_receiver(request, certificate):
 
 def test_spans_reach_an_https_collector_trusted_by_certificate(run, write_script, tls_receiver, certificate):
     write_script("app.py", APP)
-    result = run(["python", "app.py"], receiver=tls_receiver, env={
-        "OTEL_EXPORTER_OTLP_PROTOCOL": tls_receiver.protocol,
-        "OTEL_EXPORTER_OTLP_CERTIFICATE": certificate[0],
-    }).check()
+    result = run(
+        ["python", "app.py"],
+        receiver=tls_receiver,
+        env={
+            "OTEL_EXPORTER_OTLP_PROTOCOL": tls_receiver.protocol,
+            "OTEL_EXPORTER_OTLP_CERTIFICATE": certificate[0],
+        },
+    ).check()
     assert result.stdout == "app ran\n"
     assert tls_receiver.endpoint.startswith("https://")
     span = one(tls_receiver.wait_for(1), "over tls")
@@ -58,11 +80,15 @@ def test_spans_reach_an_https_collector_trusted_by_certificate(run, write_script
 
 def test_an_untrusted_collector_costs_only_the_spans(run, write_script, tls_receiver):
     write_script("app.py", APP)
-    result = run(["python", "app.py"], receiver=tls_receiver, env={
-        "OTEL_EXPORTER_OTLP_PROTOCOL": tls_receiver.protocol,
-        "OTEL_EXPORTER_OTLP_TIMEOUT": "1000",
-        "LLMPROBE_SHUTDOWN_TIMEOUT": "3",
-    }).check()
+    result = run(
+        ["python", "app.py"],
+        receiver=tls_receiver,
+        env={
+            "OTEL_EXPORTER_OTLP_PROTOCOL": tls_receiver.protocol,
+            "OTEL_EXPORTER_OTLP_TIMEOUT": "1000",
+            "LLMPROBE_SHUTDOWN_TIMEOUT": "3",
+        },
+    ).check()
     assert result.stdout == "app ran\n"
     assert "llmprobe: 1 span was dropped" in result.stderr
     assert tls_receiver.spans == []
@@ -71,9 +97,12 @@ def test_an_untrusted_collector_costs_only_the_spans(run, write_script, tls_rece
 def test_a_missing_certificate_file_is_reported(run, write_script, receiver, tmp_path):
     write_script("app.py", APP)
     missing = Path(tmp_path) / "nope.pem"
-    result = run(["python", "app.py"], env={
-        "OTEL_EXPORTER_OTLP_ENDPOINT": "https://localhost:1",
-        "OTEL_EXPORTER_OTLP_CERTIFICATE": str(missing),
-    }).check()
+    result = run(
+        ["python", "app.py"],
+        env={
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "https://localhost:1",
+            "OTEL_EXPORTER_OTLP_CERTIFICATE": str(missing),
+        },
+    ).check()
     assert result.stdout == "app ran\n"
     assert "OTEL_EXPORTER_OTLP_CERTIFICATE" in result.stderr and "nope.pem" in result.stderr

@@ -49,10 +49,16 @@ PLUMBING = {
     "pending",
 }
 AFTER = {
-    "llmprobe.instrumentation.langchain._handler": ["_end_chain", "_end_model", "_failed", "_pending_call_id"],
+    "llmprobe.instrumentation.langchain._handler": [
+        "_end_chain",
+        "_end_model",
+        "_failed",
+        "_pending_call_id",
+    ],
     "llmprobe.instrumentation.langchain._read": ["answer"],
     "llmprobe.instrumentation.langchain._models": ["_finish"],
 }
+
 
 def _replace_functions(module_name: str, names: list[str] | None = None) -> None:
     replace_functions(module_name, names, PLUMBING)
@@ -89,4 +95,8 @@ def patched() -> bool:
     something)."""
     from langchain_core.tracers.context import _configure_hooks
 
-    return any(type(hook[0].get()).__module__.startswith("llmprobe.") for hook in _configure_hooks if hook[0].get() is not None)
+    return any(
+        type(hook[0].get()).__module__.startswith("llmprobe.")
+        for hook in _configure_hooks
+        if hook[0].get() is not None
+    )

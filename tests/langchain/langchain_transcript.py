@@ -37,7 +37,11 @@ def dump(value: Any) -> Any:
         return [dump(v) for v in value]
     content = getattr(value, "content", None)
     if content is not None:  # a message: its id is LangChain's random one
-        return {"type": type(value).__name__, "content": dump(content), "tool_calls": dump(getattr(value, "tool_calls", None))}
+        return {
+            "type": type(value).__name__,
+            "content": dump(content),
+            "tool_calls": dump(getattr(value, "tool_calls", None)),
+        }
     page = getattr(value, "page_content", None)
     if page is not None:
         return {"id": getattr(value, "id", None), "content": page}
@@ -136,11 +140,19 @@ def main() -> None:
     t.call("stream", lambda: list(chain.stream({"q": "b"})))
     t.call("stream left early", lambda: first_of(chain.stream({"q": "c"})))
     t.call("batch", chain.batch, [{"q": str(i)} for i in range(4)], config={"max_concurrency": 1})
-    t.call("parallel", RunnableParallel(x=RunnableLambda(lambda v: v + 1), y=RunnableLambda(lambda v: v * 2)).invoke, 3)
+    t.call(
+        "parallel",
+        RunnableParallel(x=RunnableLambda(lambda v: v + 1), y=RunnableLambda(lambda v: v * 2)).invoke,
+        3,
+    )
     t.call("chain error", (RunnableLambda(lambda v: v) | RunnableLambda(explode)).invoke, "k")
     t.call("llm", FakeListLLM(responses=["completed"]).invoke, "complete")
     t.call("tool", add.invoke, {"a": 1, "b": 2})
-    t.call("tool call", add.invoke, {"type": "tool_call", "id": "call_9", "name": "add", "args": {"a": 2, "b": 2}})
+    t.call(
+        "tool call",
+        add.invoke,
+        {"type": "tool_call", "id": "call_9", "name": "add", "args": {"a": 2, "b": 2}},
+    )
     t.call("tool error", broken.invoke, {"x": "y"})
     store = InMemoryVectorStore(DeterministicFakeEmbedding(size=8))
     store.add_documents([Document(id=f"d{i}", page_content=f"document number {i}") for i in range(4)])

@@ -38,7 +38,9 @@ def test_state_graph_is_an_agent_with_a_span_per_node_step(langchain_app, how):
         else 'import asyncio\nprint(asyncio.run(graph.ainvoke({"count": 1, "seen": []}, '
         '{"configurable": {"thread_id": "thread-7"}, "metadata": {"user_id": "u-1"}})))'
     )
-    app = langchain_app(GRAPH + call + "\n", spans=lambda got: any(s["name"].startswith("invoke_agent") for s in got))
+    app = langchain_app(
+        GRAPH + call + "\n", spans=lambda got: any(s["name"].startswith("invoke_agent") for s in got)
+    )
     assert app.lines() == ["{'count': 5, 'seen': ['grow', 'double', 'grow']}"]
     tree = Tree(app.spans)
     agent = tree.one("invoke_agent LangGraph")
@@ -49,7 +51,9 @@ def test_state_graph_is_an_agent_with_a_span_per_node_step(langchain_app, how):
     # (LangGraph 0.2 also runs its input as a node of its own, "__start__", at step 0.)
     nodes = [c for c in tree.children(agent) if attrs(c).get("langgraph.node", "__start__") != "__start__"]
     assert [(attrs(n)["langgraph.node"], attrs(n)["langgraph.step"]) for n in nodes] == [
-        ("grow", 1), ("double", 2), ("grow", 3)
+        ("grow", 1),
+        ("double", 2),
+        ("grow", 3),
     ]
     assert [n["name"] for n in nodes] == ["chain grow", "chain double", "chain grow"]
     for span in tree.spans:
@@ -92,7 +96,9 @@ def _agent_loop(tree: Tree, agent: dict) -> None:
     assert attrs(tools[0])["gen_ai.tool.call.id"] == "call_1"
     assert attrs(tools[0])["gen_ai.tool.call.result"] == "3"
     output = content(llm[0], "gen_ai.output.messages")[0]
-    assert output["parts"] == [{"type": "tool_call", "id": "call_1", "name": "add", "arguments": {"a": 1, "b": 2}}]
+    assert output["parts"] == [
+        {"type": "tool_call", "id": "call_1", "name": "add", "arguments": {"a": 1, "b": 2}}
+    ]
     # The bound tools, in the conventions' flat shape.
     for span in llm:
         [definition] = content(span, "gen_ai.tool.definitions")

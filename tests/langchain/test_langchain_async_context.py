@@ -64,8 +64,10 @@ async def main():
     print("done")
 asyncio.run(main())
 """,
-        spans=lambda got: {"after the graph", "user span in check"} <= {s["name"] for s in got}
-        and len([s for s in got if s["attributes"].get("gen_ai.span.kind") == "LLM"]) >= 2,
+        spans=lambda got: (
+            {"after the graph", "user span in check"} <= {s["name"] for s in got}
+            and len([s for s in got if s["attributes"].get("gen_ai.span.kind") == "LLM"]) >= 2
+        ),
     )
     assert app.lines() == ["done"]
     tree = Tree(app.spans)
@@ -123,8 +125,10 @@ async def main():
     print(sorted(results[0]["out"]))
 asyncio.run(main())
 """,
-        spans=lambda got: len([s for s in got if s["name"].startswith("inside")]) >= 10
-        and len([s for s in got if s["name"].startswith("invoke_agent")]) >= 5,
+        spans=lambda got: (
+            len([s for s in got if s["name"].startswith("inside")]) >= 10
+            and len([s for s in got if s["name"].startswith("invoke_agent")]) >= 5
+        ),
     )
     assert app.lines() == ["['left', 'right']"]
     tree = Tree(app.spans)
@@ -189,8 +193,10 @@ async def main():
 asyncio.run(main())
 print("read")
 """,
-        spans=lambda got: len([s for s in got if s["attributes"].get("gen_ai.span.kind") == "LLM"]) >= 6
-        and any(s["name"] == "write agraph" for s in got),
+        spans=lambda got: (
+            len([s for s in got if s["attributes"].get("gen_ai.span.kind") == "LLM"]) >= 6
+            and any(s["name"] == "write agraph" for s in got)
+        ),
     )
     assert app.lines() == ["read"]
     tree = Tree(app.spans)

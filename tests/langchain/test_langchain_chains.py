@@ -19,11 +19,14 @@ model = FakeListChatModel(responses=["the answer"])
 chain = prompt | model | StrOutputParser()
 """
 
-SEQUENCE = ("chain RunnableSequence", (
-    ("chain ChatPromptTemplate", ()),
-    ("chat FakeListChatModel", ()),
-    ("chain StrOutputParser", ()),
-))
+SEQUENCE = (
+    "chain RunnableSequence",
+    (
+        ("chain ChatPromptTemplate", ()),
+        ("chat FakeListChatModel", ()),
+        ("chain StrOutputParser", ()),
+    ),
+)
 
 
 def test_invoke_gives_one_span_per_run_under_the_callers_span(langchain_app):

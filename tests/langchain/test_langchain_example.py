@@ -12,7 +12,9 @@ from langchain_support import HERE, SOURCE_TREE_ENV, Tree, attrs, kind
 EXAMPLE = HERE.parents[1] / "examples" / "langchain_app.py"
 
 
-MISSING = missing_modules(("fastapi", "uvicorn", "opentelemetry.instrumentation.fastapi", "langchain_openai", "langgraph"))
+MISSING = missing_modules(
+    ("fastapi", "uvicorn", "opentelemetry.instrumentation.fastapi", "langchain_openai", "langgraph")
+)
 
 
 @pytest.mark.skipif(
@@ -30,7 +32,9 @@ def test_example_app_offline(run, receiver):
     assert '/ask?q=What+is+a+span -> {"answer":"Echo: What is a span"}' in result.stdout
     assert "/stream?q=Tell+me+a+story -> Echo: Tell me a story" in result.stdout
     assert '"answer":"The tool said: ' in result.stdout
-    receiver.wait_for(lambda got: len([s for s in got if s["attributes"].get("gen_ai.span.kind") == "LLM"]) >= 4)
+    receiver.wait_for(
+        lambda got: len([s for s in got if s["attributes"].get("gen_ai.span.kind") == "LLM"]) >= 4
+    )
     tree = Tree(receiver.settle())
     routes = {r["name"]: r for r in tree.roots()}
     assert set(routes) == {"GET /ask", "GET /stream", "GET /agent"}, tree.render()

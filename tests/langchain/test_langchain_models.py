@@ -32,8 +32,10 @@ def test_chat_openai_is_one_llm_span_under_its_chain_run(langchain_app, receiver
 print(chain.invoke({"q": "one"}, config={"tags": ["mine"], "metadata": {"session_id": "s-1"}}))
 print("".join(chain.stream({"q": "two"})))
 """,
-        spans=lambda got: len([s for s in got if s["attributes"].get("gen_ai.span.kind") == "LLM"]) >= 2
-        and len([s for s in got if s["name"] == "chain RunnableSequence"]) >= 2,
+        spans=lambda got: (
+            len([s for s in got if s["attributes"].get("gen_ai.span.kind") == "LLM"]) >= 2
+            and len([s for s in got if s["name"] == "chain RunnableSequence"]) >= 2
+        ),
     )
     assert app.lines() == ["Echo: one", "Echo: two"]
     tree = Tree(app.spans)
@@ -153,7 +155,11 @@ print(model.invoke("again").content)
     assert a["gen_ai.response.model"] == "fake-1"
     assert a["gen_ai.response.finish_reasons"] == ["stop"]
     assert content(llm[0], "gen_ai.output.messages") == [
-        {"role": "assistant", "parts": [{"type": "text", "content": "counted answer"}], "finish_reason": "stop"}
+        {
+            "role": "assistant",
+            "parts": [{"type": "text", "content": "counted answer"}],
+            "finish_reason": "stop",
+        }
     ]
     receiver.wait_for(lambda _: _points(receiver, "gen_ai.client.token.usage"), timeout=10)
     assert _token_sums(receiver) == {"input": 14, "output": 6}
@@ -213,7 +219,9 @@ except RuntimeError as exc:
     ok, failed = Tree(app.spans).llm()
     assert ok["name"] == "text_completion FakeListLLM"
     assert attrs(ok)["gen_ai.operation.name"] == "text_completion"
-    assert content(ok, "gen_ai.input.messages") == [{"role": "user", "parts": [{"type": "text", "content": "complete this"}]}]
+    assert content(ok, "gen_ai.input.messages") == [
+        {"role": "user", "parts": [{"type": "text", "content": "complete this"}]}
+    ]
     assert attrs(ok)["output.value"] == "completed text"
     assert failed["status"]["code"] == "ERROR" and failed["status"]["message"] == "model down"
     assert attrs(failed)["error.type"] == "RuntimeError"

@@ -57,7 +57,9 @@ def dump(value: Any) -> Any:
     if name == "AgentOutput":
         return {
             "response": value.response.content,
-            "tool_calls": [[c.tool_name, dump(c.tool_kwargs), c.tool_output.content] for c in value.tool_calls],
+            "tool_calls": [
+                [c.tool_name, dump(c.tool_kwargs), c.tool_output.content] for c in value.tool_calls
+            ],
         }
     return repr(value)
 
@@ -194,7 +196,10 @@ def main() -> None:
     model = openai_llm()
     if model is not None:
         t.call("openai chat", model.chat, [ChatMessage(role="user", content="one")])
-        t.call("openai stream_chat", lambda: [r.delta for r in model.stream_chat([ChatMessage(role="user", content="two")])])
+        t.call(
+            "openai stream_chat",
+            lambda: [r.delta for r in model.stream_chat([ChatMessage(role="user", content="two")])],
+        )
         # The class checks its model's name against OpenAI's list: the request names the other.
         t.call("openai error", model.chat, [ChatMessage(role="user", content="three")], model="error-400")
 

@@ -40,8 +40,10 @@ async def main():
         return await agent.run("What is the weather in Paris, and the time?")
 print(asyncio.run(main()))
 """,
-        spans=lambda got: any(s["name"] == "request" for s in got)
-        and sum(s["attributes"].get("gen_ai.span.kind") == "TOOL" for s in got) >= 2,
+        spans=lambda got: (
+            any(s["name"] == "request" for s in got)
+            and sum(s["attributes"].get("gen_ai.span.kind") == "TOOL" for s in got) >= 2
+        ),
     )
     tree = Tree(app.spans)
     request = tree.one("request")
@@ -61,7 +63,9 @@ print(asyncio.run(main()))
     weather = tree.one("execute_tool get_weather")
     clock = tree.one("execute_tool get_time")
     w = attrs(weather)
-    assert w["gen_ai.tool.name"] == "get_weather" and w["gen_ai.tool.description"].endswith("The weather in a city.")
+    assert w["gen_ai.tool.name"] == "get_weather" and w["gen_ai.tool.description"].endswith(
+        "The weather in a city."
+    )
     assert w["gen_ai.tool.call.id"] == "call_weather_1"
     assert content(weather, "gen_ai.tool.call.arguments") == {"city": "Paris", "unit": "celsius"}
     assert w["gen_ai.tool.call.result"] == "Sunny in Paris, 21 celsius"
@@ -99,7 +103,9 @@ async def main():
 for result in asyncio.run(main()):
     print(result)
 """,
-        spans=lambda got: any(s["name"] == "request" for s in got) and sum(s["name"] == "workflow Review" for s in got) == 2,
+        spans=lambda got: (
+            any(s["name"] == "request" for s in got) and sum(s["name"] == "workflow Review" for s in got) == 2
+        ),
     )
     tree = Tree(app.spans)
     request = tree.one("request")
@@ -116,7 +122,10 @@ for result in asyncio.run(main()):
         [mine] = tree.children(polish)
         assert mine["name"] == "inside polish"
     # Each run's model call is its own: the two concurrent runs never adopt each other's steps.
-    topics = sorted(content(tree.children(tree.children(run)[0])[0], "gen_ai.input.messages")[0]["parts"][0]["content"] for run in runs)
+    topics = sorted(
+        content(tree.children(tree.children(run)[0])[0], "gen_ai.input.messages")[0]["parts"][0]["content"]
+        for run in runs
+    )
     assert topics == ["one", "two"]
     assert sorted(attrs(run)["output.value"] for run in runs) == sorted(app.lines())
 
@@ -135,8 +144,10 @@ async def main():
     return await workflow.run(user_msg="Weather and time in Paris?")
 print(asyncio.run(main()))
 """,
-        spans=lambda got: sum(s["attributes"].get("gen_ai.span.kind") == "TOOL" for s in got) >= 2
-        and any(s["name"] == "invoke_agent AgentWorkflow" for s in got),
+        spans=lambda got: (
+            sum(s["attributes"].get("gen_ai.span.kind") == "TOOL" for s in got) >= 2
+            and any(s["name"] == "invoke_agent AgentWorkflow" for s in got)
+        ),
     )
     tree = Tree(app.spans)
     [agent] = [s for s in tree.spans if kind(s) == "AGENT"]

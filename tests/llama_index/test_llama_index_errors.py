@@ -93,7 +93,10 @@ with trace.get_tracer("app").start_as_current_span("request") as request:
     assert kind(failed) == "TOOL" and attrs(failed)["gen_ai.tool.name"] == "broken"
     assert failed["status"]["code"] == "ERROR", failed["status"]
     assert "tool failed: y" in failed["status"]["message"]
-    assert "gen_ai.tool.call.result" not in attrs(failed) or "tool failed: y" in attrs(failed)["gen_ai.tool.call.result"]
+    assert (
+        "gen_ai.tool.call.result" not in attrs(failed)
+        or "tool failed: y" in attrs(failed)["gen_ai.tool.call.result"]
+    )
 
 
 @needs("llama-index-core", (0, 12), "FunctionAgent")
@@ -127,7 +130,9 @@ print([c.tool_output.is_error for c in result.tool_calls])
     assert agent["status"]["code"] == "UNSET", "the agent itself went on"
     assert tree.one("execute_tool get_weather")["status"]["code"] == "UNSET"
     failed = tree.one("execute_tool get_time")
-    assert failed["status"]["code"] == "ERROR" and "clock broken" in failed["status"]["message"], failed["status"]
+    assert failed["status"]["code"] == "ERROR" and "clock broken" in failed["status"]["message"], failed[
+        "status"
+    ]
     assert agent["name"] in tree.path(failed)
 
 
@@ -158,7 +163,9 @@ with trace.get_tracer("app").start_as_current_span("request") as request:
     assert_failed(llm, "openai.BadRequestError", "Invalid value for 'temperature'")
     step = tree.parent(llm)
     assert step["name"] == "chain OpenAI.chat" and kind(step) == "CHAIN", tree.render()
-    assert step["status"]["code"] == "ERROR" and "Invalid value for 'temperature'" in step["status"]["message"]
+    assert (
+        step["status"]["code"] == "ERROR" and "Invalid value for 'temperature'" in step["status"]["message"]
+    )
     assert attrs(step)["error.type"] == "openai.BadRequestError"
     assert not any(k.startswith("gen_ai.usage.") for k in attrs(step))
     tree.assert_under(step, tree.one("request"))

@@ -14,13 +14,15 @@ from span_query import Tree, attrs, kind
 EXAMPLE = HERE.parents[1] / "examples" / "llamaindex_app.py"
 
 
-MISSING = missing_modules((
+MISSING = missing_modules(
+    (
         "fastapi",
         "uvicorn",
         "opentelemetry.instrumentation.fastapi",
         "llama_index.llms.openai",
         "llama_index.embeddings.openai",
-    ))
+    )
+)
 AGENT = not missing_modules(("llama_index.core.agent.workflow",))
 
 

@@ -42,7 +42,10 @@ def test_application_sees_no_difference(llama_app, mode):
     assert len(names["llm stream_chat"]["returned"]) > 1
     assert set("".join(names["llm stream_chat"]["returned"]).split()) == {"text"}
     assert names["llm error"]["raised"] == "ValueError: llm failed"
-    assert names["tool error"].get("raised") == "ValueError: tool failed" or names["tool error"]["returned"]["is_error"]
+    assert (
+        names["tool error"].get("raised") == "ValueError: tool failed"
+        or names["tool error"]["returned"]["is_error"]
+    )
     if VERSIONS["llama-index-llms-openai"]:
         assert names["openai chat"]["returned"] == {"role": "assistant", "content": "Echo: one"}
         assert "".join(names["openai stream_chat"]["returned"]) == "Echo: two"

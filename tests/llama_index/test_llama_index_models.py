@@ -40,7 +40,9 @@ print(llm.complete("four").text)
     llm = tree.llm()
     assert [s["scope"] for s in llm] == [OPENAI_SCOPE] * 4, tree.render()
     steps = []
-    for span, stream, method in zip(llm, (False, True, False, False), ("chat", "stream_chat", "achat", "complete")):
+    for span, stream, method in zip(
+        llm, (False, True, False, False), ("chat", "stream_chat", "achat", "complete")
+    ):
         assert span["name"] == "chat gpt-3.5-turbo"
         assert attrs(span)["gen_ai.request.stream"] is stream
         assert attrs(span)["gen_ai.request.temperature"] == 0.25
@@ -53,9 +55,17 @@ print(llm.complete("four").text)
         assert not any(k.startswith("gen_ai.usage.") for k in s), "tokens belong to the LLM span only"
         assert s["output.value"].startswith("Echo: ")
         assert step["start_time"] <= span["start_time"] and span["end_time"] <= step["end_time"]
-    assert content(steps[0], "input.value")[0] == {"role": "system", "parts": [{"type": "text", "content": "be brief"}]}
+    assert content(steps[0], "input.value")[0] == {
+        "role": "system",
+        "parts": [{"type": "text", "content": "be brief"}],
+    }
     # Counted once: the metrics' input tokens are the openai spans' own.
-    receiver.wait_for(lambda _: sum(int(p["count"]) for p in plain_points(receiver, "gen_ai.client.operation.duration")) >= 4, timeout=10)
+    receiver.wait_for(
+        lambda _: (
+            sum(int(p["count"]) for p in plain_points(receiver, "gen_ai.client.operation.duration")) >= 4
+        ),
+        timeout=10,
+    )
     spans_input = sum(attrs(s).get("gen_ai.usage.input_tokens", 0) for s in llm)
     assert spans_input > 0 and token_sums(receiver)["input"] == spans_input
     assert sum(int(p["count"]) for p in plain_points(receiver, "gen_ai.client.operation.duration")) == 4
@@ -74,15 +84,25 @@ print("".join(r.delta for r in llm.stream_complete("streamed prompt")))
     tree = Tree(app.spans)
     chat, stream = tree.llm()
     assert chat["name"] == "chat MockLLM.chat" and chat["kind"] == "CLIENT" and chat["scope"] == SCOPE
-    assert content(chat, "gen_ai.input.messages") == [{"role": "user", "parts": [{"type": "text", "content": "hello there"}]}]
+    assert content(chat, "gen_ai.input.messages") == [
+        {"role": "user", "parts": [{"type": "text", "content": "hello there"}]}
+    ]
     assert content(chat, "gen_ai.output.messages")[0]["role"] == "assistant"
     assert attrs(chat)["output.value"] == app.lines()[0]
     assert stream["name"] == "text_completion MockLLM.stream_complete"
     s = attrs(stream)
     assert s["gen_ai.request.stream"] is True and s["gen_ai.response.time_to_first_token"] > 0
     assert content(stream, "gen_ai.input.messages")[0]["parts"][0]["content"] == "streamed prompt"
-    receiver.wait_for(lambda _: sum(int(p["count"]) for p in plain_points(receiver, "gen_ai.client.operation.duration")) >= 2, timeout=10)
-    operations = sorted(p["attributes"]["gen_ai.operation.name"] for p in plain_points(receiver, "gen_ai.client.operation.duration"))
+    receiver.wait_for(
+        lambda _: (
+            sum(int(p["count"]) for p in plain_points(receiver, "gen_ai.client.operation.duration")) >= 2
+        ),
+        timeout=10,
+    )
+    operations = sorted(
+        p["attributes"]["gen_ai.operation.name"]
+        for p in plain_points(receiver, "gen_ai.client.operation.duration")
+    )
     assert operations == ["chat", "text_completion"]
     chunks = plain_points(receiver, "gen_ai.client.operation.time_to_first_chunk")
     assert [p["attributes"]["gen_ai.operation.name"] for p in chunks] == ["text_completion"]
@@ -102,7 +122,9 @@ print(llm.chat([ChatMessage(role="user", content="hi qwen")]).message.content)
 embedder = DashScopeEmbedding(model_name="text-embedding-v2", api_key=os.environ["DASHSCOPE_API_KEY"])
 print(len(embedder.get_text_embedding_batch(["a", "b"])))
 """,
-        spans=lambda got: len(_llm(got)) >= 1 and any(s["attributes"].get("gen_ai.span.kind") == "EMBEDDING" for s in got),
+        spans=lambda got: (
+            len(_llm(got)) >= 1 and any(s["attributes"].get("gen_ai.span.kind") == "EMBEDDING" for s in got)
+        ),
     )
     tree = Tree(app.spans)
     [llm] = tree.llm()

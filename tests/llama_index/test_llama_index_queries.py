@@ -11,10 +11,13 @@ from llama_index_support import INDEX, SCOPE, needs
 from llmprobe import __version__ as LLMPROBE_VERSION
 from span_query import Tree, attrs, content, kind
 
-QUERY = ("chain RetrieverQueryEngine.query", (
-    ("retrieval VectorIndexRetriever", ()),
-    ("chain CompactAndRefine.synthesize", ()),
-))
+QUERY = (
+    "chain RetrieverQueryEngine.query",
+    (
+        ("retrieval VectorIndexRetriever", ()),
+        ("chain CompactAndRefine.synthesize", ()),
+    ),
+)
 
 
 def _top(tree: Tree, span: dict, depth: int) -> tuple:
@@ -59,7 +62,9 @@ print(sorted(n.node.ref_doc_id for n in response.source_nodes))
     assert r["gen_ai.retrieval.query.text"] == "What is the capital of France?"
     documents = content(retrieval, "retrieval.documents")
     assert {d["document"]["content"] for d in documents} == {
-        "Paris is the capital of France.", "Berlin is the capital of Germany."}
+        "Paris is the capital of France.",
+        "Berlin is the capital of Germany.",
+    }
     for d in documents:
         assert isinstance(d["document"]["id"], str) and isinstance(d["document"]["score"], float)
         assert d["document"]["metadata"]["country"] in ("France", "Germany")

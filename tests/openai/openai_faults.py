@@ -53,6 +53,7 @@ AFTER = {
     "llmprobe.instrumentation._genai": ["end", "fail", "put_output"],
 }
 
+
 def _replace_functions(module_name: str, names: list[str] | None = None) -> None:
     # Methods of the assemblers and states too (not of the proxies: they are the plumbing).
     replace_functions(module_name, names, PLUMBING, methods_of=lambda name: "Proxy" not in name)

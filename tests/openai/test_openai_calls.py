@@ -309,7 +309,12 @@ def test_legacy_function_call(openai_app):
     [answer] = content(span, "gen_ai.output.messages")
     assert answer["finish_reason"] == "tool_calls"
     assert answer["parts"] == [
-        {"type": "tool_call", "id": None, "name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius"}}
+        {
+            "type": "tool_call",
+            "id": None,
+            "name": "get_weather",
+            "arguments": {"city": "Paris", "unit": "celsius"},
+        }
     ]
     assert content(span, "gen_ai.tool.definitions") == [
         {

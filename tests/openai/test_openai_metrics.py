@@ -44,7 +44,8 @@ def metrics_run(openai_app, receiver):
 def test_operation_duration(metrics_run):
     app, receiver = metrics_run
     points = {
-        _strings(p)["gen_ai.request.model"]: p for p in metric_points(receiver, "gen_ai.client.operation.duration")
+        _strings(p)["gen_ai.request.model"]: p
+        for p in metric_points(receiver, "gen_ai.client.operation.duration")
     }
     assert set(points) == {"gpt-metrics", "chunks-6", "error-500", "embed-metrics"}
     chat = points["gpt-metrics"]

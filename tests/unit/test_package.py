@@ -62,8 +62,9 @@ def test_bad_values_warn_once_and_the_application_runs(core, child_env):
 
 def test_cli_config(core, child_env):
     # In a child: configure() replaces the core's configuration of the process it runs in.
-    env = child_env(OTEL_SERVICE_NAME="checkout", OTEL_TRACES_SAMPLER="sometimes",
-                    PROFILER_GENAI_SPLITAPP_ENABLE="true")
+    env = child_env(
+        OTEL_SERVICE_NAME="checkout", OTEL_TRACES_SAMPLER="sometimes", PROFILER_GENAI_SPLITAPP_ENABLE="true"
+    )
     result = subprocess.run(
         [sys.executable, "-m", "llmprobe.cli", "config"],
         check=False,
