@@ -23,7 +23,6 @@ PLUMBING = {
     "queue_wrapper",
     "runner_hooks",
     "publish_replacement",
-    "hooks",
     "log_unsupported",
 }
 AFTER = {

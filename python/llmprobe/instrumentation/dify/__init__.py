@@ -88,10 +88,9 @@ def instrument() -> None:
         hooks = _wrap.hooks("dify app run", begin, end, fail)
         _import_hook.when_imported(f"{package}.app_runner", _method_patcher(runner, hooks))
     _import_hook.when_imported(_apps.QUEUE_MODULE, _patch_queue)
-    tool_hooks = _wrap.hooks("dify agent tool", *_agent_tools.hooks(tracer))
-    _import_hook.when_imported(_agent_tools.MODULE, _method_patcher(_agent_tools.TARGET, tool_hooks))
-    retrieval_hooks = _wrap.hooks("dify app retrieval", *_retrieval.hooks(tracer))
-    _import_hook.when_imported(_retrieval.MODULE, _method_patcher(_retrieval.TARGET, retrieval_hooks))
+    for key, calls in (("dify agent tool", _agent_tools), ("dify app retrieval", _retrieval)):
+        hooks = _wrap.hooks(key, *_call_hooks(calls, tracer))
+        _import_hook.when_imported(calls.MODULE, _method_patcher(calls.TARGET, hooks))
 
 
 def _patcher(engine, label: str, tracer):
@@ -110,6 +109,17 @@ def _model_patcher(class_name: str, before, after, tracer):
 
     patch.__qualname__ = f"instrument[dify:{class_name}]"
     return patch
+
+
+def _call_hooks(calls, tracer) -> tuple:
+    """The hooks (for _wrap.hooks) of one call Dify makes in an app's run, from the module `calls`
+    (_agent_tools, _retrieval): its _begin(tracer, args, kwargs), _end(state, result) and
+    _fail(state, error), looked up at each call (so that fault injection can replace them)."""
+    return (
+        lambda _instance, args, kwargs: calls._begin(tracer, args, kwargs),
+        lambda state, result: calls._end(state, result),
+        lambda state, error: calls._fail(state, error),
+    )
 
 
 def _method_patcher(target: str, wrapper, quiet: bool = False):

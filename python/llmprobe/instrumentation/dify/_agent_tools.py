@@ -21,16 +21,6 @@ MODULE = "core.tools.tool_engine"
 TARGET = "ToolEngine.agent_invoke"
 
 
-def hooks(tracer: Any) -> tuple:
-    """The hooks of agent_invoke (for _wrap.hooks). (Lambdas over module functions, which fault
-    injection can replace.)"""
-    return (
-        lambda _instance, args, kwargs: _begin(tracer, args, kwargs),
-        lambda state, result: _end(state, result),
-        lambda state, error: _fail(state, error),
-    )
-
-
 def _begin(tracer: Any, args: tuple, kwargs: dict) -> tuple:
     tool = kwargs.get("tool", args[0] if args else None)
     parameters = kwargs.get("tool_parameters", args[1] if len(args) > 1 else None)

@@ -27,16 +27,6 @@ TARGET = "DatasetRetrieval.retrieve"
 _CURRENT: contextvars.ContextVar[Any] = contextvars.ContextVar("llmprobe-dify-retrieval", default=None)
 
 
-def hooks(tracer: Any) -> tuple:
-    """The hooks of retrieve() (for _wrap.hooks). (Lambdas over module functions, which fault
-    injection can replace.)"""
-    return (
-        lambda _instance, args, kwargs: _begin(tracer, args, kwargs),
-        lambda state, result: _end(state, result),
-        lambda state, error: _fail(state, error),
-    )
-
-
 def _begin(tracer: Any, args: tuple, kwargs: dict) -> tuple:
     config = kwargs.get("config", args[4] if len(args) > 4 else None)
     query = kwargs.get("query", args[5] if len(args) > 5 else None)
