@@ -82,7 +82,8 @@ class App:
         return attributes
 
 
-def _text(value: Any) -> str | None:
+def text_of(value: Any) -> str | None:
+    """A non-empty string, or an enum's string value (Dify's InvokeFrom, a variable segment's)."""
     value = getattr(value, "value", value)
     return value if isinstance(value, str) and value else None
 
@@ -90,17 +91,17 @@ def _text(value: Any) -> str | None:
 def _user_id(user: Any) -> str | None:
     # An API caller's end user is known to its caller by the `user` it passed (Dify keeps it as the
     # end user's session id, and gives it to workflows as sys.user_id); an account by its id.
-    return _text(getattr(user, "session_id", None)) or _text(getattr(user, "id", None))
+    return text_of(getattr(user, "session_id", None)) or text_of(getattr(user, "id", None))
 
 
 def _starting(mode: str, args: tuple, kwargs: dict) -> App | None:
     app_model = kwargs.get("app_model", args[0] if args else None)
     user = kwargs.get("user", args[1] if len(args) > 1 else None)
     invoke_from = kwargs.get("invoke_from", args[3] if len(args) > 3 else None)
-    name = _text(getattr(app_model, "name", None)) or _text(getattr(app_model, "id", None))
+    name = text_of(getattr(app_model, "name", None)) or text_of(getattr(app_model, "id", None))
     if name is None:
         return None
-    return App(name, _text(getattr(app_model, "id", None)), mode, _user_id(user), _text(invoke_from))
+    return App(name, text_of(getattr(app_model, "id", None)), mode, _user_id(user), text_of(invoke_from))
 
 
 def generator_wrapper(mode: str):
@@ -140,10 +141,10 @@ def _find(instance: Any, args: tuple, kwargs: dict, name: str, position: int) ->
 
 
 class _RunState:
-    __slots__ = ("app", "span", "token")
+    __slots__ = ("span", "token")
 
-    def __init__(self, app: App, span: Any, token: Any) -> None:
-        self.app, self.span, self.token = app, span, token
+    def __init__(self, span: Any, token: Any) -> None:
+        self.span, self.token = span, token
 
 
 def runner_hooks(mode: str, tracer: Any) -> tuple:
@@ -162,21 +163,21 @@ def _begin_run(mode: str, tracer: Any, instance: Any, args: tuple, kwargs: dict)
     entity = _find(instance, args, kwargs, "application_generate_entity", 0)
     if app is None:  # a run no generator announced (a debugger's single step, say)
         config = getattr(entity, "app_config", None)
-        app_id = _text(getattr(config, "app_id", None))
+        app_id = text_of(getattr(config, "app_id", None))
         if app_id is None:
             return None
-        app = App(app_id, app_id, mode, _text(getattr(entity, "user_id", None)), None)
+        app = App(app_id, app_id, mode, text_of(getattr(entity, "user_id", None)), None)
         app.parent = None
     attributes = app.app_attributes()
     conversation = _find(instance, args, kwargs, "conversation", 2)
     message = _find(instance, args, kwargs, "message", 3 if mode != "completion" else 2)
-    conversation_id = _text(getattr(conversation, "id", None)) or _text(
+    conversation_id = text_of(getattr(conversation, "id", None)) or text_of(
         getattr(message, "conversation_id", None)
     )
     if conversation_id:
         attributes["gen_ai.conversation.id"] = conversation_id
         attributes["gen_ai.session.id"] = conversation_id
-    message_id = _text(getattr(message, "id", None))
+    message_id = text_of(getattr(message, "id", None))
     if message_id:
         attributes["dify.message.id"] = message_id
     if _genai.capture:
@@ -184,7 +185,7 @@ def _begin_run(mode: str, tracer: Any, instance: Any, args: tuple, kwargs: dict)
     parent = app.parent if app.parent is not None else _context.get_current()
     app.attributes = attributes
     if mode in _WORKFLOW_MODES:  # the layer's workflow span is the app's
-        return _RunState(app, None, _context.attach(_context.set_value(APP_KEY, app, parent)))
+        return _RunState(None, _context.attach(_context.set_value(APP_KEY, app, parent)))
     if mode == "agent-chat":
         attributes["gen_ai.span.kind"] = "AGENT"
         attributes["gen_ai.operation.name"] = "invoke_agent"
@@ -198,7 +199,7 @@ def _begin_run(mode: str, tracer: Any, instance: Any, args: tuple, kwargs: dict)
     # PROFILER_GENAI_SPLITAPP_ENABLE: the app's spans are its own service (a no-op when off).
     span.set_service_name(app.name)
     app.span = span
-    return _RunState(app, span, _context.attach(trace.set_span_in_context(span, parent)))
+    return _RunState(span, _context.attach(trace.set_span_in_context(span, parent)))
 
 
 def _end_run(state: _RunState | None) -> None:
@@ -267,7 +268,9 @@ def answer(queue_manager: Any, event: Any) -> None:
     content = getattr(message, "content", None)
     if isinstance(content, list):  # content parts: their text
         content = "".join(
-            str(getattr(part, "data", "")) for part in content if _text(getattr(part, "type", None)) == "text"
+            str(getattr(part, "data", ""))
+            for part in content
+            if text_of(getattr(part, "type", None)) == "text"
         )
     if isinstance(content, str) and content:
         span.set_attribute("output.value", _genai.content_text(content))

@@ -381,9 +381,8 @@ def _system(layer: Any) -> dict:
 def _workflow_name(layer: Any) -> str:
     system = _system(layer)
     for key in ("app_name", "workflow_id", "app_id"):
-        value = system.get(key)
-        value = getattr(value, "value", value)
-        if isinstance(value, str) and value:
+        value = _apps.text_of(system.get(key))
+        if value:
             return value
     return "graphon"
 
@@ -396,9 +395,8 @@ def _system_attributes(layer: Any, attributes: dict) -> None:
         ("workflow_run_id", "dify.workflow.run_id"),
         ("app_id", "dify.app.id"),
     ):
-        value = system.get(key)
-        value = getattr(value, "value", value)
-        if isinstance(value, str) and value:
+        value = _apps.text_of(system.get(key))
+        if value:
             attributes[attribute] = value
     if "gen_ai.conversation.id" in attributes:
         attributes["gen_ai.session.id"] = attributes["gen_ai.conversation.id"]
