@@ -280,6 +280,20 @@ class Tracer(_api.Tracer):
             span._set_status_on_exception = False
         return span
 
+    def start_child(
+        self, name: str, parent: Span, attributes: Any = None, kind: int = 0, start_time: int | None = None
+    ) -> Span:
+        """What ``start_span(name, set_span_in_context(parent), ...)`` makes when `parent` is one of
+        llmprobe's own spans, without building a context to pass it (`kind` is the SpanKind's
+        value): an engine's node spans, started several times per node."""
+        span = self._span_class(
+            name, kind, parent, attributes, start_time, None, self._scope, self._version, None
+        )
+        trace_state = parent._trace_state
+        if trace_state is not DEFAULT_TRACE_STATE:
+            span._trace_state = trace_state
+        return span
+
     def start_as_current_span(  # type: ignore[override]
         self,
         name: str,
@@ -355,6 +369,45 @@ class _CurrentSpan:
                 return func(*a, **kw)
 
         return traced
+
+
+def context_with(span: Span, values: dict) -> _context.Context:
+    """The current context with `span` as its current span and `values` (context key -> value)
+    set: what set_span_in_context and set_value give, in one copy of the context."""
+    if _SPAN_KEY is None:
+        context = _set_span_in_context(span)
+        for key, value in values.items():
+            context = _context.set_value(key, value, context)
+        return context
+    new = _get_current().copy()
+    new.update(values)
+    new[_SPAN_KEY] = span
+    return _Context(new)
+
+
+def context_scope(context: _context.Context, on_error: Any) -> Any:
+    """A context manager making `context` current while it is entered (on one thread): the
+    ContextVar set and reset from Rust when the API's runtime context is the standard one.
+    `on_error` is called with the exception if the previous context cannot be given back."""
+    if _CONTEXT_VAR is not None:
+        return _core.ContextScope(_CONTEXT_VAR, context, on_error)
+    return _AttachedContext(context)
+
+
+class _AttachedContext:
+    """context_scope() through the API's attach / detach (a runtime context of another kind)."""
+
+    __slots__ = ("context", "token")
+
+    def __init__(self, context: _context.Context) -> None:
+        self.context = context
+        self.token = None
+
+    def __enter__(self) -> None:
+        self.token = _context.attach(self.context)
+
+    def __exit__(self, *exc_info: object) -> None:
+        _context.detach(self.token)  # logs a token of another context, as the API does
 
 
 class TracerProvider(_api.TracerProvider):

@@ -54,7 +54,7 @@ def inject(mode: str) -> None:
         ):
             setattr(_core, name, boom)
     elif mode == "tracer":
-        _tracer.Tracer.start_span = boom
+        _tracer.Tracer.start_span = _tracer.Tracer.start_child = boom
     # The model classes' hooks are made from this table when graphon's classes are imported.
     _models.CALLS = tuple(
         (

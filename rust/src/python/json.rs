@@ -53,8 +53,13 @@ impl JsonWriter {
     }
 
     fn string(&mut self, s: &Bound<'_, PyString>) {
-        let text = str_prefix(s, Some(self.max));
-        write_json_str(&mut self.out, &text);
+        // SAFETY: a plain call on a live str object.
+        let chars = unsafe { pyo3::ffi::PyUnicode_GetLength(s.as_ptr()) };
+        if chars >= 0 && chars as usize <= self.max {
+            write_json_str(&mut self.out, &str_of(s)); // borrowed: no copy of a text kept whole
+        } else {
+            write_json_str(&mut self.out, &str_prefix(s, Some(self.max)));
+        }
     }
 
     pub(crate) fn text(&mut self, s: &str) {
@@ -123,6 +128,8 @@ impl JsonWriter {
         } else if v.is_instance_of::<PyBytes>() || v.is_instance_of::<PyByteArray>() {
             let n = v.len().unwrap_or(0);
             self.text(&format!("<{n} bytes>"));
+        } else if is_text_scalar(v) {
+            self.as_str(v);
         } else if let Some(dumped) = pydantic_dump(v) {
             self.nested(v, |w| w.value(&dumped));
         } else if let Some(fields) = dataclass_fields(v) {
@@ -285,7 +292,32 @@ fn is_enum(v: &Bound<'_, PyAny>) -> bool {
     }
 }
 
-/// A pydantic (v2 or v1) model as a plain dict, without its unset `None`s.
+/// A value of the standard library that JSON writes as its text (as pydantic's JSON mode does):
+/// a Decimal (model usage prices), a UUID, a date or time. Known by its type's name and module,
+/// before the object rules below would look for fields it has none of (each miss raising and
+/// clearing an AttributeError).
+fn is_text_scalar(v: &Bound<'_, PyAny>) -> bool {
+    let py = v.py();
+    let t = v.get_type();
+    let Ok(module) = t.getattr(pyo3::intern!(py, "__module__")) else {
+        return false;
+    };
+    let Ok(module) = module.cast_into::<PyString>() else {
+        return false;
+    };
+    match &*str_of(&module) {
+        "decimal" | "_decimal" | "_pydecimal" => true,
+        "uuid" => t.name().is_ok_and(|n| str_of(&n) == "UUID"),
+        "datetime" => t
+            .name()
+            .is_ok_and(|n| matches!(&*str_of(&n), "datetime" | "date" | "time")),
+        _ => false,
+    }
+}
+
+/// A pydantic (v2 or v1) model as a plain dict, without its unset `None`s. pydantic 2's JSON
+/// mode gives the text of its Decimals, dates and UUIDs itself; a model it cannot serialise that
+/// way (a field of an arbitrary type) is dumped as Python objects.
 fn pydantic_dump<'py>(v: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
     let py = v.py();
     let t = v.get_type();
@@ -293,6 +325,13 @@ fn pydantic_dump<'py>(v: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
         && t.hasattr(pyo3::intern!(py, "model_fields"))
             .unwrap_or(false)
     {
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("exclude_none", true).ok()?;
+        kwargs.set_item("mode", "json").ok()?;
+        kwargs.set_item("warnings", false).ok()?;
+        if let Ok(dumped) = v.call_method("model_dump", (), Some(&kwargs)) {
+            return Some(dumped);
+        }
         let kwargs = PyDict::new(py);
         kwargs.set_item("exclude_none", true).ok()?;
         return v.call_method("model_dump", (), Some(&kwargs)).ok();

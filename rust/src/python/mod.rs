@@ -1,8 +1,10 @@
 //! The binding layer: `llmprobe._core`. Thin by design; the work is in the plain Rust modules.
 
 mod chunks;
+mod context_scope;
 mod convert;
 mod dashscope_chunks;
+mod event_router;
 mod hook;
 mod json;
 mod langchain;
@@ -264,6 +266,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<hook::ModelHook>()?;
     m.add_class::<hook::Call>()?;
     m.add_class::<model_step::ModelStep>()?;
+    m.add_class::<event_router::EventRouter>()?;
+    m.add_class::<context_scope::ContextScope>()?;
     m.add_class::<runs::Run>()?;
     m.add_class::<runs::RunTable>()?;
     m.add_class::<openai_request::OpenAiBefore>()?;

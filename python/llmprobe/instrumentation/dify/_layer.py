@@ -19,6 +19,7 @@ iteration's or loop's), never through a context carried between threads:
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -27,12 +28,12 @@ from opentelemetry import context as _context
 from opentelemetry import trace
 
 from llmprobe import _core, _log
+from llmprobe._tracer import context_scope, context_with
 from llmprobe.instrumentation import _genai
 from llmprobe.instrumentation._messages import text_part
 from llmprobe.instrumentation.dify import _apps
 
-_CLIENT = trace.SpanKind.CLIENT
-_INTERNAL = trace.SpanKind.INTERNAL
+_CLIENT = trace.SpanKind.CLIENT.value
 # Nodes that call a model themselves, and whose result reports the call (model, usage, prompts).
 _MODEL_NODES = frozenset(("llm", "question-classifier", "parameter-extractor"))
 # A container's start and end markers: graphon 0.8 runs them but reports no events of theirs, so
@@ -77,27 +78,12 @@ class _Run:
         self.failure: str | None = None
         self.started: dict = {}  # execution id -> (title, tool provider) from the node's start
         self.steps: dict = {}  # execution id -> the model node's _core.ModelStep
-        self.tokens: dict = {}  # execution id -> the worker's context token (graphon 0.5)
+        self.tokens: dict = {}  # execution id -> the node's context_scope() entered (graphon 0.5)
         self.work: dict = {}  # execution id -> the retrieval's or tool call's span (_WORK_SPANS)
 
 
-class _NodeContext:
-    """graphon 0.8's ``node_run_context``: the node's span current on its worker while it runs
-    there (entered and left on that worker, once per run or resume of a container)."""
-
-    __slots__ = ("context", "token")
-
-    def __init__(self, context: Any) -> None:
-        self.context = context
-        self.token = None
-
-    def __enter__(self) -> None:
-        if self.context is not None:
-            self.token = _context.attach(self.context)
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self.token is not None:
-            _detach(self.token)
+# What node_run_context gives when there is no run to trace (a layer the engine never started).
+_NO_CONTEXT = contextlib.nullcontext()
 
 
 def layer_class(base: type, tracer: Any) -> type:
@@ -118,6 +104,12 @@ def layer_class(base: type, tracer: Any) -> type:
             # contexts, under `parent` (the container's span); the root's layer reports the rest.
             self._inner = run is not None
             self._parent = parent
+            if not self._inner:
+                # Every event of the engine comes to on_event, several per node (stream chunks
+                # included): the router calls a handler only for the few that llmprobe reads.
+                self.on_event = self._events = _core.EventRouter(
+                    _EVENTS, _EVENT_CLASSES, globals(), tracer, _event_failed
+                )
 
         # ---- the graph (the thread reading engine.run()) --------------------------------------
 
@@ -146,7 +138,7 @@ def layer_class(base: type, tracer: Any) -> type:
                 # PROFILER_GENAI_SPLITAPP_ENABLE: the app's spans (all started under this one) are
                 # its own service; a no-op when the setting is off.
                 span.set_service_name(name)
-                self._run = _Run(span)
+                self._run = self._events.run = _Run(span)
             except Exception as exc:  # noqa: BLE001
                 _log.log_once("dify graph start", exc)
 
@@ -156,6 +148,7 @@ def layer_class(base: type, tracer: Any) -> type:
             run, self._run = self._run, None
             if run is None:
                 return
+            self._events.run = None
             try:
                 # Work and nodes whose end never came (an abort), the work first.
                 for span in [*run.work.values(), *run.nodes.values()]:
@@ -171,17 +164,8 @@ def layer_class(base: type, tracer: Any) -> type:
         # ---- nodes (the dispatcher thread) -------------------------------------------------------
 
         def on_event(self, event: Any) -> None:
-            run = self._run
-            if run is None or self._inner:
-                return
-            # Most events (stream chunks, edges taken, ...) are none of ours: one lookup each.
-            handle = _EVENTS.get(type(event).__name__)
-            if handle is None:
-                return
-            try:
-                handle(tracer, run, event)
-            except Exception as exc:  # noqa: BLE001
-                _log.log_once("dify event", exc)
+            # An inner engine's layer (the root layer's own is its EventRouter, set in __init__).
+            return None
 
         # ---- nodes (their worker threads) ----------------------------------------------------
 
@@ -190,13 +174,13 @@ def layer_class(base: type, tracer: Any) -> type:
             def node_run_context(self, node: Any, *, parent_execution_id: str | None = None) -> Any:
                 run = self._run
                 if run is None:
-                    return _NodeContext(None)
+                    return _NO_CONTEXT
                 try:
                     parent = run.nodes.get(parent_execution_id) if parent_execution_id else None
-                    return _NodeContext(_node_context(tracer, run, node, parent))
+                    return context_scope(_node_context(tracer, run, node, parent), _detach_failed)
                 except Exception as exc:  # noqa: BLE001
                     _log.log_once("dify node context", exc)
-                    return _NodeContext(None)
+                    return _NO_CONTEXT
 
             def on_node_run_start(self, node: Any) -> None:
                 return None
@@ -211,8 +195,9 @@ def layer_class(base: type, tracer: Any) -> type:
                 if run is None:
                     return
                 try:
-                    context = _node_context(tracer, run, node, self._parent)
-                    run.tokens[node.execution_id] = _context.attach(context)
+                    scope = context_scope(_node_context(tracer, run, node, self._parent), _detach_failed)
+                    scope.__enter__()
+                    run.tokens[node.execution_id] = scope
                 except Exception as exc:  # noqa: BLE001
                     _log.log_once("dify node start", exc)
 
@@ -220,50 +205,56 @@ def layer_class(base: type, tracer: Any) -> type:
                 run = self._run
                 if run is None:
                     return
-                token = run.tokens.pop(getattr(node, "execution_id", None), None)
-                if token is not None:
-                    _detach(token)
+                scope = run.tokens.pop(getattr(node, "execution_id", None), None)
+                if scope is not None:
+                    scope.__exit__(None, None, None)
 
     LlmprobeLayer.__name__ = LlmprobeLayer.__qualname__ = "LlmprobeLayer"
     return LlmprobeLayer
 
 
-def _graph_failed(tracer: Any, run: _Run, event: Any) -> None:
+def _graph_failed(tracer: Any, run: _Run, event: Any, _: Any) -> None:
     run.failure = str(getattr(event, "error", "") or "workflow failed")
     run.span.set_status(trace.Status(trace.StatusCode.ERROR, run.failure))
     run.span.set_attribute("error.type", "WorkflowFailed")
 
 
-def _graph_succeeded(tracer: Any, run: _Run, event: Any) -> None:
+def _graph_succeeded(tracer: Any, run: _Run, event: Any, _: Any) -> None:
     _outputs(run.span, getattr(event, "outputs", None))
 
 
-def _graph_stopped(tracer: Any, run: _Run, event: Any) -> None:
+def _graph_stopped(tracer: Any, run: _Run, event: Any, _: Any) -> None:
     name = type(event).__name__
     run.span.set_attribute("dify.workflow.status", "aborted" if "Aborted" in name else "paused")
     run.failure = run.failure or name
 
 
-# The engine's events llmprobe reads, by class name (graphon's and Dify's classes alike); each
-# handler looked up when it runs (so that the fault-injection tests can replace it).
+# The engine's events llmprobe reads, by class name (graphon's and Dify's classes alike): the
+# handler's name in this module (looked up when the event comes, so that the fault-injection tests
+# can replace it) and its last argument. Called as handler(tracer, run, event, argument).
 _EVENTS = {
-    "NodeRunStartedEvent": lambda tracer, run, event: _node_started(tracer, run, event),
-    "NodeRunSucceededEvent": lambda tracer, run, event: _node_ended(tracer, run, event, None),
-    "NodeRunFailedEvent": lambda tracer, run, event: _node_ended(tracer, run, event, "failed"),
-    "NodeRunExceptionEvent": lambda tracer, run, event: _node_ended(tracer, run, event, "exception"),
-    "GraphRunFailedEvent": lambda tracer, run, event: _graph_failed(tracer, run, event),
-    "GraphRunSucceededEvent": lambda tracer, run, event: _graph_succeeded(tracer, run, event),
-    "GraphRunPartialSucceededEvent": lambda tracer, run, event: _graph_succeeded(tracer, run, event),
-    "GraphRunAbortedEvent": lambda tracer, run, event: _graph_stopped(tracer, run, event),
-    "GraphRunPausedEvent": lambda tracer, run, event: _graph_stopped(tracer, run, event),
+    "NodeRunStartedEvent": ("_node_started", None),
+    "NodeRunSucceededEvent": ("_node_ended", None),
+    "NodeRunFailedEvent": ("_node_ended", "failed"),
+    "NodeRunExceptionEvent": ("_node_ended", "exception"),
+    "GraphRunFailedEvent": ("_graph_failed", None),
+    "GraphRunSucceededEvent": ("_graph_succeeded", None),
+    "GraphRunPartialSucceededEvent": ("_graph_succeeded", None),
+    "GraphRunAbortedEvent": ("_graph_stopped", None),
+    "GraphRunPausedEvent": ("_graph_stopped", None),
 }
 
 
-def _detach(token: Any) -> None:
-    try:
-        _context.detach(token)
-    except Exception as exc:  # noqa: BLE001 - a token of another context: nothing to give back
-        _log.log_once("dify node context detach", exc)
+# Event class -> its _EVENTS entry or None, filled by the routers as classes come.
+_EVENT_CLASSES: dict = {}
+
+
+def _event_failed(exc: BaseException) -> None:
+    _log.log_once("dify event", exc)
+
+
+def _detach_failed(exc: BaseException) -> None:
+    _log.log_once("dify node context detach", exc)
 
 
 def _type_of(node_type: Any) -> str:
@@ -315,39 +306,32 @@ def _node_context(tracer: Any, run: _Run, node: Any, parent: Any) -> Any:
     """On the node's worker: its span (started here unless a resume finds it) under `parent` (else
     the workflow's), current in the context returned, with a ModelStep for a model node."""
     key = node.execution_id
-    span = run.nodes.get(key)
     node_type = _type_of(node.node_type)
     if node_type in _MARKERS:  # the span, if any, comes from the events; the container's context
-        return _context.set_value(_RUN_KEY, run, trace.set_span_in_context(parent or run.span))
+        return context_with(parent or run.span, {_RUN_KEY: run})
+    span = run.nodes.get(key)
     if span is None:
         title = node.title or node.id
-        span = tracer.start_span(
-            _span_name(node_type, title),
-            context=trace.set_span_in_context(parent or run.span),
-            attributes=_node_attributes(node.id, node_type, title),
+        span = tracer.start_child(
+            _span_name(node_type, title), parent or run.span, _node_attributes(node.id, node_type, title)
         )
         span = run.nodes.setdefault(key, span)
         run.by_node_id[node.id] = span
     work = _WORK_SPANS.get(node_type)
     if work is not None:
         span = run.work.get(key) or run.work.setdefault(key, _work_span(tracer, span, node, work))
-    context = _context.set_value(_RUN_KEY, run, trace.set_span_in_context(span))
-    if node_type in _MODEL_NODES:
+    elif node_type in _MODEL_NODES:
         step = run.steps.get(key)
         if step is None:
             step = run.steps.setdefault(key, _core.ModelStep())
-        context = _context.set_value(_genai.MODEL_STEP_KEY, step, context)
-    return context
+        return context_with(span, {_RUN_KEY: run, _genai.MODEL_STEP_KEY: step})
+    return context_with(span, {_RUN_KEY: run})
 
 
 def _work_span(tracer: Any, node_span: Any, node: Any, work: tuple) -> Any:
     """A retrieval's or a tool call's span under its node, named for now after the node (the end
     names the tool)."""
-    return tracer.start_span(
-        f"{work[1]} {node.title or node.id}",
-        context=trace.set_span_in_context(node_span),
-        attributes=_work_attributes(work),
-    )
+    return tracer.start_child(f"{work[1]} {node.title or node.id}", node_span, _work_attributes(work))
 
 
 def _work_attributes(work: tuple) -> dict:
@@ -417,15 +401,18 @@ def _container(run: _Run, event: Any) -> Any:
     return None
 
 
-def _node_started(tracer: Any, run: _Run, event: Any) -> None:
+def _node_started(tracer: Any, run: _Run, event: Any, _: Any) -> None:
     node_type = _type_of(getattr(event, "node_type", None))
-    title = getattr(event, "node_title", None) or event.node_id
-    if event.id not in run.nodes:  # no worker announced it (an iteration step's, in graphon 0.5)
-        parent = _container(run, event) or run.span
-        span = tracer.start_span(
+    if event.id in run.nodes:  # its worker started it (all nodes but graphon 0.5's iteration steps)
+        if node_type not in _WORK_SPANS:
+            return  # only a retrieval's and a tool's ends name their spans after the start event
+        title = getattr(event, "node_title", None) or event.node_id
+    else:
+        title = getattr(event, "node_title", None) or event.node_id
+        span = tracer.start_child(
             _span_name(node_type, title),
-            context=trace.set_span_in_context(parent),
-            attributes=_node_attributes(event.node_id, node_type, title),
+            _container(run, event) or run.span,
+            _node_attributes(event.node_id, node_type, title),
             start_time=_ns(getattr(event, "start_at", None)),
         )
         span = run.nodes.setdefault(event.id, span)
@@ -435,31 +422,39 @@ def _node_started(tracer: Any, run: _Run, event: Any) -> None:
 
 
 def _node_ended(tracer: Any, run: _Run, event: Any, failure: str | None) -> None:
-    span = run.nodes.pop(event.id, None)
+    key = event.id
+    span = run.nodes.pop(key, None)
     if span is None:
         return
     result = getattr(event, "node_run_result", None)
     end = _ns(getattr(event, "finished_at", None))
     if result is not None and _genai.capture:
-        inputs = getattr(result, "inputs", None)
-        if inputs:
-            span.set_attribute("input.value", _json(inputs))
-            span.set_attribute("input.mime_type", "application/json")
-        _outputs(span, getattr(result, "outputs", None))
+        inputs, outputs = getattr(result, "inputs", None), getattr(result, "outputs", None)
+        if inputs or outputs:
+            attributes = {}
+            if inputs:
+                attributes["input.value"] = _json(inputs)
+                attributes["input.mime_type"] = "application/json"
+            if outputs:
+                attributes["output.value"] = _json(outputs)
+                attributes["output.mime_type"] = "application/json"
+            span.set_attributes(attributes)
     node_type = _type_of(event.node_type)
-    title, provider = run.started.pop(event.id, (event.node_id, None))
-    step = run.steps.pop(event.id, None)
-    work = run.work.pop(event.id, None)
-    if result is not None:
-        if node_type in _MODEL_NODES:
-            if step is None or not step.calls:  # else an SDK's hook made the call's LLM span
-                _llm_span(tracer, span, event, result, end, failure)
+    if node_type in _MODEL_NODES:
+        step = run.steps.pop(key, None)
+        # With calls counted, an SDK's or the model runtime's hook made the call's LLM span.
+        if result is not None and (step is None or not step.calls):
+            _llm_span(tracer, span, event, result, end, failure)
+    elif node_type in _WORK_SPANS:
+        title, provider = run.started.pop(key, (event.node_id, None))
+        work = run.work.pop(key, None)
+        if result is None:
+            if work is not None:
+                _end_child(work, result, end, failure)
         elif node_type == "knowledge-retrieval":
             _retrieval_span(tracer, span, work, event, result, end, failure, title)
-        elif node_type == "tool":
+        else:
             _tool_span(tracer, span, work, event, result, end, failure, provider or title)
-    elif work is not None:
-        _end_child(work, result, end, failure)
     if failure is not None:
         message = str(getattr(event, "error", None) or getattr(result, "error", None) or failure)
         span.set_status(trace.Status(trace.StatusCode.ERROR, message))
@@ -470,16 +465,8 @@ def _node_ended(tracer: Any, run: _Run, event: Any, failure: str | None) -> None
     span.end(end_time=end)
 
 
-def _child_span(
-    tracer: Any, node_span: Any, event: Any, name: str, attributes: dict, kind: Any = _INTERNAL
-) -> Any:
-    return tracer.start_span(
-        name,
-        context=trace.set_span_in_context(node_span),
-        kind=kind,
-        attributes=attributes,
-        start_time=_ns(getattr(event, "start_at", None)),
-    )
+def _child_span(tracer: Any, node_span: Any, event: Any, name: str, attributes: dict, kind: int = 0) -> Any:
+    return tracer.start_child(name, node_span, attributes, kind, _ns(getattr(event, "start_at", None)))
 
 
 def _end_work(
