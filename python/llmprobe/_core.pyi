@@ -132,6 +132,10 @@ class Span:
         """Set a content attribute: a str is cut to the content limit; anything else is
         serialised with to_json() under the content limit."""
 
+    def set_io(self, inputs: Any, outputs: Any) -> None:
+        """``input.value`` / ``output.value`` and their mime types (a str as text/plain, anything
+        else as JSON, as set_content writes them), each only when not empty."""
+
     def add_event(
         self, name: str, attributes: Mapping[str, AttrValue] | None = None, timestamp: int | None = None
     ) -> None: ...
@@ -303,6 +307,31 @@ class Call:
     def __init__(
         self, span: Span, metric_attributes: dict[str, Any], extra: Any = None, started: int = 0
     ) -> None: ...
+
+class EventRouter:
+    """A framework's event callback (graphon's ``Layer.on_event``): calls
+    ``functions[table[type(event).__name__][0]](tracer, run, event, table[...][1])`` for the event
+    classes `table` names, nothing for the others, and only while `run` is set. `classes` caches
+    each class's entry. A handler's exception goes to `on_error`; the router never raises."""
+
+    run: Any
+    def __init__(
+        self,
+        table: dict,
+        classes: dict,
+        functions: dict,
+        tracer: Any,
+        on_error: Callable[[BaseException], Any],
+    ) -> None: ...
+    def __call__(self, event: Any) -> None: ...
+
+class ContextScope:
+    """A context manager: `context` set in the ContextVar `var` on entry, the previous value
+    given back on exit (`on_error` gets the exception when that fails; exit never raises)."""
+
+    def __init__(self, var: Any, context: Any, on_error: Callable[[BaseException], Any]) -> None: ...
+    def __enter__(self) -> None: ...
+    def __exit__(self, *exc_info: object) -> bool: ...
 
 class ModelStep:
     """A framework's model step (a LangChain chat-model run, ...) in the context, under

@@ -371,31 +371,27 @@ class _CurrentSpan:
         return traced
 
 
-def context_with(span: Span, values: dict) -> _context.Context:
-    """The current context with `span` as its current span and `values` (context key -> value)
-    set: what set_span_in_context and set_value give, in one copy of the context."""
+def span_scope(span: Span, values: dict, on_error: Any) -> Any:
+    """A context manager making current, on the thread that enters it, the current context with
+    `span` as its current span and `values` (context key -> value) set: the ContextVar set and
+    reset from Rust when the API's runtime context is the standard one. `on_error` is called
+    with the exception if the previous context cannot be given back."""
     if _SPAN_KEY is None:
         context = _set_span_in_context(span)
         for key, value in values.items():
             context = _context.set_value(key, value, context)
-        return context
-    new = _get_current().copy()
-    new.update(values)
-    new[_SPAN_KEY] = span
-    return _Context(new)
-
-
-def context_scope(context: _context.Context, on_error: Any) -> Any:
-    """A context manager making `context` current while it is entered (on one thread): the
-    ContextVar set and reset from Rust when the API's runtime context is the standard one.
-    `on_error` is called with the exception if the previous context cannot be given back."""
+    else:
+        new = _get_current().copy()
+        new.update(values)
+        new[_SPAN_KEY] = span
+        context = _Context(new)
     if _CONTEXT_VAR is not None:
         return _core.ContextScope(_CONTEXT_VAR, context, on_error)
     return _AttachedContext(context)
 
 
 class _AttachedContext:
-    """context_scope() through the API's attach / detach (a runtime context of another kind)."""
+    """span_scope() through the API's attach / detach (a runtime context of another kind)."""
 
     __slots__ = ("context", "token")
 

@@ -62,6 +62,20 @@ fn parent_of(parent: &Bound<'_, PyAny>) -> Parent {
     (None, None, None)
 }
 
+/// Captured content as an attribute's text, cut to the content limit, and its mime type: a str
+/// as itself (text/plain), anything else as JSON with each string cut (application/json).
+fn content_of(value: &Bound<'_, PyAny>) -> (String, &'static str) {
+    let max = LIMITS.content_length();
+    match value.cast::<PyString>() {
+        Ok(s) => (str_prefix(s, Some(max)), "text/plain"),
+        Err(_) => {
+            let mut w = JsonWriter::new(max);
+            w.value(value);
+            (w.out, "application/json")
+        }
+    }
+}
+
 #[pymethods]
 impl PySpan {
     #[new]
@@ -223,16 +237,27 @@ impl PySpan {
         let Some(r) = self.record.as_mut() else {
             return;
         };
-        let max = LIMITS.content_length();
-        let text = match value.cast::<PyString>() {
-            Ok(s) => str_prefix(s, Some(max)),
-            Err(_) => {
-                let mut w = JsonWriter::new(max);
-                w.value(value);
-                w.out
-            }
-        };
+        let (text, _) = content_of(value);
         r.set_attribute(str_of(key).into_owned(), span::AttrValue::Str(text));
+    }
+
+    /// A step's inputs and outputs as `input.value` / `output.value` with their mime types
+    /// (text as text/plain, anything else as JSON), each only when it is not empty: what a
+    /// framework's node or chain span carries, in one call.
+    fn set_io(&mut self, inputs: &Bound<'_, PyAny>, outputs: &Bound<'_, PyAny>) {
+        let Some(r) = self.record.as_mut() else {
+            return;
+        };
+        for (value, key, mime_key) in [
+            (inputs, "input.value", "input.mime_type"),
+            (outputs, "output.value", "output.mime_type"),
+        ] {
+            if value.is_truthy().unwrap_or(false) {
+                let (text, mime) = content_of(value);
+                r.set_attribute(key.to_owned(), span::AttrValue::Str(text));
+                r.set_attribute(mime_key.to_owned(), span::AttrValue::Str(mime.to_owned()));
+            }
+        }
     }
 
     #[pyo3(signature = (name, attributes=None, timestamp=None))]

@@ -28,7 +28,7 @@ from opentelemetry import context as _context
 from opentelemetry import trace
 
 from llmprobe import _core, _log
-from llmprobe._tracer import context_scope, context_with
+from llmprobe._tracer import span_scope
 from llmprobe.instrumentation import _genai
 from llmprobe.instrumentation._messages import text_part
 from llmprobe.instrumentation.dify import _apps
@@ -78,7 +78,7 @@ class _Run:
         self.failure: str | None = None
         self.started: dict = {}  # execution id -> (title, tool provider) from the node's start
         self.steps: dict = {}  # execution id -> the model node's _core.ModelStep
-        self.tokens: dict = {}  # execution id -> the node's context_scope() entered (graphon 0.5)
+        self.tokens: dict = {}  # execution id -> the node's span_scope(), entered (graphon 0.5)
         self.work: dict = {}  # execution id -> the retrieval's or tool call's span (_WORK_SPANS)
 
 
@@ -126,11 +126,12 @@ def layer_class(base: type, tracer: Any) -> type:
                     "gen_ai.operation.name": "invoke_workflow",
                     "gen_ai.framework": "dify",
                 }
-                _system_attributes(self, attributes)
+                system = _system(self)
+                _system_attributes(system, attributes)
                 # An advanced-chat or workflow app's run (Dify's api/): this span is the app's.
                 app = _apps.workflow_app()
                 if app is None:
-                    name = _workflow_name(self)
+                    name = _workflow_name(system)
                 else:
                     name = app.name
                     attributes.update(app.attributes)
@@ -177,7 +178,7 @@ def layer_class(base: type, tracer: Any) -> type:
                     return _NO_CONTEXT
                 try:
                     parent = run.nodes.get(parent_execution_id) if parent_execution_id else None
-                    return context_scope(_node_context(tracer, run, node, parent), _detach_failed)
+                    return _node_scope(tracer, run, node, parent)
                 except Exception as exc:  # noqa: BLE001
                     _log.log_once("dify node context", exc)
                     return _NO_CONTEXT
@@ -195,7 +196,7 @@ def layer_class(base: type, tracer: Any) -> type:
                 if run is None:
                     return
                 try:
-                    scope = context_scope(_node_context(tracer, run, node, self._parent), _detach_failed)
+                    scope = _node_scope(tracer, run, node, self._parent)
                     scope.__enter__()
                     run.tokens[node.execution_id] = scope
                 except Exception as exc:  # noqa: BLE001
@@ -261,27 +262,28 @@ def _type_of(node_type: Any) -> str:
     return str(getattr(node_type, "value", node_type) or "node")
 
 
-def _node_attributes(node_id: str, node_type: str, title: str) -> dict:
-    if node_type == "agent":  # Dify's agent node: an agent run with its strategy's tools and model
-        return {
-            "gen_ai.span.kind": "AGENT",
-            "gen_ai.operation.name": "invoke_agent",
-            "gen_ai.agent.name": title,
-            "gen_ai.framework": "dify",
-            "dify.node.id": node_id,
-            "dify.node.type": node_type,
-        }
-    return {
+def _node_span(
+    tracer: Any, run: _Run, key: str, node_id: str, node_type: str, title: str, parent: Any, start: Any = None
+) -> Any:
+    """A node's span (an agent node's is an agent run with its strategy's tools and model), under
+    `parent`, known to the run by its execution id `key` and its node id."""
+    attributes = {
         "gen_ai.span.kind": "TASK",
         "gen_ai.operation.name": "task",
         "gen_ai.framework": "dify",
         "dify.node.id": node_id,
         "dify.node.type": node_type,
     }
-
-
-def _span_name(node_type: str, title: str) -> str:
-    return f"invoke_agent {title}" if node_type == "agent" else f"{title}({node_type})"
+    if node_type == "agent":
+        attributes["gen_ai.span.kind"] = "AGENT"
+        attributes["gen_ai.operation.name"] = "invoke_agent"
+        attributes["gen_ai.agent.name"] = title
+        name = "invoke_agent " + title
+    else:
+        name = f"{title}({node_type})"
+    span = run.nodes.setdefault(key, tracer.start_child(name, parent, attributes, 0, start))
+    run.by_node_id[node_id] = span
+    return span
 
 
 def inner_layer(layer_class: type, engine: Any) -> Any:
@@ -302,21 +304,18 @@ def _quiet_dify_node_spans(engine: Any) -> None:
             _log.info("Dify's own node spans (ENABLE_OTEL) are switched off: llmprobe traces the nodes")
 
 
-def _node_context(tracer: Any, run: _Run, node: Any, parent: Any) -> Any:
+def _node_scope(tracer: Any, run: _Run, node: Any, parent: Any) -> Any:
     """On the node's worker: its span (started here unless a resume finds it) under `parent` (else
-    the workflow's), current in the context returned, with a ModelStep for a model node."""
+    the workflow's), made current by the context manager returned, with a ModelStep for a model
+    node."""
     key = node.execution_id
-    node_type = _type_of(node.node_type)
+    node_type = node.node_type
+    node_type = str(getattr(node_type, "value", node_type) or "node")
     if node_type in _MARKERS:  # the span, if any, comes from the events; the container's context
-        return context_with(parent or run.span, {_RUN_KEY: run})
+        return span_scope(parent or run.span, {_RUN_KEY: run}, _detach_failed)
     span = run.nodes.get(key)
     if span is None:
-        title = node.title or node.id
-        span = tracer.start_child(
-            _span_name(node_type, title), parent or run.span, _node_attributes(node.id, node_type, title)
-        )
-        span = run.nodes.setdefault(key, span)
-        run.by_node_id[node.id] = span
+        span = _node_span(tracer, run, key, node.id, node_type, node.title or node.id, parent or run.span)
     work = _WORK_SPANS.get(node_type)
     if work is not None:
         span = run.work.get(key) or run.work.setdefault(key, _work_span(tracer, span, node, work))
@@ -324,8 +323,8 @@ def _node_context(tracer: Any, run: _Run, node: Any, parent: Any) -> Any:
         step = run.steps.get(key)
         if step is None:
             step = run.steps.setdefault(key, _core.ModelStep())
-        return context_with(span, {_RUN_KEY: run, _genai.MODEL_STEP_KEY: step})
-    return context_with(span, {_RUN_KEY: run})
+        return span_scope(span, {_RUN_KEY: run, _genai.MODEL_STEP_KEY: step}, _detach_failed)
+    return span_scope(span, {_RUN_KEY: run}, _detach_failed)
 
 
 def _work_span(tracer: Any, node_span: Any, node: Any, work: tuple) -> Any:
@@ -355,6 +354,13 @@ def _system(layer: Any) -> dict:
     pool = getattr(state, "variable_pool", None)
     if pool is None:
         return {}
+    # Read in place where the pool keeps them by node (graphon, Dify 1.9+): get_by_prefix()
+    # deep-copies every value.
+    variables = getattr(pool, "variable_dictionary", None)
+    if isinstance(variables, dict):
+        found = variables.get("sys")
+        if isinstance(found, dict):
+            return {key: getattr(variable, "value", variable) for key, variable in found.items()}
     try:
         found = pool.get_by_prefix("sys")
     except Exception:  # noqa: BLE001
@@ -362,8 +368,7 @@ def _system(layer: Any) -> dict:
     return found if isinstance(found, dict) else {}
 
 
-def _workflow_name(layer: Any) -> str:
-    system = _system(layer)
+def _workflow_name(system: dict) -> str:
     for key in ("app_name", "workflow_id", "app_id"):
         value = _apps.text_of(system.get(key))
         if value:
@@ -371,8 +376,7 @@ def _workflow_name(layer: Any) -> str:
     return "graphon"
 
 
-def _system_attributes(layer: Any, attributes: dict) -> None:
-    system = _system(layer)
+def _system_attributes(system: dict, attributes: dict) -> None:
     for key, attribute in (
         ("conversation_id", "gen_ai.conversation.id"),
         ("user_id", "gen_ai.user.id"),
@@ -387,9 +391,8 @@ def _system_attributes(layer: Any, attributes: dict) -> None:
 
 
 def _outputs(span: Any, outputs: Any) -> None:
-    if _genai.capture and outputs:
-        span.set_attribute("output.value", _json(outputs))
-        span.set_attribute("output.mime_type", "application/json")
+    if _genai.capture:
+        span.set_io(None, outputs)
 
 
 def _container(run: _Run, event: Any) -> Any:
@@ -402,21 +405,18 @@ def _container(run: _Run, event: Any) -> Any:
 
 
 def _node_started(tracer: Any, run: _Run, event: Any, _: Any) -> None:
-    node_type = _type_of(getattr(event, "node_type", None))
+    node_type = event.node_type
+    node_type = getattr(node_type, "value", node_type)
     if event.id in run.nodes:  # its worker started it (all nodes but graphon 0.5's iteration steps)
         if node_type not in _WORK_SPANS:
             return  # only a retrieval's and a tool's ends name their spans after the start event
         title = getattr(event, "node_title", None) or event.node_id
     else:
+        node_type = _type_of(node_type)
         title = getattr(event, "node_title", None) or event.node_id
-        span = tracer.start_child(
-            _span_name(node_type, title),
-            _container(run, event) or run.span,
-            _node_attributes(event.node_id, node_type, title),
-            start_time=_ns(getattr(event, "start_at", None)),
-        )
-        span = run.nodes.setdefault(event.id, span)
-        run.by_node_id[event.node_id] = span
+        parent = _container(run, event) or run.span
+        start = _ns(getattr(event, "start_at", None))
+        _node_span(tracer, run, event.id, event.node_id, node_type, title, parent, start)
     provider = getattr(event, "provider_id", None)
     run.started[event.id] = (title, provider if isinstance(provider, str) and provider else None)
 
@@ -429,17 +429,9 @@ def _node_ended(tracer: Any, run: _Run, event: Any, failure: str | None) -> None
     result = getattr(event, "node_run_result", None)
     end = _ns(getattr(event, "finished_at", None))
     if result is not None and _genai.capture:
-        inputs, outputs = getattr(result, "inputs", None), getattr(result, "outputs", None)
-        if inputs or outputs:
-            attributes = {}
-            if inputs:
-                attributes["input.value"] = _json(inputs)
-                attributes["input.mime_type"] = "application/json"
-            if outputs:
-                attributes["output.value"] = _json(outputs)
-                attributes["output.mime_type"] = "application/json"
-            span.set_attributes(attributes)
-    node_type = _type_of(event.node_type)
+        span.set_io(getattr(result, "inputs", None), getattr(result, "outputs", None))
+    node_type = event.node_type
+    node_type = getattr(node_type, "value", node_type)
     if node_type in _MODEL_NODES:
         step = run.steps.pop(key, None)
         # With calls counted, an SDK's or the model runtime's hook made the call's LLM span.
