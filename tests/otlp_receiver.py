@@ -104,7 +104,8 @@ class Receiver:
     def requests(self) -> list[dict[str, Any]]:
         """Every request, answered or not: signal, path, headers (lower-case names), status, spans
         (how many), resource_spans (how many ResourceSpans, for a decoded trace request), time
-        (monotonic) and wall (time.time()) of its arrival."""
+        (monotonic) and wall (time.time()) of its arrival, and body (its bytes, decompressed), for
+        the tests that search everything that left the process."""
         with self._cond:
             return [dict(r) for r in self._requests]
 
@@ -292,6 +293,7 @@ class _Handler(BaseHTTPRequestHandler):
                 body = raw
             else:
                 raise ValueError(f"unsupported Content-Encoding {encoding!r}")
+            record["body"] = body
             if signal == "traces":
                 request = (
                     otlp_decode.trace_request_from_json(body)

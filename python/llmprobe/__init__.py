@@ -6,7 +6,10 @@ Run an application under ``instrument`` (``instrument python app.py``), or call
 
 from __future__ import annotations
 
-from typing import Any
+# Imported for type checkers only: importing typing would cost every start-up milliseconds.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["__version__", "init"]
 

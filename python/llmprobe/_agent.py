@@ -6,22 +6,28 @@ reported once on stderr and the application runs on (with less or no tracing).
 
 from __future__ import annotations
 
+import _thread
 import atexit
 import os
 import sys
-import threading
-from typing import Any
+
+# Imported for type checkers only: importing typing would cost every start-up milliseconds.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 from llmprobe import _log
 
 # Re-entrant: code run during start-up (an instrumentation applied at once) may call init() again.
-_lock = threading.RLock()
+_lock = _thread.RLock()
 _started = False
 # The settings of the last start (from _core.configure); instrumentations read capture_content etc.
 settings: dict[str, Any] = {}
-# The resource attributes Python handed to the pipeline, and the provider installed.
+# The resource attributes Python handed to the pipeline, and llmprobe's tracer provider (made
+# when first needed) and whether it was installed as the API's global one.
 resource: dict[str, Any] = {}
 tracer_provider = None
+_provider_installed = False
 
 
 def start() -> None:
@@ -74,13 +80,15 @@ def _start() -> None:
     if hasattr(os, "register_at_fork"):
         _step("fork handler", os.register_at_fork, after_in_child=_after_fork_in_child)
 
-    provider = _step("tracer provider", _install_tracer_provider)
+    # The OpenTelemetry API (some 15 ms of imports) is not imported here: llmprobe's provider
+    # becomes the global one as soon as the API's trace module is imported (by the application,
+    # an instrumentation or llmprobe's own bridge), or now if it already was.
     # Propagation: the API's default when OTEL_PROPAGATORS is unset is already W3C tracecontext
     # + baggage, and a value the user set is theirs; so there is nothing to install here.
+    _step("tracer provider", _install_when_imported)
     disabled = list(settings.get("disabled_instrumentations") or ())
     _step("llmprobe instrumentations", _arm_llmprobe, disabled)
-    if provider is not None:
-        _step("opentelemetry instrumentations", _arm_contrib, provider, disabled)
+    _step("opentelemetry instrumentations", _arm_contrib, disabled)
 
 
 def build_resource(config: dict[str, Any]) -> dict[str, Any]:
@@ -169,24 +177,59 @@ def _proc_cmdline() -> list[str] | None:
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part] or None
 
 
-def _install_tracer_provider():
+def _install_when_imported() -> None:
+    from llmprobe import _import_hook
+
+    _import_hook.when_imported("opentelemetry.trace", _api_imported)
+    _import_hook.when_imported("llmprobe._tracer", _bridge_imported)
+
+
+def _api_imported(_module: object) -> None:
+    from llmprobe import _import_hook
+
+    # llmprobe's bridge imports the API first thing: its own hook installs the provider once
+    # the bridge is complete.
+    if not _import_hook.initializing("llmprobe._tracer"):
+        _install_tracer_provider()
+
+
+def _bridge_imported(_module: object) -> None:
+    _install_tracer_provider()
+
+
+def get_tracer_provider():
+    """llmprobe's tracer provider (made on first use, which imports the OpenTelemetry API)."""
+    global tracer_provider
+    with _lock:
+        if tracer_provider is None:
+            from llmprobe import _tracer
+
+            # Importing the bridge may have made it already (its import hook installs it).
+            if tracer_provider is None:
+                tracer_provider = _tracer.TracerProvider()
+        return tracer_provider
+
+
+def _install_tracer_provider() -> None:
+    """Make llmprobe's provider the API's global one, once; a provider someone else installed
+    first is left in place, with a warning."""
+    global _provider_installed
+    with _lock:
+        if _provider_installed:
+            return
+        _provider_installed = True
     from opentelemetry import trace
 
-    from llmprobe import _tracer
-
-    global tracer_provider
-    provider = _tracer.TracerProvider()
+    provider = get_tracer_provider()
     # Read without triggering the API's OTEL_PYTHON_TRACER_PROVIDER loading or its warning.
     existing = getattr(trace, "_TRACER_PROVIDER", None)
-    if existing is not None and not isinstance(existing, _tracer.TracerProvider):
+    if existing is not None and existing is not provider:
         _log.warn(
             f"an OpenTelemetry tracer provider ({type(existing).__module__}.{type(existing).__name__}) "
             "was installed before llmprobe started; spans of code using it do not go through llmprobe"
         )
     elif existing is None:
         trace.set_tracer_provider(provider)
-    tracer_provider = provider
-    return provider
 
 
 def _arm_llmprobe(disabled: list[str]) -> None:
@@ -195,10 +238,10 @@ def _arm_llmprobe(disabled: list[str]) -> None:
     instrumentation.arm(disabled)
 
 
-def _arm_contrib(provider, disabled: list[str]) -> None:
+def _arm_contrib(disabled: list[str]) -> None:
     from llmprobe.instrumentation import _otel_contrib
 
-    _otel_contrib.activate(provider, disabled)
+    _otel_contrib.activate(get_tracer_provider, disabled)
 
 
 def _shutdown() -> None:

@@ -8,21 +8,28 @@ sys.path folder gives the names of all installed distributions at once (the name
 from __future__ import annotations
 
 import os
-import re
 import sys
-from collections.abc import Iterable
+
+# Imported for type checkers only: importing typing would cost every start-up milliseconds.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 # vllm and sglang themselves depend on openai, so "model" is decided before "app".
 _MODEL = frozenset({"vllm", "sglang"})
 _APP = frozenset({"openai", "dashscope", "llama-index", "llama-index-core", "langchain", "langchain-core"})
 
-_SEPARATORS = re.compile(r"[-_.]+")
-_cache: frozenset | None = None
+_cache: list[tuple[str, str]] | None = None
 
 
 def normalize(name: str) -> str:
     """A distribution name as PEP 503 compares them: lower case, runs of -_. as one '-'."""
-    return _SEPARATORS.sub("-", name).lower()
+    # Without re (start-up imports nothing it can do without): '_' and '.' become '-', then
+    # runs of '-' one.
+    name = name.lower().replace("_", "-").replace(".", "-")
+    while "--" in name:
+        name = name.replace("--", "-")
+    return name
 
 
 def _name_of(entry: str) -> str | None:
@@ -39,17 +46,18 @@ def _name_of(entry: str) -> str | None:
     return None
 
 
-def installed_distributions(paths: Iterable[str] | None = None) -> frozenset:
-    """Normalised names of the distributions installed in `paths` (default: sys.path, cached)."""
+def metadata_folders(paths: Iterable[str] | None = None) -> list[tuple[str, str]]:
+    """(path, normalised name) of every distribution's metadata folder (or egg) in `paths`
+    (default: sys.path, listed once and cached), in sys.path order."""
     global _cache
     if paths is None and _cache is not None:
         return _cache
-    names = set()
+    found = []
     for folder in sys.path if paths is None else paths:
         # An .egg on sys.path is itself a distribution (a zip file or a folder).
         name = _name_of(os.path.basename(folder.rstrip("/\\"))) if folder else None
         if name:
-            names.add(normalize(name))
+            found.append((folder, normalize(name)))
         try:
             entries = os.listdir(folder or ".")
         except OSError:  # a zip file, a missing folder, no permission: nothing installed there
@@ -57,11 +65,15 @@ def installed_distributions(paths: Iterable[str] | None = None) -> frozenset:
         for entry in entries:
             name = _name_of(entry)
             if name:
-                names.add(normalize(name))
-    result = frozenset(names)
+                found.append((os.path.join(folder or ".", entry), normalize(name)))
     if paths is None:
-        _cache = result
-    return result
+        _cache = found
+    return found
+
+
+def installed_distributions(paths: Iterable[str] | None = None) -> frozenset:
+    """Normalised names of the distributions installed in `paths` (default: sys.path)."""
+    return frozenset(name for _, name in metadata_folders(paths))
 
 
 def app_type(paths: Iterable[str] | None = None) -> str:

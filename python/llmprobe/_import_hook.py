@@ -12,15 +12,19 @@ after it is in sys.modules, which for ``import ns.sub`` is before ns.sub runs.
 
 from __future__ import annotations
 
+import _thread
 import sys
-import threading
-from typing import Callable
+
+# Imported for type checkers only: importing typing would cost every start-up milliseconds.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable
+
+    Callback = Callable[[object], None]
 
 from llmprobe import _log
 
-Callback = Callable[[object], None]
-
-_lock = threading.RLock()
+_lock = _thread.RLock()
 _waiting: dict[str, list[Callback]] = {}
 _namespaces: set[str] = set()  # waited-for namespace packages being imported
 _finder = None
@@ -38,6 +42,13 @@ def when_imported(module_name: str, callback: Callback) -> None:
             _install()
             return
     _run(module_name, module, [callback])
+
+
+def initializing(module_name: str) -> bool:
+    """True while `module_name` is being imported (its code still running, its import hooks
+    included)."""
+    module = sys.modules.get(module_name)
+    return bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
 
 
 def _install() -> None:

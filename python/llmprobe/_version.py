@@ -1,18 +1,13 @@
-"""llmprobe's version, read once from the installed package's metadata."""
+"""llmprobe's version: the one its Rust core was built as, which is the package's (pyproject.toml
+and Cargo.toml carry the same version, and tests/unit/test_version.py keeps them equal). Read
+from the core, start-up needs no importlib.metadata (some 20 ms of imports)."""
 
 from __future__ import annotations
 
-_FALLBACK = "0.1.0"
-_version: str | None = None
-
 
 def version() -> str:
-    global _version
-    if _version is None:
-        try:
-            from importlib.metadata import version as dist_version
-
-            _version = dist_version("llmprobe")
-        except Exception:  # noqa: BLE001 - not installed (a source tree): this source's version
-            _version = _FALLBACK
-    return _version
+    try:
+        from llmprobe import _core
+    except ImportError:  # a broken install: the agent is off anyway (it says so)
+        return "unknown"
+    return _core.__version__

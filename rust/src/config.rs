@@ -86,6 +86,9 @@ pub struct Settings {
     /// `PROFILER_GENAI_SPLITAPP_ENABLE`: a span given a service name (`Span.set_service_name`)
     /// is exported under the process's resource with that `service.name`.
     pub split_app: bool,
+    /// `LLMPROBE_REDACT_PATTERNS`: what the exporter replaces in every string before export
+    /// (see `crate::redact`); the patterns that did not compile are left out, with a warning.
+    pub redact_patterns: Vec<regex::Regex>,
 }
 
 pub const DEFAULT_CONTENT_MAX_LENGTH: usize = 4096;
@@ -436,6 +439,19 @@ impl Settings {
 
         let split_app = r.bool("PROFILER_GENAI_SPLITAPP_ENABLE", false);
 
+        let redact_patterns = match r.get("LLMPROBE_REDACT_PATTERNS") {
+            None => Vec::new(),
+            Some(v) => {
+                let (patterns, problems) = crate::redact::compile(v);
+                for problem in problems {
+                    r.note(format!(
+                        "LLMPROBE_REDACT_PATTERNS: {problem}; that pattern is left out, the others apply"
+                    ));
+                }
+                patterns
+            }
+        };
+
         let settings = Settings {
             sdk_disabled,
             service_name,
@@ -462,6 +478,7 @@ impl Settings {
             link_count_limit,
             app_type,
             split_app,
+            redact_patterns,
         };
         (settings, r.warnings)
     }

@@ -9,6 +9,7 @@ pub mod ids;
 pub mod media;
 pub mod metrics;
 pub mod pipeline;
+pub mod redact;
 pub mod span;
 
 mod python;

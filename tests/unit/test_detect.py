@@ -84,7 +84,7 @@ def test_detection_imports_nothing(tmp_path, child_env):
     assert out[1] == "[]"
 
 
-def test_default_paths_are_cached():
-    first = _detect.installed_distributions()
-    assert _detect.installed_distributions() is first
-    assert "pytest" in first  # this very test run's own distribution is seen
+def test_default_paths_are_listed_once():
+    first = _detect.metadata_folders()
+    assert _detect.metadata_folders() is first
+    assert "pytest" in _detect.installed_distributions()  # this very test run's own distribution

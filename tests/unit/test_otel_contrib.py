@@ -39,7 +39,7 @@ class SecondInstrumentor(_Instrumentor):
 SCRIPT = """
 from llmprobe.instrumentation import _otel_contrib
 
-_otel_contrib.activate(object())
+_otel_contrib.activate(object)
 import lp_first_lib  # noqa: E402,F401
 import lp_instrumentors  # noqa: E402
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 from llmprobe import cli
 
@@ -28,6 +30,17 @@ def test_version():
 
     assert llmprobe.__version__ == version()
     assert version().count(".") >= 2
+
+
+def test_the_version_is_the_packages_and_the_cores():
+    # The version is read from the Rust core at start-up: the two manifests must agree.
+    root = Path(__file__).resolve().parents[2]
+    pattern = re.compile(r'^version = "([^"]+)"', re.MULTILINE)
+    python_version = pattern.search((root / "pyproject.toml").read_text()).group(1)
+    rust_version = pattern.search((root / "Cargo.toml").read_text()).group(1)
+    from llmprobe._version import version
+
+    assert python_version == rust_version == version()
 
 
 def test_init_twice_is_harmless(core, child_env):

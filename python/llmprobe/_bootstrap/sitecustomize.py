@@ -27,11 +27,12 @@ def _run_next_sitecustomize():
     here = os.path.normcase(os.path.dirname(os.path.abspath(__file__)))
     path = [p for p in sys.path if os.path.normcase(os.path.abspath(p or os.curdir)) != here]
     from importlib.machinery import PathFinder
-    from importlib.util import module_from_spec
 
     spec = PathFinder.find_spec("sitecustomize", path)
     if spec is None or spec.loader is None:
         return
+    from importlib.util import module_from_spec  # only now: it imports contextlib, warnings, ...
+
     module = module_from_spec(spec)
     # The application's module is "sitecustomize" from now on, as it would have been.
     sys.modules["sitecustomize"] = module

@@ -22,17 +22,26 @@ Contract for an implementation module ``llmprobe.instrumentation.<name>``:
 from __future__ import annotations
 
 import importlib
-import importlib.util
-from collections.abc import Iterable
-from typing import NamedTuple
 
 from llmprobe import _import_hook, _log
 
+# Imported for type checkers only: importing typing would cost every start-up milliseconds.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
-class Instrumentation(NamedTuple):
-    name: str  # the name users disable it by
-    triggers: tuple[str, ...]  # the modules whose first import applies it
-    module: str  # the implementation module
+
+class Instrumentation:
+    """One instrumentation: the name users disable it by, the modules whose first import applies
+    it, and the module that implements it. (A plain class: a NamedTuple would import typing at
+    every start-up.)"""
+
+    __slots__ = ("module", "name", "triggers")
+
+    def __init__(self, name: str, triggers: tuple[str, ...], module: str) -> None:
+        self.name = name
+        self.triggers = triggers
+        self.module = module
 
 
 REGISTRY: dict[str, Instrumentation] = {
@@ -85,6 +94,8 @@ def is_implemented(name: str) -> bool:
     entry = REGISTRY.get(canonical_name(name))
     if entry is None:
         return False
+    import importlib.util  # here, not at start-up: it imports contextlib, warnings, ...
+
     try:
         return importlib.util.find_spec(entry.module) is not None
     except (ImportError, ValueError):

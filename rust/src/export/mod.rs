@@ -39,13 +39,18 @@ struct Worker {
     permits: Arc<tokio::sync::Semaphore>,
     status: Arc<ExportStatus>,
     export_timeout: Duration,
+    /// LLMPROBE_REDACT_PATTERNS, applied to each batch before any sink sees it.
+    redactor: Option<crate::redact::Redactor>,
 }
 
 impl Worker {
     /// Hands one batch to every sink.
-    fn export(&mut self, batch: Vec<SpanRecord>) {
+    fn export(&mut self, mut batch: Vec<SpanRecord>) {
         if batch.is_empty() {
             return;
+        }
+        if let Some(redactor) = &self.redactor {
+            batch.iter_mut().for_each(|span| redactor.span(span));
         }
         STATS.export_batches.fetch_add(1, Ordering::Relaxed);
         let n = batch.len() as u64;
@@ -231,6 +236,7 @@ fn build_worker(
         permits: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
         status,
         export_timeout: settings.export_timeout,
+        redactor: crate::redact::Redactor::new(settings.redact_patterns.clone()),
     })
 }
 

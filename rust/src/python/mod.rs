@@ -297,6 +297,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(responses::dashscope_response, m)?)?;
     m.add_function(wrap_pyfunction!(responses::usage, m)?)?;
     use crate::span::*;
+    // The package's version (pyproject.toml and Cargo.toml carry the same; a unit test checks):
+    // read from here, start-up needs no importlib.metadata.
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("KIND_INTERNAL", KIND_INTERNAL)?;
     m.add("KIND_SERVER", KIND_SERVER)?;
     m.add("KIND_CLIENT", KIND_CLIENT)?;
