@@ -14,6 +14,9 @@ pub mod span;
 
 mod python;
 
+#[cfg(test)]
+mod properties;
+
 // Spans are allocated on the application's threads and freed on the exporter thread; glibc's
 // allocator serialises such cross-thread frees on its arena locks, mimalloc does not.
 #[global_allocator]

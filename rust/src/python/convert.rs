@@ -15,6 +15,31 @@ unsafe extern "C" {
     fn PyUnicode_AsUTF8AndSize(o: *mut ffi::PyObject, size: *mut ffi::Py_ssize_t) -> *const c_char;
 }
 
+/// Calls `f` with each (key, value) of `d`, read with PyDict_Next. A dict another thread changes
+/// meanwhile (when a value's `__str__` or a model's dump lets it run) is read as far as it goes:
+/// pyo3's own dict iterator panics when the size changes under it, and a panic must never reach
+/// the application.
+pub fn dict_items<'py>(
+    d: &Bound<'py, PyDict>,
+    mut f: impl FnMut(Bound<'py, PyAny>, Bound<'py, PyAny>),
+) {
+    let py = d.py();
+    let mut pos: ffi::Py_ssize_t = 0;
+    let mut key: *mut ffi::PyObject = std::ptr::null_mut();
+    let mut value: *mut ffi::PyObject = std::ptr::null_mut();
+    // SAFETY: PyDict_Next on a live dict with the GIL held; it gives borrowed references, taken
+    // as new ones at once, so that a change to the dict cannot free them while `f` runs.
+    while unsafe { ffi::PyDict_Next(d.as_ptr(), &mut pos, &mut key, &mut value) } != 0 {
+        let (k, v) = unsafe {
+            (
+                Bound::from_borrowed_ptr(py, key),
+                Bound::from_borrowed_ptr(py, value),
+            )
+        };
+        f(k, v);
+    }
+}
+
 /// The text of `s`, borrowed from the string object (valid while `s` lives).
 pub fn str_of<'a>(s: &'a Bound<'_, PyString>) -> std::borrow::Cow<'a, str> {
     let mut size: ffi::Py_ssize_t = 0;
@@ -140,9 +165,7 @@ pub fn for_each_attr(
         }
     };
     if let Ok(d) = mapping.cast::<PyDict>() {
-        for (k, v) in d.iter() {
-            one(k, v);
-        }
+        dict_items(d, one);
     } else {
         for item in mapping.call_method0("items")?.try_iter()? {
             let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;

@@ -13,7 +13,7 @@ use pyo3::types::{
     PyTuple, PyType,
 };
 
-use super::convert::{str_of, str_prefix};
+use super::convert::{dict_items, str_of, str_prefix};
 use crate::content::write_json_str;
 
 /// Deeper structures are cut off here.
@@ -120,10 +120,12 @@ impl JsonWriter {
             self.nested(v, |w| w.seq(t.iter()));
         } else if let Ok(l) = v.cast::<PyList>() {
             self.nested(v, |w| w.seq(l.iter()));
-        } else if let Ok(s) = v.cast::<PySet>() {
-            self.nested(v, |w| w.seq(s.iter()));
-        } else if let Ok(s) = v.cast::<PyFrozenSet>() {
-            self.nested(v, |w| w.seq(s.iter()));
+        } else if v.is_instance_of::<PySet>() || v.is_instance_of::<PyFrozenSet>() {
+            // Python's own iterator: a set changed meanwhile ends it (pyo3's would panic).
+            match v.try_iter() {
+                Ok(items) => self.nested(v, |w| w.seq(items.map_while(Result::ok))),
+                Err(_) => self.as_str(v),
+            }
         } else if self.objects.is_some_and(|objects| objects(self, v)) {
         } else if v.is_instance_of::<PyBytes>() || v.is_instance_of::<PyByteArray>() {
             let n = v.len().unwrap_or(0);
@@ -214,7 +216,7 @@ impl JsonWriter {
     fn dict(&mut self, d: &Bound<'_, PyDict>) {
         self.out.push('{');
         let mut first = true;
-        for (k, v) in d.iter() {
+        dict_items(d, |k, v| {
             if !first {
                 self.out.push(',');
             }
@@ -222,7 +224,7 @@ impl JsonWriter {
             self.key(&k);
             self.out.push(':');
             self.value(&v);
-        }
+        });
         self.out.push('}');
     }
 
@@ -230,10 +232,10 @@ impl JsonWriter {
     fn public_dict(&mut self, d: &Bound<'_, PyDict>) {
         self.out.push('{');
         let mut first = true;
-        for (k, v) in d.iter() {
+        dict_items(d, |k, v| {
             if let Ok(ks) = k.cast::<PyString>() {
                 if str_of(ks).starts_with('_') {
-                    continue;
+                    return;
                 }
             }
             if !first {
@@ -243,7 +245,7 @@ impl JsonWriter {
             self.key(&k);
             self.out.push(':');
             self.value(&v);
-        }
+        });
         self.out.push('}');
     }
 
