@@ -10,6 +10,9 @@ Configurations, each in its own long-lived worker process (same interpreter, cle
                  into the queue and the exporter thread encodes and sends meanwhile. The queue
                  (OTEL_BSP_MAX_QUEUE_SIZE) is sized to hold a whole repetition, so no span is
                  dropped, as none is by the SDK's no-op exporter; drops are reported anyway.
+  llmprobe-otlp-redact
+                 llmprobe-otlp with LLMPROBE_REDACT_PATTERNS (two patterns the span does not
+                 match; start_span only): the exporter thread's cost of looking for them.
 
 Patterns, all through the opentelemetry.trace API the way users and instrumentations call it:
   start_span     tracer.start_span(NAME, attributes=ATTRS).end()
@@ -50,11 +53,13 @@ sys.path.insert(0, HERE)
 
 from common import ATTRS, SPAN_NAME, Receiver, clean_env, fmt_summary, loadavg, summary
 
-ALL_CONFIGS = ["sdk", "llmprobe", "llmprobe-otlp"]
+REDACT_PATTERNS = r"[\w.+-]+@[\w-]+\.[\w.]+,CUST-[0-9]{4,}"
+ALL_CONFIGS = ["sdk", "llmprobe", "llmprobe-otlp", "llmprobe-otlp-redact"]
 PATTERNS = {
     "sdk": ["start_span", "current_span"],
     "llmprobe": ["start_span", "current_span", "raw"],
     "llmprobe-otlp": ["start_span", "current_span", "raw"],
+    "llmprobe-otlp-redact": ["start_span"],
 }
 MAX_SPANS_PER_REP = 60_000
 
@@ -215,7 +220,12 @@ def worker_env(config: str, receiver: Receiver | None) -> dict[str, str]:
         return clean_env()
     if config == "llmprobe":
         return clean_env(OTEL_TRACES_EXPORTER="none", OTEL_METRICS_EXPORTER="none")
+    # llmprobe-otlp-redact: the same, with LLMPROBE_REDACT_PATTERNS (an e-mail address and an
+    # id pattern) that the bench's attributes do not match: the cost of looking, on the exporter
+    # thread, which is what every span pays.
+    redact = {"LLMPROBE_REDACT_PATTERNS": REDACT_PATTERNS} if config == "llmprobe-otlp-redact" else {}
     return clean_env(
+        **redact,
         OTEL_TRACES_EXPORTER="otlp",
         OTEL_METRICS_EXPORTER="none",
         OTEL_SERVICE_NAME="bench-span-cost",
@@ -227,7 +237,7 @@ def worker_env(config: str, receiver: Receiver | None) -> dict[str, str]:
 
 def run_timed(a) -> dict:
     configs = a.configs.split(",")
-    receiver = Receiver(decode="shallow") if "llmprobe-otlp" in configs else None
+    receiver = Receiver(decode="shallow") if any(c.startswith("llmprobe-otlp") for c in configs) else None
     workers = []
     try:
         workers = [Worker(c, worker_env(c, receiver), a.warmup) for c in configs]
@@ -406,7 +416,7 @@ def run_callgrind_one(config, pattern, n, a, env, outdir) -> dict:
 
 def run_callgrind(a) -> dict:
     configs = a.configs.split(",")
-    receiver = Receiver(decode="shallow") if "llmprobe-otlp" in configs else None
+    receiver = Receiver(decode="shallow") if any(c.startswith("llmprobe-otlp") for c in configs) else None
     outdir = tempfile.mkdtemp(prefix="llmprobe-callgrind-")
     jobs = []  # (config, pattern, n)
     for c in configs:
