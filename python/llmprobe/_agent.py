@@ -79,6 +79,7 @@ def _start() -> None:
     _step("exit flush", atexit.register, _shutdown)
     if hasattr(os, "register_at_fork"):
         _step("fork handler", os.register_at_fork, after_in_child=_after_fork_in_child)
+    _step("multiprocessing exit flush", _flush_multiprocessing_children)
 
     # The OpenTelemetry API (some 15 ms of imports) is not imported here: llmprobe's provider
     # becomes the global one as soon as the API's trace module is imported (by the application,
@@ -251,6 +252,37 @@ def _shutdown() -> None:
         _core.shutdown()
     except Exception as exc:  # noqa: BLE001
         _log.log_once("flush at exit", exc)
+
+
+def _flush_multiprocessing_children() -> None:
+    from llmprobe import _import_hook
+
+    _import_hook.when_imported("multiprocessing.util", _multiprocessing_imported)
+
+
+class _ChildHook:
+    """What multiprocessing's register_after_fork keys its callback by (a weak reference)."""
+
+
+_CHILD_HOOK = _ChildHook()
+
+
+def _multiprocessing_imported(util: Any) -> None:
+    # A multiprocessing child started by fork or forkserver leaves through os._exit once
+    # multiprocessing's own finalizers have run, never through atexit: its spans are flushed by a
+    # finalizer of its own, registered in each child after multiprocessing has dropped the ones
+    # it inherited (register_after_fork's callbacks run then).
+    util.register_after_fork(_CHILD_HOOK, _in_multiprocessing_child)
+
+
+def _in_multiprocessing_child(_hook: object) -> None:
+    try:
+        from multiprocessing import util
+
+        # The last finalizer to run: after a pool's, whose work may still end spans.
+        util.Finalize(None, _shutdown, exitpriority=-1000)
+    except Exception as exc:  # noqa: BLE001
+        _log.log_once("flush of a multiprocessing child", exc)
 
 
 def _after_fork_in_child() -> None:
